@@ -1,0 +1,371 @@
+//! Host tests: unit tests for every operation and error, and a property test
+//! against a model of the latest valid content per key.
+
+extern crate std;
+
+use super::*;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use proptest::prelude::*;
+use std::vec::Vec;
+
+/// Leaked host memory standing in for a GCMA area's frames.
+fn pool_mem(pages: usize) -> NonNull<u8> {
+    let mem: &'static mut [u8] = Box::leak(vec![0u8; pages * PAGE_SIZE].into_boxed_slice());
+    NonNull::new(mem.as_mut_ptr()).unwrap()
+}
+
+fn new_pool(cc: &mut Cleancache, pages: usize, base_pfn: Pfn) -> PoolId {
+    // SAFETY: freshly leaked memory of exactly `pages` pages, used by nobody
+    // else and never freed.
+    unsafe { cc.add_pool(pool_mem(pages), pages, base_pfn) }.unwrap()
+}
+
+/// A page whose every 8-byte word depends on the key, the version and its
+/// position, so any mix-up shows.
+fn content(file: FileId, index: PageIndex, version: u64) -> Box<[u8; PAGE_SIZE]> {
+    let mut p = Box::new([0u8; PAGE_SIZE]);
+    for (i, w) in p.chunks_exact_mut(8).enumerate() {
+        let v = version ^ (file << 40) ^ ((index as u64) << 20) ^ (i as u64).wrapping_mul(0x9E37);
+        w.copy_from_slice(&v.to_le_bytes());
+    }
+    p
+}
+
+fn get(cc: &mut Cleancache, file: FileId, index: PageIndex) -> Option<Box<[u8; PAGE_SIZE]>> {
+    let mut out = Box::new([0u8; PAGE_SIZE]);
+    cc.get_page(file, index, &mut out).then_some(out)
+}
+
+#[test]
+fn put_then_get_is_exclusive() {
+    let mut cc = Cleancache::new();
+    let p = new_pool(&mut cc, 4, 0x100);
+    cc.put_page(1, 7, &content(1, 7, 1));
+    assert!(cc.contains(1, 7));
+    assert_eq!(get(&mut cc, 1, 7).as_deref(), Some(&*content(1, 7, 1)));
+    assert!(!cc.contains(1, 7));
+    assert!(get(&mut cc, 1, 7).is_none(), "a hit drops the copy");
+    let s = cc.stats();
+    assert_eq!((s.stored, s.restored, s.missed), (1, 1, 1));
+    assert_eq!((s.cached_now, s.lendable_now, s.size), (0, 4, 4));
+    assert_eq!(cc.pool_stats(p).unwrap().missed, 0);
+    cc.check_invariants().unwrap();
+}
+
+#[test]
+fn miss_leaves_output_untouched() {
+    let mut cc = Cleancache::new();
+    new_pool(&mut cc, 1, 0);
+    let mut out = [0xAAu8; PAGE_SIZE];
+    assert!(!cc.get_page(3, 3, &mut out));
+    assert!(out.iter().all(|&b| b == 0xAA));
+}
+
+#[test]
+fn second_put_replaces_the_copy() {
+    let mut cc = Cleancache::new();
+    new_pool(&mut cc, 2, 0);
+    cc.put_page(1, 0, &content(1, 0, 1));
+    cc.put_page(1, 0, &content(1, 0, 2));
+    assert_eq!(cc.stats().cached_now, 1);
+    assert_eq!(get(&mut cc, 1, 0).as_deref(), Some(&*content(1, 0, 2)));
+}
+
+#[test]
+fn lru_reuses_the_oldest_copy() {
+    let mut cc = Cleancache::new();
+    new_pool(&mut cc, 2, 0);
+    cc.put_page(1, 0, &content(1, 0, 1));
+    cc.put_page(1, 1, &content(1, 1, 1));
+    cc.put_page(1, 0, &content(1, 0, 2)); // refreshes (1,0): (1,1) is now oldest
+    cc.put_page(2, 0, &content(2, 0, 1));
+    assert!(!cc.contains(1, 1));
+    assert_eq!(cc.stats().evicted, 1);
+    assert_eq!(get(&mut cc, 1, 0).as_deref(), Some(&*content(1, 0, 2)));
+    assert_eq!(get(&mut cc, 2, 0).as_deref(), Some(&*content(2, 0, 1)));
+    cc.check_invariants().unwrap();
+}
+
+#[test]
+fn invalidate_page_and_file() {
+    let mut cc = Cleancache::new();
+    new_pool(&mut cc, 16, 0);
+    for i in 0..5 {
+        cc.put_page(1, i, &content(1, i, 1));
+        cc.put_page(2, i, &content(2, i, 1));
+    }
+    cc.invalidate_page(1, 4);
+    cc.invalidate_page(1, 4); // nothing left to drop: not counted twice
+    assert!(!cc.contains(1, 4));
+    cc.invalidate_file(1, 2); // truncate to 2 pages
+    assert!(cc.contains(1, 0) && cc.contains(1, 1));
+    assert!(!cc.contains(1, 2) && !cc.contains(1, 3));
+    assert!((0..5).all(|i| cc.contains(2, i)), "other files untouched");
+    cc.invalidate_file(2, 0); // delete
+    assert!((0..5).all(|i| !cc.contains(2, i)));
+    assert!(cc.contains(1, 0));
+    assert_eq!(cc.stats().invalidated, 1 + 2 + 5);
+    assert_eq!(cc.stats().cached_now, 2);
+    cc.check_invariants().unwrap();
+}
+
+#[test]
+fn take_back_drops_copy_and_errors() {
+    let mut cc = Cleancache::new();
+    let p = new_pool(&mut cc, 2, 0x40);
+    cc.put_page(9, 9, &content(9, 9, 1));
+    let page = (0..2)
+        .find(|&pg| matches!(cc.page_state(p, pg), Ok(PageState::Cached { .. })))
+        .unwrap();
+    assert_eq!(
+        cc.take_back(p, page),
+        Ok(Reclaimed::DroppedCopy { file: 9, index: 9 })
+    );
+    assert!(get(&mut cc, 9, 9).is_none());
+    assert_eq!(
+        cc.take_back(p, page),
+        Err(PoolError::AlreadyTakenBack { pool: p, page })
+    );
+    assert_eq!(cc.take_back(p, 1 - page), Ok(Reclaimed::Idle));
+    assert_eq!(
+        cc.take_back(p, 2),
+        Err(PoolError::PageOutOfRange {
+            pool: p,
+            page: 2,
+            pages: 2
+        })
+    );
+    let bogus = PoolId(7);
+    assert_eq!(cc.take_back(bogus, 0), Err(PoolError::UnknownPool(bogus)));
+    // Everything taken back: puts are rejected, not stored anywhere.
+    cc.put_page(1, 1, &content(1, 1, 1));
+    assert!(!cc.contains(1, 1));
+    let s = cc.stats();
+    assert_eq!((s.put_rejected, s.taken_back, s.lendable_now), (1, 2, 0));
+    assert_eq!(s.dropped_by_take_back, 1);
+    cc.give_back(p, page).unwrap();
+    assert_eq!(
+        cc.give_back(p, page),
+        Err(PoolError::NotTakenBack { pool: p, page })
+    );
+    assert_eq!(cc.page_state(p, page), Ok(PageState::Free));
+    cc.put_page(1, 1, &content(1, 1, 1));
+    assert!(cc.contains(1, 1));
+    assert_eq!(cc.stats().given_back, 1);
+    cc.check_invariants().unwrap();
+}
+
+#[test]
+fn taken_back_page_is_never_touched() {
+    let mut cc = Cleancache::new();
+    let mem = pool_mem(4);
+    // SAFETY: leaked memory of 4 pages; the test only writes page 2 while it
+    // is taken back.
+    let p = unsafe { cc.add_pool(mem, 4, 0) }.unwrap();
+    cc.take_back(p, 2).unwrap();
+    // SAFETY: page 2 is taken back, so its owner (this test) may use it.
+    let owned = unsafe { core::slice::from_raw_parts_mut(mem.as_ptr().add(2 * PAGE_SIZE), PAGE_SIZE) };
+    owned.fill(0x5A);
+    for i in 0..50 {
+        cc.put_page(1, i, &content(1, i, 1));
+    }
+    assert_eq!(cc.stats().cached_now, 3);
+    assert!(owned.iter().all(|&b| b == 0x5A));
+}
+
+#[test]
+fn range_take_back_is_all_or_nothing() {
+    let mut cc = Cleancache::new();
+    let p = new_pool(&mut cc, 8, 0);
+    for i in 0..8 {
+        cc.put_page(1, i, &content(1, i, 1));
+    }
+    cc.take_back(p, 5).unwrap();
+    assert_eq!(
+        cc.take_back_range(p, 2, 4),
+        Err(PoolError::AlreadyTakenBack { pool: p, page: 5 })
+    );
+    assert_eq!(cc.stats().cached_now, 7, "nothing changed");
+    assert!(matches!(
+        cc.take_back_range(p, 6, 3),
+        Err(PoolError::PageOutOfRange { .. })
+    ));
+    assert_eq!(cc.take_back_range(p, 0, 5), Ok(5));
+    assert_eq!(cc.stats().lendable_now, 2);
+    assert_eq!(
+        cc.give_back_range(p, 4, 3),
+        Err(PoolError::NotTakenBack { pool: p, page: 6 })
+    );
+    cc.give_back_range(p, 0, 6).unwrap();
+    assert_eq!(cc.stats().lendable_now, 8);
+    cc.check_invariants().unwrap();
+}
+
+#[test]
+fn add_pool_errors_and_lookup() {
+    let mut cc = Cleancache::new();
+    // SAFETY: valid memory; the call fails before using it anyway.
+    assert_eq!(unsafe { cc.add_pool(pool_mem(1), 0, 0) }, Err(PoolError::EmptyPool));
+    let a = new_pool(&mut cc, 4, 100);
+    let b = new_pool(&mut cc, 2, 200);
+    // SAFETY: as above.
+    let overlap = unsafe { cc.add_pool(pool_mem(2), 2, 103) };
+    assert_eq!(overlap, Err(PoolError::Overlap { base_pfn: 103, pages: 2 }));
+    assert_eq!(cc.pool_count(), 2);
+    assert_eq!(cc.pool_span(b), Ok((200, 2)));
+    assert_eq!(cc.locate_pfn(103), Some((a, 3)));
+    assert_eq!(cc.locate_pfn(201), Some((b, 1)));
+    assert_eq!(cc.locate_pfn(104), None);
+    for i in 0..6 {
+        cc.put_page(5, i, &content(5, i, 1));
+    }
+    let (sa, sb) = (cc.pool_stats(a).unwrap(), cc.pool_stats(b).unwrap());
+    assert_eq!((sa.cached_now, sb.cached_now), (4, 2));
+    assert_eq!(cc.stats().size, 6);
+}
+
+#[test]
+fn errors_display() {
+    let p = PoolId(0);
+    let all = [
+        PoolError::UnknownPool(p),
+        PoolError::PageOutOfRange {
+            pool: p,
+            page: 1,
+            pages: 1,
+        },
+        PoolError::AlreadyTakenBack { pool: p, page: 0 },
+        PoolError::NotTakenBack { pool: p, page: 0 },
+        PoolError::EmptyPool,
+        PoolError::TooManyPages,
+        PoolError::Overlap {
+            base_pfn: 1,
+            pages: 1,
+        },
+    ];
+    let texts: Vec<std::string::String> = all.iter().map(|e| std::format!("{e}")).collect();
+    for (i, t) in texts.iter().enumerate() {
+        assert!(!t.is_empty());
+        assert!(texts[..i].iter().all(|o| o != t), "messages are distinct");
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(FileId, PageIndex),
+    Get(FileId, PageIndex),
+    InvalidatePage(FileId, PageIndex),
+    InvalidateFile(FileId, PageIndex),
+    TakeBack(usize, usize),
+    GiveBack(usize, usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = (0u64..3, 0u32..6);
+    prop_oneof![
+        6 => key.clone().prop_map(|(f, i)| Op::Put(f, i)),
+        4 => key.clone().prop_map(|(f, i)| Op::Get(f, i)),
+        1 => key.prop_map(|(f, i)| Op::InvalidatePage(f, i)),
+        1 => (0u64..3, 0u32..6).prop_map(|(f, i)| Op::InvalidateFile(f, i)),
+        2 => (0usize..2, 0usize..5).prop_map(|(p, pg)| Op::TakeBack(p, pg)),
+        2 => (0usize..2, 0usize..5).prop_map(|(p, pg)| Op::GiveBack(p, pg)),
+    ]
+}
+
+proptest! {
+    /// A hit returns exactly the last content put for that key, and never a
+    /// copy put before an invalidation, a previous hit, a miss or a
+    /// take-back of its page.
+    #[test]
+    fn never_stale(ops in proptest::collection::vec(op(), 1..300)) {
+        let mut cc = Cleancache::new();
+        let pools = [new_pool(&mut cc, 3, 0), new_pool(&mut cc, 5, 64)];
+        // Key -> version a hit may return; absent: no hit allowed.
+        let mut model: BTreeMap<(FileId, PageIndex), u64> = BTreeMap::new();
+        let mut taken = [[false; 5]; 2];
+        let mut version = 0u64;
+        for op in ops {
+            match op {
+                Op::Put(f, i) => {
+                    version += 1;
+                    cc.put_page(f, i, &content(f, i, version));
+                    if cc.stats().lendable_now > 0 {
+                        model.insert((f, i), version);
+                        prop_assert!(cc.contains(f, i));
+                    } else {
+                        prop_assert!(!cc.contains(f, i));
+                        model.remove(&(f, i));
+                    }
+                }
+                Op::Get(f, i) => {
+                    match get(&mut cc, f, i) {
+                        Some(data) => {
+                            let v = model.remove(&(f, i));
+                            prop_assert!(v.is_some(), "hit on {:?} with no valid copy", (f, i));
+                            prop_assert!(*data == *content(f, i, v.unwrap()), "stale data");
+                        }
+                        None => { model.remove(&(f, i)); }
+                    }
+                    prop_assert!(!cc.contains(f, i));
+                }
+                Op::InvalidatePage(f, i) => {
+                    cc.invalidate_page(f, i);
+                    model.remove(&(f, i));
+                }
+                Op::InvalidateFile(f, from) => {
+                    cc.invalidate_file(f, from);
+                    model.retain(|&(mf, mi), _| mf != f || mi < from);
+                    prop_assert!((from..6).all(|i| !cc.contains(f, i)));
+                }
+                Op::TakeBack(p, pg) => {
+                    let pages = cc.pool_span(pools[p]).unwrap().1;
+                    let before = cc.page_state(pools[p], pg);
+                    let r = cc.take_back(pools[p], pg);
+                    if pg >= pages {
+                        let out_of_range = matches!(r, Err(PoolError::PageOutOfRange { .. }));
+                        prop_assert!(out_of_range);
+                    } else if taken[p][pg] {
+                        prop_assert_eq!(r, Err(PoolError::AlreadyTakenBack { pool: pools[p], page: pg }));
+                    } else {
+                        taken[p][pg] = true;
+                        match (before.unwrap(), r.unwrap()) {
+                            (PageState::Free, Reclaimed::Idle) => {}
+                            (PageState::Cached { file, index }, Reclaimed::DroppedCopy { file: f2, index: i2 }) => {
+                                prop_assert_eq!((file, index), (f2, i2));
+                                prop_assert!(!cc.contains(file, index));
+                                model.remove(&(file, index));
+                            }
+                            other => prop_assert!(false, "take_back mismatch {:?}", other),
+                        }
+                        prop_assert_eq!(cc.page_state(pools[p], pg), Ok(PageState::TakenBack));
+                    }
+                }
+                Op::GiveBack(p, pg) => {
+                    let pages = cc.pool_span(pools[p]).unwrap().1;
+                    let r = cc.give_back(pools[p], pg);
+                    if pg >= pages {
+                        prop_assert!(r.is_err());
+                    } else if taken[p][pg] {
+                        prop_assert_eq!(r, Ok(()));
+                        taken[p][pg] = false;
+                    } else {
+                        prop_assert_eq!(r, Err(PoolError::NotTakenBack { pool: pools[p], page: pg }));
+                    }
+                }
+            }
+            prop_assert_eq!(cc.check_invariants(), Ok(()));
+            // Cleancache holds copies only of keys the model allows.
+            for f in 0..3 {
+                for i in 0..6 {
+                    if cc.contains(f, i) {
+                        prop_assert!(model.contains_key(&(f, i)));
+                    }
+                }
+            }
+            let lendable: usize = taken.iter().zip([3usize, 5]).map(|(t, n)| t[..n].iter().filter(|&&x| !x).count()).sum();
+            prop_assert_eq!(cc.stats().lendable_now, lendable);
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! A fixed-size bitmap over the pages of an area, with first-fit search
+//! honouring the alignment of the *physical* frame number.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::Pfn;
+
+/// One bit per page; bit set = page in use (allocated, or lent for the CMA
+/// lent map).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bitmap {
+    words: Vec<u64>,
+    len: usize,
+    ones: usize,
+}
+
+impl Bitmap {
+    /// `len` bits, all clear.
+    pub fn new(len: usize) -> Self {
+        Bitmap {
+            words: vec![0; len.div_ceil(64)],
+            len,
+            ones: 0,
+        }
+    }
+
+    /// Number of bits.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the bitmap has no bits at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of set bits (kept up to date, O(1)).
+    pub fn count_ones(&self) -> usize {
+        self.ones
+    }
+
+    /// Bit `i` (panics if `i >= len`).
+    pub fn get(&self, i: usize) -> bool {
+        assert!(i < self.len, "bit {i} out of {}", self.len);
+        self.words[i / 64] >> (i % 64) & 1 == 1
+    }
+
+    /// Sets bit `i`; returns its previous value.
+    pub fn set(&mut self, i: usize) -> bool {
+        let was = self.get(i);
+        if !was {
+            self.words[i / 64] |= 1 << (i % 64);
+            self.ones += 1;
+        }
+        was
+    }
+
+    /// Clears bit `i`; returns its previous value.
+    pub fn clear(&mut self, i: usize) -> bool {
+        let was = self.get(i);
+        if was {
+            self.words[i / 64] &= !(1 << (i % 64));
+            self.ones -= 1;
+        }
+        was
+    }
+
+    /// Sets bits `start .. start + n`.
+    pub fn set_range(&mut self, start: usize, n: usize) {
+        for i in start..start + n {
+            self.set(i);
+        }
+    }
+
+    /// Clears bits `start .. start + n`.
+    pub fn clear_range(&mut self, start: usize, n: usize) {
+        for i in start..start + n {
+            self.clear(i);
+        }
+    }
+
+    /// First set bit in `from .. end` (`end` capped at `len`), word at a time.
+    pub fn next_set(&self, from: usize, end: usize) -> Option<usize> {
+        self.next_matching(from, end, false)
+    }
+
+    /// First clear bit in `from .. end` (`end` capped at `len`).
+    pub fn next_clear(&self, from: usize, end: usize) -> Option<usize> {
+        self.next_matching(from, end, true)
+    }
+
+    fn next_matching(&self, from: usize, end: usize, want_clear: bool) -> Option<usize> {
+        let end = end.min(self.len);
+        let mut i = from;
+        while i < end {
+            let w = self.words[i / 64];
+            let w = if want_clear { !w } else { w };
+            let bits = w >> (i % 64);
+            if bits != 0 {
+                let hit = i + bits.trailing_zeros() as usize;
+                return (hit < end).then_some(hit);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        None
+    }
+
+    /// Whether bits `start .. start + n` are all clear.
+    pub fn range_clear(&self, start: usize, n: usize) -> bool {
+        start + n <= self.len && self.next_set(start, start + n).is_none()
+    }
+
+    /// First `start >= from` such that bits `start .. start + count` are clear
+    /// and `base_pfn + start` is a multiple of `align` (a power of two).
+    /// First fit, like Linux's `bitmap_find_next_zero_area_off` with the
+    /// area's base pfn as offset.
+    pub fn find_fit(&self, from: usize, count: usize, align: usize, base_pfn: Pfn) -> Option<usize> {
+        debug_assert!(align.is_power_of_two());
+        let mut start = align_index(from, align, base_pfn)?;
+        loop {
+            let end = start.checked_add(count)?;
+            if end > self.len {
+                return None;
+            }
+            match self.next_set(start, end) {
+                None => return Some(start),
+                Some(used) => start = align_index(used + 1, align, base_pfn)?,
+            }
+        }
+    }
+}
+
+/// Smallest index `>= i` whose pfn `base_pfn + index` is a multiple of
+/// `align`.
+fn align_index(i: usize, align: usize, base_pfn: Pfn) -> Option<usize> {
+    let pfn = base_pfn.checked_add(i as Pfn)?;
+    let aligned = pfn.checked_next_multiple_of(align as Pfn)?;
+    usize::try_from(aligned - base_pfn).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_clear_count() {
+        let mut b = Bitmap::new(130);
+        assert!(!b.set(3));
+        assert!(b.set(3));
+        b.set_range(60, 10);
+        assert_eq!(b.count_ones(), 11);
+        assert!(b.get(64) && b.get(69) && !b.get(70));
+        assert!(b.clear(3));
+        assert!(!b.clear(3));
+        b.clear_range(60, 5);
+        assert_eq!(b.count_ones(), 5);
+        assert_eq!(b.next_set(0, 130), Some(65));
+        assert_eq!(b.next_clear(65, 130), Some(70));
+        assert_eq!(b.next_set(70, 130), None);
+        assert_eq!(b.next_set(0, 65), None);
+        assert!(b.range_clear(70, 60));
+        assert!(!b.range_clear(70, 61), "past the end");
+    }
+
+    #[test]
+    fn fit_honours_physical_alignment() {
+        let b = Bitmap::new(64);
+        // pfn 0x1003 + 5 = 0x1008 is the first multiple of 8.
+        assert_eq!(b.find_fit(0, 4, 8, 0x1003), Some(5));
+        assert_eq!(b.find_fit(0, 4, 1, 0x1003), Some(0));
+        // Aligned start exists but the range would pass the end.
+        assert_eq!(b.find_fit(0, 60, 8, 0x1003), None);
+        assert_eq!(b.find_fit(0, 59, 8, 0x1003), Some(5));
+    }
+
+    #[test]
+    fn fit_skips_used_bits() {
+        let mut b = Bitmap::new(200);
+        b.set(2);
+        b.set(70);
+        assert_eq!(b.find_fit(0, 4, 1, 0), Some(3));
+        assert_eq!(b.find_fit(0, 68, 1, 0), Some(71));
+        assert_eq!(b.find_fit(0, 4, 4, 0), Some(4));
+        assert_eq!(b.find_fit(0, 64, 64, 0), Some(128));
+        assert_eq!(b.find_fit(5, 4, 4, 0), Some(8));
+        assert_eq!(b.find_fit(0, 201, 1, 0), None);
+    }
+
+    /// Against a naive search, on a pseudo-random pattern.
+    #[test]
+    fn fit_matches_naive_search() {
+        let mut b = Bitmap::new(300);
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for i in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 5 == 0 {
+                b.set(i);
+            }
+        }
+        for base in [0u64, 1, 3, 0x7F] {
+            for align in [1usize, 2, 4, 8, 16] {
+                for count in 1..12 {
+                    let naive = (0..300).find(|&s| {
+                        (base + s as u64) % align as u64 == 0
+                            && s + count <= 300
+                            && (s..s + count).all(|i| !b.get(i))
+                    });
+                    assert_eq!(b.find_fit(0, count, align, base), naive);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! GCMA area: a reserved area whose idle frames are a cleancache pool.
+
+use crate::book::RangeBook;
+use crate::{
+    AreaKind, AreaStats, ContigError, PageState, Pfn, PoolBackend, PoolError, PoolId, Reclaimed,
+};
+
+/// A GCMA area over the frames of one cleancache pool.
+///
+/// Invariant (under the one lock): page `i` of the pool is `TakenBack` in
+/// the backend if and only if bit `i` of the allocation bitmap is set. Hence
+/// a take-back of a page outside every allocation always succeeds, and an
+/// allocation cannot fail while the request fits a free range.
+#[derive(Clone, Debug)]
+pub struct GcmaArea {
+    book: RangeBook,
+    pool: PoolId,
+    stats: AreaStats,
+}
+
+impl GcmaArea {
+    /// An area over `pool`, whose pages must all be lendable (none taken back).
+    pub fn new<B: PoolBackend + ?Sized>(backend: &B, pool: PoolId) -> Result<Self, ContigError> {
+        let (base_pfn, pages) = backend.pool_span(pool)?;
+        for page in 0..pages {
+            if backend.page_state(pool, page)? == PageState::TakenBack {
+                return Err(PoolError::AlreadyTakenBack { pool, page }.into());
+            }
+        }
+        Ok(GcmaArea {
+            book: RangeBook::new(base_pfn, pages),
+            pool,
+            stats: AreaStats::new(AreaKind::Gcma, pages),
+        })
+    }
+
+    /// The cleancache pool of the area.
+    pub fn pool(&self) -> PoolId {
+        self.pool
+    }
+
+    /// First pfn and number of pages.
+    pub fn span(&self) -> (Pfn, usize) {
+        (self.book.base_pfn, self.book.pages)
+    }
+
+    /// Allocates `count` pages aligned to `align` pages (physical pfn):
+    /// first fit in the bitmap, then every page is taken back from
+    /// cleancache. If a take-back fails, the pages already taken are given
+    /// back and the error is returned: all or nothing.
+    pub fn alloc<B: PoolBackend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        count: usize,
+        align: usize,
+    ) -> Result<Pfn, ContigError> {
+        let r = self.try_alloc(backend, count, align);
+        match r {
+            Ok(_) => self.stats.allocations += 1,
+            Err(_) => self.stats.failures += 1,
+        }
+        r
+    }
+
+    fn try_alloc<B: PoolBackend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        count: usize,
+        align: usize,
+    ) -> Result<Pfn, ContigError> {
+        self.book.validate(count, align)?;
+        let start = self
+            .book
+            .find(0, count, align)
+            .ok_or(ContigError::NoSpace { count, align })?;
+        let mut dropped = 0;
+        for k in 0..count {
+            match backend.take_back(self.pool, start + k) {
+                Ok(Reclaimed::DroppedCopy { .. }) => dropped += 1,
+                Ok(Reclaimed::Idle) => {}
+                Err(e) => {
+                    for j in 0..k {
+                        // The page was taken back just above under the same
+                        // lock, so giving it back cannot fail.
+                        let undo = backend.give_back(self.pool, start + j);
+                        debug_assert!(undo.is_ok(), "rollback give_back: {undo:?}");
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        self.book.commit(start, count);
+        self.stats.dropped_copies += dropped;
+        Ok(self.book.pfn(start))
+    }
+
+    /// Frees the allocation `pfn, count` (exactly as allocated) and gives its
+    /// pages back to cleancache. Two passes: check every page is taken back,
+    /// then give them back; if a give-back still fails, the pages already
+    /// given are taken back again and nothing changes.
+    pub fn free<B: PoolBackend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        pfn: Pfn,
+        count: usize,
+    ) -> Result<(), ContigError> {
+        let start = self.book.check_free(pfn, count)?;
+        for page in start..start + count {
+            if backend.page_state(self.pool, page)? != PageState::TakenBack {
+                return Err(PoolError::NotTakenBack {
+                    pool: self.pool,
+                    page,
+                }
+                .into());
+            }
+        }
+        for k in 0..count {
+            if let Err(e) = backend.give_back(self.pool, start + k) {
+                for j in 0..k {
+                    // Given back just above and nobody ran since: the page
+                    // is Free, so taking it back cannot fail.
+                    let undo = backend.take_back(self.pool, start + j);
+                    debug_assert!(undo.is_ok(), "rollback take_back: {undo:?}");
+                }
+                return Err(e.into());
+            }
+        }
+        self.book.release(start);
+        self.stats.frees += 1;
+        Ok(())
+    }
+
+    /// Whether `pfn` is inside an allocation of this area.
+    pub fn is_allocated(&self, pfn: Pfn) -> bool {
+        self.book.contains_pfn(pfn) && self.book.used.get((pfn - self.book.base_pfn) as usize)
+    }
+
+    /// Live allocations as (first pfn, count).
+    pub fn allocations(&self) -> impl Iterator<Item = (Pfn, usize)> + '_ {
+        self.book.live().map(|(s, c)| (self.book.pfn(s), c))
+    }
+
+    /// Statistics now; `cached` comes from the backend.
+    pub fn stats<B: PoolBackend + ?Sized>(&self, backend: &B) -> AreaStats {
+        let mut s = self.stats;
+        s.allocated = self.book.allocated();
+        s.cached = backend.cached_pages(self.pool).unwrap_or(0);
+        s.idle = s.size - s.allocated - s.cached;
+        s
+    }
+
+    /// Checks the invariant against the backend: allocated exactly where
+    /// taken back. Returns the first pfn that breaks it.
+    pub fn check<B: PoolBackend + ?Sized>(&self, backend: &B) -> Result<(), Pfn> {
+        for i in 0..self.book.pages {
+            let taken = backend.page_state(self.pool, i) == Ok(PageState::TakenBack);
+            if taken != self.book.used.get(i) {
+                return Err(self.book.pfn(i));
+            }
+        }
+        Ok(())
+    }
+}
+

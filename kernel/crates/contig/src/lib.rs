@@ -1,0 +1,263 @@
+//! Contiguous allocation from reserved areas, one interface over three kinds:
+//!
+//! * [`GcmaArea`]: the area's frames are a cleancache pool. A contiguous
+//!   allocation takes its pages back from cleancache, dropping whatever clean
+//!   copies they held: no I/O, no copy, no waiting, so it cannot fail while
+//!   the request fits a free range of the area's bitmap.
+//! * [`CmaArea`]: the baseline, after Linux `mm/cma.c` and
+//!   `alloc_contig_range()`: free pages are lent to the kernel's page
+//!   allocator as movable pages; a contiguous allocation migrates the lent
+//!   pages of its range out through a [`Migrator`], retries pinned (busy)
+//!   pages a few passes, then gives the range up and tries the next one.
+//! * [`CarveoutArea`]: a static carveout, never lent to anyone.
+//!
+//! [`Areas`] holds up to [`MAX_AREAS`] named areas of any kind behind
+//! [`Areas::alloc`] / [`Areas::free`], counts per-area statistics
+//! ([`AreaStats`]), prints them ([`Areas::write_table`],
+//! [`Areas::write_machine`]) and reports memory ([`MemReport`]).
+//!
+//! # Rules
+//!
+//! * Every allocation is all or nothing. A GCMA allocation that fails to take
+//!   back a page half way gives back the pages it already took; a GCMA free
+//!   first checks that every page is taken back, then gives them back, and
+//!   takes back again what it gave if a give-back fails half way.
+//! * A free must name exactly one live allocation (`pfn`, `count`): a double
+//!   free, a range never allocated and a part of an allocation (or a range
+//!   spanning several) are distinct errors and change nothing.
+//! * Alignment is in pages, a power of two, and applies to the *physical* pfn
+//!   of the first page, not to its index in the area.
+//! * Locking: none inside. The kernel holds one lock around [`Areas`], which
+//!   owns the cleancache ([`Areas::backend_mut`] is how the page cache hooks
+//!   reach it), so page cache hooks, take-backs and allocations are
+//!   serialized. The [`Migrator`] runs inside [`Areas::alloc`] under that lock
+//!   and cannot call back into `Areas` (it is passed as `&mut dyn Migrator`
+//!   while `Areas` is mutably borrowed).
+//!
+//! # Accounting
+//!
+//! Each area's pages are always in exactly one of these states, and the
+//! identities hold at every moment (checked by property tests):
+//!
+//! | kind     | identity                            | meaning of the states |
+//! |----------|-------------------------------------|-----------------------|
+//! | GCMA     | `allocated + cached + idle == size` | `cached`: holds a cleancache copy; `idle`: empty pool page |
+//! | CMA      | `allocated + lent + idle == size`   | `lent`: in use as a movable page by the page allocator's user |
+//! | carveout | `allocated + idle == size`          | `idle`: reserved, usable only by this carveout |
+//!
+//! How they enter the kernel's memory report (see [`MemReport`]):
+//!
+//! * **GCMA** memory is a carveout: it is *not* part of the system's RAM total
+//!   and never *free* for ordinary allocations (the thread in the seeds left
+//!   open whether it should count as free: here it does not, because no
+//!   ordinary allocation can ever get it). `cached` pages are reported as
+//!   cache (like `Cached:` in meminfo) and as *available for contiguous
+//!   allocation*, because GCMA drops them instantly; `idle` pages are free
+//!   for GCMA and cleancache only. GCMA `allocated` pages belong to the
+//!   driver that allocated them and are charged to it, not to the page cache.
+//! * **CMA** memory is part of the system's RAM total (as Linux counts CMA in
+//!   `MemTotal` and `CmaTotal`); `idle` pages are system free memory (Linux:
+//!   `MemFree` includes `CmaFree`); `lent` pages are used memory charged to
+//!   their user (page cache); `allocated` pages are charged to the driver.
+//!   For contiguous allocation `idle + lent` is only *possibly* available:
+//!   lent pages need migration, which can fail.
+//! * **Carveout** memory is not part of the system's RAM total; `idle` pages
+//!   are reported as reserved-idle (wasted while idle), never free.
+//!
+//! Summed over all areas: `total == allocated + cached + lent + free +
+//! reserved_idle`, with `free` = GCMA idle + CMA idle ([`MemReport::free`]).
+//!
+//! # Keeping frame descriptors in sync
+//!
+//! Every state change of a page happens inside a call the kernel makes and
+//! is visible in its result: `alloc` returns the range now allocated, `free`
+//! the range now back in the area, `lend_page`/`return_page` the page lent or
+//! returned, and a successful `Migrator::migrate(pfn)` means the CMA area owns
+//! `pfn` again. Cleancache's own `Free`/`Cached` moves need no descriptor
+//! change (the frame stays "lent to cleancache"). [`Areas::pfn_state`] gives
+//! the exact state of any reserved pfn for cross-checks.
+
+#![no_std]
+
+extern crate alloc;
+
+mod areas;
+mod bitmap;
+mod book;
+mod carveout;
+mod cma;
+mod gcma;
+
+pub use areas::{
+    Allocation, AreaId, AreaKind, AreaStats, Areas, KindReport, MAX_AREAS, MemReport, PfnState,
+    Select,
+};
+pub use bitmap::Bitmap;
+pub use carveout::CarveoutArea;
+pub use cleancache::{Cleancache, PageState, PoolError, PoolId, Reclaimed};
+pub use cma::{CmaArea, DEFAULT_MAX_PASSES};
+pub use gcma::GcmaArea;
+
+use core::fmt;
+
+/// Physical page frame number.
+pub type Pfn = cleancache::Pfn;
+
+/// Errors of the contiguous allocators and of the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContigError {
+    /// A request for zero pages.
+    ZeroCount,
+    /// More pages than the area has.
+    TooLarge { count: usize, size: usize },
+    /// Alignment zero, not a power of two, or larger than the area.
+    BadAlignment { align: usize, size: usize },
+    /// No free range of `count` pages aligned to `align` is left.
+    NoSpace { count: usize, align: usize },
+    /// The range was an allocation that is already freed.
+    DoubleFree { pfn: Pfn, count: usize },
+    /// The range was never allocated (or lies outside the area).
+    NotAllocated { pfn: Pfn, count: usize },
+    /// The range is a part of an allocation, or spans more than one.
+    PartialFree { pfn: Pfn, count: usize },
+    /// CMA: every candidate range held a page that stayed busy (pinned) after
+    /// the retry passes; `ranges_given_up` ranges were tried.
+    Busy { ranges_given_up: usize },
+    /// CMA: the migrator found no memory to move the page at `pfn` to.
+    MigrationNoMemory { pfn: Pfn },
+    /// No area has this name, kind or id.
+    UnknownArea,
+    /// The registry already holds [`MAX_AREAS`] areas.
+    TooManyAreas,
+    /// An area with this name exists.
+    DuplicateName,
+    /// The new area overlaps an existing one (or has no pages / wraps).
+    BadRange { base_pfn: Pfn, pages: usize },
+    /// CMA: `return_page` of a page that is not lent.
+    NotLent { pfn: Pfn },
+    /// GCMA: cleancache refused a take-back or give-back (the pages already
+    /// taken were given back: nothing changed).
+    Pool(PoolError),
+}
+
+impl From<PoolError> for ContigError {
+    fn from(e: PoolError) -> Self {
+        ContigError::Pool(e)
+    }
+}
+
+impl fmt::Display for ContigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ContigError::*;
+        match *self {
+            ZeroCount => f.write_str("allocation of zero pages"),
+            TooLarge { count, size } => {
+                write!(f, "{count} pages requested from an area of {size} pages")
+            }
+            BadAlignment { align, size } => write!(
+                f,
+                "alignment {align} is not a power of two no larger than the area ({size} pages)"
+            ),
+            NoSpace { count, align } => {
+                write!(f, "no free range of {count} pages aligned to {align} pages")
+            }
+            DoubleFree { pfn, count } => {
+                write!(f, "double free of {count} pages at pfn {pfn:#x}")
+            }
+            NotAllocated { pfn, count } => {
+                write!(f, "free of {count} pages at pfn {pfn:#x}: never allocated")
+            }
+            PartialFree { pfn, count } => write!(
+                f,
+                "free of {count} pages at pfn {pfn:#x}: not exactly one allocation"
+            ),
+            Busy { ranges_given_up } => write!(
+                f,
+                "busy: pinned pages in every candidate range ({ranges_given_up} given up)"
+            ),
+            MigrationNoMemory { pfn } => {
+                write!(f, "no memory to migrate the page at pfn {pfn:#x}")
+            }
+            UnknownArea => f.write_str("unknown area"),
+            TooManyAreas => write!(f, "more than {MAX_AREAS} areas"),
+            DuplicateName => f.write_str("an area with this name exists"),
+            BadRange { base_pfn, pages } => write!(
+                f,
+                "area at pfn {base_pfn:#x} ({pages} pages) is empty or overlaps another"
+            ),
+            NotLent { pfn } => write!(f, "page at pfn {pfn:#x} is not lent"),
+            Pool(e) => write!(f, "cleancache: {e}"),
+        }
+    }
+}
+
+/// Why a [`Migrator`] could not move a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrateError {
+    /// The page is pinned (under I/O, held by a reader): retry later.
+    Busy,
+    /// No replacement frame could be found, even after evicting.
+    NoMemory,
+}
+
+/// Moves a lent CMA page out of the area; implemented by the kernel.
+///
+/// `migrate(pfn)` is called only for pages the CMA area has lent (through
+/// `lend_page`) and not had returned. On `Ok(())` the kernel has allocated a
+/// replacement frame *outside every CMA area* (Linux allocates migration
+/// targets outside the isolated range), copied the page, pointed the page
+/// cache index at the copy and dropped every reference to `pfn`; the CMA area
+/// then owns `pfn` again, and the kernel must **not** call `return_page(pfn)`
+/// for it. It runs under the areas lock: it must not call into [`Areas`] or
+/// the cleancache (pages it evicts to make room are dropped, not put into
+/// cleancache).
+pub trait Migrator {
+    fn migrate(&mut self, pfn: Pfn) -> Result<(), MigrateError>;
+}
+
+/// A migrator that can move nothing (every page is busy): for kernels or
+/// tests without CMA areas, or with nothing ever lent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoMigrator;
+
+impl Migrator for NoMigrator {
+    fn migrate(&mut self, _pfn: Pfn) -> Result<(), MigrateError> {
+        Err(MigrateError::Busy)
+    }
+}
+
+/// What a GCMA area needs from the cleancache that borrows its frames.
+/// Implemented by [`Cleancache`]; tests wrap it to inject faults.
+pub trait PoolBackend {
+    /// First pfn and number of pages of the pool.
+    fn pool_span(&self, pool: PoolId) -> Result<(Pfn, usize), PoolError>;
+    /// State of one page of the pool.
+    fn page_state(&self, pool: PoolId, page: usize) -> Result<PageState, PoolError>;
+    /// Reclaims one page (bounded time, drops its copy).
+    fn take_back(&mut self, pool: PoolId, page: usize) -> Result<Reclaimed, PoolError>;
+    /// Returns one taken-back page to the pool.
+    fn give_back(&mut self, pool: PoolId, page: usize) -> Result<(), PoolError>;
+    /// Pages of the pool holding a cached copy now.
+    fn cached_pages(&self, pool: PoolId) -> Result<usize, PoolError>;
+}
+
+impl PoolBackend for Cleancache {
+    fn pool_span(&self, pool: PoolId) -> Result<(Pfn, usize), PoolError> {
+        Cleancache::pool_span(self, pool)
+    }
+    fn page_state(&self, pool: PoolId, page: usize) -> Result<PageState, PoolError> {
+        Cleancache::page_state(self, pool, page)
+    }
+    fn take_back(&mut self, pool: PoolId, page: usize) -> Result<Reclaimed, PoolError> {
+        Cleancache::take_back(self, pool, page)
+    }
+    fn give_back(&mut self, pool: PoolId, page: usize) -> Result<(), PoolError> {
+        Cleancache::give_back(self, pool, page)
+    }
+    fn cached_pages(&self, pool: PoolId) -> Result<usize, PoolError> {
+        Ok(self.pool_stats(pool)?.cached_now)
+    }
+}
+
+#[cfg(test)]
+mod tests;

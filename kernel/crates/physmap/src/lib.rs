@@ -1,0 +1,173 @@
+//! physmap: the physical memory map from a flattened device tree.
+//!
+//! The kernel calls [`MemoryMap::parse`] once, before any heap exists; every
+//! list here is a fixed-capacity array ([`ArrayVec`]) whose capacity is a
+//! named constant. The rules follow Linux (drivers/of/fdt.c,
+//! drivers/of/of_reserved_mem.c, kernel/dma/contiguous.c):
+//!
+//! RAM
+//!   Every root child with `device_type = "memory"` and an available
+//!   `status` contributes each `(address, size)` pair of its `reg`, read
+//!   with the root's `#address-cells` / `#size-cells` (default 2 and 1).
+//!   Ranges are sorted and overlapping or touching ones merged. No RAM at
+//!   all is fatal.
+//!
+//! Excluded ranges (never handed out, never reported as reserved regions)
+//!   The kernel image and the DTB itself (both given by the caller), and
+//!   every `/memreserve/` entry of the DTB header.
+//!
+//! Reserved regions (`/reserved-memory` children with an available status)
+//!   Static regions (`reg`, one region per entry) are taken first, in tree
+//!   order; dynamic ones (`size`, optional `alignment`, optional
+//!   `alloc-ranges`) are placed afterwards, in tree order, like
+//!   early_init_dt_alloc_reserved_memory_arch: top-down (highest address
+//!   first) inside each `alloc-ranges` entry in turn, or else inside RAM,
+//!   aligned to max(`alignment`, 4 KiB), avoiding the excluded ranges and
+//!   every region already taken. A region is typed by its flags:
+//!   `reusable` + `guarantee` is GCMA, `reusable` alone is CMA, neither is a
+//!   static carveout. `guarantee` without `reusable` is kept as a static
+//!   carveout with a diagnostic. `no-map`, `compatible = "shared-dma-pool"`
+//!   and the unit name are recorded.
+//!
+//! Usable RAM
+//!   RAM minus the excluded ranges and every reserved region (all kinds,
+//!   `no-map` included: lending GCMA/CMA memory is the allocators' job, not
+//!   the boot allocator's), each piece shrunk inward to 4 KiB pages; sorted
+//!   and non-overlapping.
+//!
+//! Bad input
+//!   A blob that does not parse (bad magic, truncated, inconsistent
+//!   structure block) or that has no RAM is a [`FatalError`]. Anything else
+//!   wrong with one region is a [`Diagnostic`] (node name + [`Problem`],
+//!   printed as one line) and that region is skipped while parsing goes
+//!   on: size zero, a range that wraps, a malformed `reg` / `size` /
+//!   `alignment` / `alloc-ranges`, an alignment that is not a power of two,
+//!   a static base not aligned to 4 KiB or to its `alignment`, `no-map`
+//!   with `reusable`, a static region outside RAM (fully or partly), a
+//!   region overlapping the kernel image, the DTB, a memreserve entry or an
+//!   earlier region in tree order, a dynamic region that cannot be placed,
+//!   and regions beyond the fixed capacities. Nothing in this crate panics
+//!   on any input: the structure block is read by a bounds-checked walker
+//!   ([`DeviceTree`]), not by `fdt`'s iterators, which unwrap on malformed
+//!   data; `fdt` checks the header.
+
+#![no_std]
+
+mod arrayvec;
+mod memmap;
+mod report;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+pub use arrayvec::ArrayVec;
+pub use memmap::{
+    Area, Chosen, Diagnostic, ExcludedKind, ExcludedRange, MAX_DIAGNOSTICS, MAX_EXCLUDED,
+    MAX_RAM_RANGES, MAX_RESERVED_NODES, MAX_RESERVED_REGIONS, MAX_USABLE_RANGES, MemoryMap,
+    Problem, RegionKind, ReservedRegion,
+};
+pub use report::{HumanSize, MachineLines, Table};
+pub use tree::{
+    Cells, Device, DeviceTree, FDT_HEADER_SIZE, MAX_DEPTH, MAX_DEVICE_REGS, Properties, Property,
+    dtb_total_size,
+};
+
+use core::fmt;
+
+/// Page size used for alignment checks and for trimming usable ranges.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// A physical address range `[base, base + size)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PhysRange {
+    pub base: u64,
+    pub size: u64,
+}
+
+impl PhysRange {
+    /// The range `[base, base + size)`.
+    pub const fn new(base: u64, size: u64) -> Self {
+        Self { base, size }
+    }
+
+    /// The range `[start, end)` (empty if `end <= start`).
+    pub const fn from_bounds(start: u64, end: u64) -> Self {
+        Self {
+            base: start,
+            size: end.saturating_sub(start),
+        }
+    }
+
+    /// One past the last byte (saturating at `u64::MAX`).
+    pub const fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+
+    /// True when the ranges share at least one byte.
+    pub const fn overlaps(&self, other: &PhysRange) -> bool {
+        self.size != 0 && other.size != 0 && self.base < other.end() && other.base < self.end()
+    }
+
+    /// True when `other` lies entirely inside `self`.
+    pub const fn contains(&self, other: &PhysRange) -> bool {
+        other.base >= self.base && other.end() <= self.end()
+    }
+
+    /// The range shrunk inward to whole pages (possibly empty).
+    pub const fn page_inner(&self) -> PhysRange {
+        let start = match self.base.checked_add(PAGE_SIZE - 1) {
+            Some(v) => v & !(PAGE_SIZE - 1),
+            None => !(PAGE_SIZE - 1),
+        };
+        let end = self.end() & !(PAGE_SIZE - 1);
+        PhysRange::from_bounds(start, end)
+    }
+}
+
+impl fmt::Display for PhysRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}..{:#x}", self.base, self.end())
+    }
+}
+
+/// Why no memory map could be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FatalError {
+    /// The buffer is shorter than the header or than `totalsize`.
+    Truncated { needed: usize, available: usize },
+    /// The first word is not 0xd00dfeed.
+    BadMagic,
+    /// Header version older than 17.
+    UnsupportedVersion(u32),
+    /// The header or structure block is inconsistent (offset into the
+    /// structure block where it was noticed).
+    Structure { offset: usize, what: &'static str },
+    /// No available `device_type = "memory"` node with a usable range.
+    NoMemory,
+}
+
+impl fmt::Display for FatalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FatalError::Truncated { needed, available } => write!(
+                f,
+                "device tree truncated: needs {needed} bytes, {available} available"
+            ),
+            FatalError::BadMagic => write!(f, "not a device tree: bad magic (expected 0xd00dfeed)"),
+            FatalError::UnsupportedVersion(v) => {
+                write!(f, "device tree version {v} unsupported (need 17)")
+            }
+            FatalError::Structure { offset, what } => {
+                write!(
+                    f,
+                    "device tree does not parse: {what} (structure offset {offset:#x})"
+                )
+            }
+            FatalError::NoMemory => write!(
+                f,
+                "device tree has no usable memory node (device_type = \"memory\" with a valid reg)"
+            ),
+        }
+    }
+}

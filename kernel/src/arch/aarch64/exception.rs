@@ -1,0 +1,216 @@
+//! Exception vectors and the handler that reports what went wrong.
+//!
+//! Every vector saves the interrupted context into a [`TrapFrame`] on the
+//! current stack and calls [`exception_dispatch`]. IRQs taken at EL1 go to the
+//! registered interrupt handler (if any) and return; every other exception
+//! is unexpected in this kernel (there is no user space and no lazy
+//! mapping), so it is reported on the console (kind, ESR with its decoded
+//! class, FAR, ELR, SPSR and all registers) and the kernel stops with
+//! [`ExitStatus::FatalException`].
+
+use core::arch::global_asm;
+use core::fmt;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::exit::{self, ExitStatus};
+
+/// The register state saved by the vector stubs (layout shared with the asm).
+#[repr(C)]
+pub struct TrapFrame {
+    pub x: [u64; 31],
+    pub elr: u64,
+    pub spsr: u64,
+    pub esr: u64,
+    pub far: u64,
+    _pad: u64,
+}
+
+const KIND_NAMES: [&str; 16] = [
+    "synchronous (EL1, SP_EL0)",
+    "IRQ (EL1, SP_EL0)",
+    "FIQ (EL1, SP_EL0)",
+    "SError (EL1, SP_EL0)",
+    "synchronous",
+    "IRQ",
+    "FIQ",
+    "SError",
+    "synchronous (lower EL, AArch64)",
+    "IRQ (lower EL, AArch64)",
+    "FIQ (lower EL, AArch64)",
+    "SError (lower EL, AArch64)",
+    "synchronous (lower EL, AArch32)",
+    "IRQ (lower EL, AArch32)",
+    "FIQ (lower EL, AArch32)",
+    "SError (lower EL, AArch32)",
+];
+
+/// Vector index of an IRQ taken at EL1 using SP_EL1: the only expected one.
+const KIND_IRQ_EL1H: u64 = 5;
+
+/// Interrupt handler installed by the interrupt controller driver (0: none).
+static IRQ_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the function called for every IRQ taken at EL1.
+pub fn set_irq_handler(handler: fn()) {
+    IRQ_HANDLER.store(handler as usize, Ordering::Release);
+}
+
+/// Name of an exception class (ESR_EL1.EC).
+pub fn exception_class_name(ec: u64) -> &'static str {
+    match ec {
+        0x00 => "unknown reason (undefined instruction)",
+        0x01 => "trapped WFI/WFE",
+        0x07 => "trapped FP/SIMD access",
+        0x0e => "illegal execution state",
+        0x15 => "SVC in AArch64",
+        0x16 => "HVC in AArch64",
+        0x17 => "SMC in AArch64",
+        0x18 => "trapped MSR/MRS/system instruction",
+        0x20 => "instruction abort from a lower EL",
+        0x21 => "instruction abort (same EL)",
+        0x22 => "PC alignment fault",
+        0x24 => "data abort from a lower EL",
+        0x25 => "data abort (same EL)",
+        0x26 => "SP alignment fault",
+        0x2f => "SError",
+        0x30 | 0x31 => "breakpoint",
+        0x32 | 0x33 => "software step",
+        0x34 | 0x35 => "watchpoint",
+        0x3c => "BRK instruction",
+        _ => "other",
+    }
+}
+
+impl fmt::Display for TrapFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ec = (self.esr >> 26) & 0x3f;
+        writeln!(
+            f,
+            "  ESR_EL1 {:#010x}  EC {:#04x} {}  ISS {:#x}",
+            self.esr,
+            ec,
+            exception_class_name(ec),
+            self.esr & 0x1ff_ffff
+        )?;
+        writeln!(
+            f,
+            "  FAR_EL1 {:#018x}  ELR_EL1 {:#018x}  SPSR_EL1 {:#010x}",
+            self.far, self.elr, self.spsr
+        )?;
+        for row in 0..8 {
+            for col in 0..4 {
+                let i = row * 4 + col;
+                if i < 31 {
+                    write!(f, "  x{:<2} {:#018x}", i, self.x[i])?;
+                }
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Called by the vector stubs with the saved frame and the vector index.
+#[unsafe(no_mangle)]
+extern "C" fn exception_dispatch(frame: &mut TrapFrame, kind: u64) {
+    if kind == KIND_IRQ_EL1H {
+        let handler = IRQ_HANDLER.load(Ordering::Acquire);
+        if handler != 0 {
+            // SAFETY: the only non-zero value ever stored is a `fn()` cast to
+            // usize by `set_irq_handler`, so the transmute restores it.
+            let handler: fn() = unsafe { core::mem::transmute(handler) };
+            handler();
+            return;
+        }
+    }
+    let name = KIND_NAMES.get(kind as usize).copied().unwrap_or("?");
+    crate::console::fatal_print(format_args!(
+        "\n*** FATAL: unexpected {} exception\n{}",
+        name, frame
+    ));
+    exit::exit(ExitStatus::FatalException);
+}
+
+// Vector table: 16 entries of 0x80 bytes, 2 KiB aligned. Each entry saves
+// x0..x30 into a 288-byte frame and branches to the common path with its
+// index in x1; the common path saves ELR/SPSR/ESR/FAR, calls
+// exception_dispatch(frame, kind) and, if it returns (an IRQ that was
+// handled), restores everything and returns with eret.
+global_asm!(
+    r#"
+.macro VENTRY kind
+.balign 0x80
+    sub     sp, sp, #288
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    str     x30, [sp, #240]
+    mov     x1, #\kind
+    b       __exception_common
+.endm
+
+.section .text.vectors, "ax"
+.balign 2048
+.global __exception_vectors
+__exception_vectors:
+    VENTRY 0
+    VENTRY 1
+    VENTRY 2
+    VENTRY 3
+    VENTRY 4
+    VENTRY 5
+    VENTRY 6
+    VENTRY 7
+    VENTRY 8
+    VENTRY 9
+    VENTRY 10
+    VENTRY 11
+    VENTRY 12
+    VENTRY 13
+    VENTRY 14
+    VENTRY 15
+
+__exception_common:
+    mrs     x2, elr_el1
+    mrs     x3, spsr_el1
+    stp     x2, x3, [sp, #248]
+    mrs     x2, esr_el1
+    mrs     x3, far_el1
+    stp     x2, x3, [sp, #264]
+    mov     x0, sp
+    bl      exception_dispatch
+    ldp     x2, x3, [sp, #248]
+    msr     elr_el1, x2
+    msr     spsr_el1, x3
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldr     x30, [sp, #240]
+    add     sp, sp, #288
+    eret
+"#
+);

@@ -1,0 +1,95 @@
+//! Boot arguments from /chosen/bootargs.
+//!
+//! | argument              | meaning                                              |
+//! |-----------------------|------------------------------------------------------|
+//! | `mode=demo`           | run the demo (default)                               |
+//! | `mode=selftest`       | run the in-kernel tests, exit with their status      |
+//! | `mode=fault`          | execute an undefined instruction (tests the report)  |
+//! | `semihosting`         | a semihosting host is attached: exit codes reach it  |
+//! | `loglevel=LEVEL`      | error, warn, info (default), debug or trace          |
+//! | `board=NAME`          | the board the host meant to boot (checked)           |
+//! | `inject=fail|panic|hang` | self-test mode: make one test fail, panic or hang, to show the harness catches it |
+//!
+//! Unknown arguments and bad values are reported on the console, one line
+//! each, and ignored (the default stays).
+
+use core::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Demo,
+    SelfTest,
+    Fault,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inject {
+    Fail,
+    Panic,
+    Hang,
+}
+
+/// A problem with one argument.
+#[derive(Clone, Copy, Debug)]
+pub struct ArgError<'a> {
+    pub arg: &'a str,
+    pub problem: &'static str,
+}
+
+impl fmt::Display for ArgError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bootargs: '{}': {}; ignored", self.arg, self.problem)
+    }
+}
+
+pub struct BootArgs<'a> {
+    pub mode: Mode,
+    pub semihosting: bool,
+    pub loglevel: log::LevelFilter,
+    pub board: Option<&'a str>,
+    pub inject: Option<Inject>,
+}
+
+impl<'a> BootArgs<'a> {
+    /// Parses `line`, calling `report` for every bad argument.
+    pub fn parse(line: &'a str, mut report: impl FnMut(ArgError<'a>)) -> Self {
+        let mut args = BootArgs {
+            mode: Mode::Demo,
+            semihosting: false,
+            loglevel: log::LevelFilter::Info,
+            board: None,
+            inject: None,
+        };
+        for arg in line.split_ascii_whitespace() {
+            let (key, value) = match arg.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (arg, None),
+            };
+            let bad = |problem| ArgError { arg, problem };
+            match (key, value) {
+                ("mode", Some("demo")) => args.mode = Mode::Demo,
+                ("mode", Some("selftest")) => args.mode = Mode::SelfTest,
+                ("mode", Some("fault")) => args.mode = Mode::Fault,
+                ("mode", _) => report(bad("expected mode=demo, mode=selftest or mode=fault")),
+                ("semihosting", None) => args.semihosting = true,
+                ("loglevel", Some(v)) => match v {
+                    "error" => args.loglevel = log::LevelFilter::Error,
+                    "warn" => args.loglevel = log::LevelFilter::Warn,
+                    "info" => args.loglevel = log::LevelFilter::Info,
+                    "debug" => args.loglevel = log::LevelFilter::Debug,
+                    "trace" => args.loglevel = log::LevelFilter::Trace,
+                    _ => report(bad("expected error, warn, info, debug or trace")),
+                },
+                ("board", Some(v)) if !v.is_empty() => args.board = Some(v),
+                ("inject", Some("fail")) => args.inject = Some(Inject::Fail),
+                ("inject", Some("panic")) => args.inject = Some(Inject::Panic),
+                ("inject", Some("hang")) => args.inject = Some(Inject::Hang),
+                ("inject", _) => report(bad("expected inject=fail, inject=panic or inject=hang")),
+                // Arguments Linux-style loaders add; harmless here.
+                ("console" | "earlycon", _) => {}
+                _ => report(bad("unknown argument")),
+            }
+        }
+        args
+    }
+}

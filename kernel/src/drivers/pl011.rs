@@ -1,0 +1,111 @@
+//! Arm PrimeCell UART (PL011) driver: polled transmit and receive.
+//!
+//! QEMU's virt and raspi4b machines and the Raspberry Pi 4 (UART0) have one.
+//! Output is polled (wait while the transmit FIFO is full), which keeps the
+//! console usable from exception and panic paths.
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_bitfields;
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+
+register_bitfields! {u32,
+    FR [
+        TXFF OFFSET(5) NUMBITS(1) [],
+        RXFE OFFSET(4) NUMBITS(1) [],
+        BUSY OFFSET(3) NUMBITS(1) []
+    ],
+    LCR_H [
+        WLEN OFFSET(5) NUMBITS(2) [EightBit = 0b11],
+        FEN OFFSET(4) NUMBITS(1) []
+    ],
+    CR [
+        RXE OFFSET(9) NUMBITS(1) [],
+        TXE OFFSET(8) NUMBITS(1) [],
+        UARTEN OFFSET(0) NUMBITS(1) []
+    ]
+}
+
+register_structs! {
+    Registers {
+        (0x00 => dr: ReadWrite<u32>),
+        (0x04 => _reserved0),
+        (0x18 => fr: ReadOnly<u32, FR::Register>),
+        (0x1c => _reserved1),
+        (0x24 => ibrd: ReadWrite<u32>),
+        (0x28 => fbrd: ReadWrite<u32>),
+        (0x2c => lcr_h: ReadWrite<u32, LCR_H::Register>),
+        (0x30 => cr: ReadWrite<u32, CR::Register>),
+        (0x34 => _reserved2),
+        (0x44 => icr: WriteOnly<u32>),
+        (0x48 => @END),
+    }
+}
+
+/// One PL011 at a fixed MMIO base.
+pub struct Pl011 {
+    regs: *const Registers,
+}
+
+// SAFETY: the driver holds only the MMIO base; callers serialise access
+// (the console wraps it in a lock), and the registers are device memory that
+// any core may access.
+unsafe impl Send for Pl011 {}
+
+impl Pl011 {
+    /// # Safety
+    /// `base` must be the physical (identity-mapped) base of a PL011 whose
+    /// registers are mapped as device memory for as long as this value lives,
+    /// and no other code may drive the same UART concurrently.
+    pub const unsafe fn new(base: usize) -> Self {
+        Self { regs: base as *const Registers }
+    }
+
+    fn regs(&self) -> &Registers {
+        // SAFETY: `new`'s contract: `regs` points at mapped PL011 registers.
+        unsafe { &*self.regs }
+    }
+
+    /// MMIO base address.
+    pub fn base(&self) -> usize {
+        self.regs as usize
+    }
+
+    /// Programs 8N1 with FIFOs at `baud` for a UART clocked at `clock_hz`.
+    /// Skipped (firmware settings kept) when the clock is unknown.
+    pub fn init(&self, clock_hz: Option<u32>, baud: u32) {
+        let Some(clock) = clock_hz else { return };
+        let r = self.regs();
+        r.cr.set(0);
+        while r.fr.is_set(FR::BUSY) {}
+        // Divisor = clock / (16 * baud) in 16.6 fixed point.
+        let div64 = (clock as u64 * 4).div_ceil(baud as u64);
+        r.ibrd.set((div64 >> 6) as u32);
+        r.fbrd.set((div64 & 0x3f) as u32);
+        r.lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
+        r.icr.set(0x7ff);
+        r.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+    }
+
+    /// Sends one byte, waiting while the transmit FIFO is full.
+    pub fn put(&self, byte: u8) {
+        let r = self.regs();
+        while r.fr.is_set(FR::TXFF) {
+            core::hint::spin_loop();
+        }
+        r.dr.set(byte as u32);
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn try_get(&self) -> Option<u8> {
+        let r = self.regs();
+        if r.fr.is_set(FR::RXFE) { None } else { Some(r.dr.get() as u8) }
+    }
+
+    /// Waits until every queued byte has left the transmitter.
+    pub fn flush(&self) {
+        while self.regs().fr.is_set(FR::BUSY) {
+            core::hint::spin_loop();
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The GCMA unikernel.
+//!
+//! A small arm64 kernel whose reason to exist is GCMA, the Guaranteed
+//! Contiguous Memory Allocator. This crate holds everything shared by the
+//! boards: boot (`arch`), the console, the device tree's memory map, page
+//! frames and the heap (`mm`), timing probes, the self-tests and the demo.
+//! The allocator, cleancache and page-cache logic live in the `no_std`
+//! crates under `kernel/crates/`, tested on the host.
+//!
+//! Boot order (see `kernel_entry`): MMU with a boot map, console, device
+//! tree and memory map, final map, frame table and heap, then the mode the
+//! boot arguments ask for (demo, self-test, fault).
+
+#![no_std]
+
+extern crate alloc;
+
+#[path = "arch/aarch64/mod.rs"]
+pub mod arch;
+pub mod board;
+pub mod bootargs;
+pub mod console;
+pub mod demo;
+pub mod drivers;
+pub mod exit;
+pub mod mm;
+pub mod probes;
+pub mod selftest;
+
+use core::ops::Range;
+
+use arch::firmware::PsciConduit;
+use arch::mmu;
+use bootargs::{BootArgs, Mode};
+use exit::{ExitStatus, exit};
+use physmap::{DeviceTree, MemoryMap, PhysRange};
+
+/// Facts gathered at boot, for the report and the self-tests.
+pub struct BootInfo {
+    pub board: &'static str,
+    pub dtb: Range<u64>,
+    pub kernel: Range<u64>,
+    pub uart_base: usize,
+    pub ram: alloc::vec::Vec<Range<u64>>,
+    pub regions: alloc::vec::Vec<Region>,
+    pub mmu_tables: usize,
+}
+
+/// A reserved region as the kernel sees it after boot.
+#[derive(Clone, Debug)]
+pub struct Region {
+    pub name: alloc::string::String,
+    pub kind: physmap::RegionKind,
+    pub range: Range<u64>,
+    pub no_map: bool,
+}
+
+fn kernel_image() -> Range<u64> {
+    unsafe extern "C" {
+        static __kernel_start: u8;
+        static __kernel_end: u8;
+    }
+    // Linker-script symbols: only their addresses are taken, never their values.
+    (&raw const __kernel_start as u64)..(&raw const __kernel_end as u64)
+}
+
+/// Called by boot.rs on core 0 at EL1, MMU off, with the DTB address and
+/// the exception level the loader entered the kernel at.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
+    arch::set_boot_el(entry_el);
+    let board = board::board();
+    let kernel = kernel_image();
+    if mmu::enable_boot_map(kernel.clone(), dtb_addr as u64).is_err() {
+        arch::halt();
+    }
+    // SAFETY: the board's early UART lies below 4 GiB outside the kernel and
+    // DTB slots, so the boot map maps it as device memory.
+    unsafe { console::init(board.early_uart_base(), board.uart_clock_hz()) };
+    println!();
+    println!(
+        "GCMA unikernel {} on {} (entered at EL{}, running at EL{})",
+        env!("CARGO_PKG_VERSION"),
+        board.name(),
+        arch::boot_el(),
+        arch::current_el()
+    );
+    let info = boot(board, dtb_addr as u64, kernel);
+    let args_line = info.1;
+    let info = info.0;
+    run(&info, args_line)
+}
+
+/// Everything between the console and the chosen mode.
+fn boot(board: &'static dyn board::Board, dtb_addr: u64, kernel: Range<u64>) -> (BootInfo, &'static str) {
+    if dtb_addr == 0 || dtb_addr % 8 != 0 {
+        println!(
+            "boot: no device tree (x0 = {dtb_addr:#x}); boot an arm64 Image with a DTB (qemu-run.sh passes -dtb)"
+        );
+        exit(ExitStatus::BootFailed);
+    }
+    // SAFETY: x0 points at the DTB the loader placed in RAM, mapped by the
+    // boot map; the header is 40 bytes and is only read.
+    let header = unsafe { core::slice::from_raw_parts(dtb_addr as *const u8, physmap::FDT_HEADER_SIZE) };
+    let size = match physmap::dtb_total_size(header) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("boot: no valid device tree at {dtb_addr:#x}: {e}");
+            exit(ExitStatus::BootFailed);
+        }
+    };
+    // SAFETY: the header says the blob is `size` bytes; the loader copied all
+    // of it there, it is never written, and the frame table marks it
+    // Reserved so nothing reuses it: a 'static shared borrow is sound.
+    let blob: &'static [u8] = unsafe { core::slice::from_raw_parts(dtb_addr as *const u8, size) };
+    let dtb = dtb_addr..dtb_addr + size as u64;
+    let tree = match DeviceTree::new(blob) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("boot: device tree at {dtb_addr:#x} does not parse: {e}");
+            exit(ExitStatus::BootFailed);
+        }
+    };
+    let map = match MemoryMap::from_tree(
+        &tree,
+        PhysRange::from_bounds(kernel.start, kernel.end),
+        PhysRange::from_bounds(dtb.start, dtb.end),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("boot: device tree: {e}");
+            exit(ExitStatus::BootFailed);
+        }
+    };
+
+    // Boot arguments first: they set the log level and how to exit.
+    let args_line: &'static str = map.chosen.bootargs.unwrap_or("");
+    let args = BootArgs::parse(args_line, |e| println!("{e}"));
+    let psci = tree.property_at("/psci", "method").and_then(|p| p.as_str()).and_then(|m| match m {
+        "hvc" => Some(PsciConduit::Hvc),
+        "smc" => Some(PsciConduit::Smc),
+        _ => None,
+    });
+    exit::configure(args.semihosting, psci);
+    console::init_logger(args.loglevel);
+    if let Some(b) = args.board {
+        if b != board.name() {
+            log::warn!("bootargs: board={b} but this kernel was built for {}", board.name());
+        }
+    }
+
+    // The console the device tree names if it is a PL011, else its first PL011.
+    let stdout = map.chosen.stdout.and_then(|d| d.reg()).map(|r| r.base);
+    let mut uart = None;
+    tree.for_each_compatible("arm,pl011", |d| {
+        if let Some(r) = d.reg() {
+            if uart.is_none() || Some(r.base) == stdout {
+                uart = Some(r);
+            }
+        }
+        true
+    });
+    if let Some(u) = uart {
+        if Some(u.base as usize) != console::uart_base() && u.base < (4 << 30) {
+            log::info!("console: moving to the device tree's PL011 at {:#x}", u.base);
+            // SAFETY: a PL011 the device tree reports, below 4 GiB and not in
+            // RAM, so both maps give it device memory.
+            unsafe { console::init(u.base as usize, board.uart_clock_hz()) };
+        }
+    }
+
+    log::info!("device tree at {:#x} ({} bytes), kernel image {:#x}..{:#x}", dtb.start, size, kernel.start, kernel.end);
+    for d in map.diagnostics.as_slice() {
+        log::warn!("{d}");
+    }
+    if map.diagnostics_dropped > 0 {
+        log::warn!("reserved-memory: {} more problems not shown", map.diagnostics_dropped);
+    }
+    println!("{}", physmap::Table(&map));
+    print!("{}", physmap::MachineLines(&map));
+
+    // Final map: RAM from the device tree, no-map regions left out.
+    let (ram, n_ram) = ranges(map.ram.as_slice().iter().copied());
+    let (nomap, n_nomap) = ranges(map.reserved.as_slice().iter().filter(|r| r.no_map).map(|r| r.range));
+    let spec = mmu::MapSpec { ram: &ram[..n_ram], unmapped: &nomap[..n_nomap], device_limit: 4 << 30 };
+    match mmu::build(&spec) {
+        Ok(space) => mmu::switch_to(&space),
+        Err(e) => {
+            println!("boot: cannot build the final page tables: {e:?}");
+            exit(ExitStatus::BootFailed);
+        }
+    }
+    log::info!("mmu: identity map from the device tree, {} translation tables", mmu::tables_used());
+
+    if let Err(e) = mm::init(&map, kernel.clone(), dtb.clone()) {
+        println!("boot: memory: {e}");
+        exit(ExitStatus::BootFailed);
+    }
+    let stats = mm::with_frames(|t| t.stats());
+    log::info!(
+        "frames: {} managed, {} free ({} MiB); heap {} MiB",
+        stats.managed,
+        stats.free,
+        stats.free * frames::PAGE_SIZE / (1 << 20),
+        mm::heap_stats().1 >> 20
+    );
+
+    let info = BootInfo {
+        board: board.name(),
+        dtb,
+        kernel,
+        uart_base: console::uart_base().unwrap_or(0),
+        ram: map.ram.as_slice().iter().map(|r| r.base..r.end()).collect(),
+        regions: map
+            .reserved
+            .as_slice()
+            .iter()
+            .map(|r| Region {
+                name: r.name.into(),
+                kind: r.kind,
+                range: r.range.base..r.range.end(),
+                no_map: r.no_map,
+            })
+            .collect(),
+        mmu_tables: mmu::tables_used(),
+    };
+    (info, args_line)
+}
+
+fn run(info: &BootInfo, args_line: &str) -> ! {
+    let args = BootArgs::parse(args_line, |_| {});
+    let status = match args.mode {
+        Mode::Demo => demo::run(info),
+        Mode::SelfTest => selftest::run(info, args.inject),
+        Mode::Fault => {
+            println!("fault: executing an undefined instruction on purpose");
+            // SAFETY: deliberately raises an undefined-instruction exception,
+            // which the vector table reports; the handler never returns here.
+            unsafe { core::arch::asm!("udf #0x4743") };
+            println!("fault: the undefined instruction did not trap");
+            ExitStatus::TestsFailed
+        }
+    };
+    exit(status)
+}
+
+/// Up to 16 ranges in a fixed array (used before the heap exists).
+fn ranges(it: impl Iterator<Item = PhysRange>) -> ([Range<u64>; 16], usize) {
+    let mut out: [Range<u64>; 16] = core::array::from_fn(|_| 0..0);
+    let mut n = 0;
+    for r in it.take(16) {
+        out[n] = r.base..r.end();
+        n += 1;
+    }
+    (out, n)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    console::fatal_print(format_args!("\n*** PANIC: {info}\n"));
+    exit(ExitStatus::Panic)
+}

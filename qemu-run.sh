@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# QEMU option values are comma-separated lists, not array separators:
+# shellcheck disable=SC2054
+# Boot a kernel ELF under QEMU: the cargo runner for aarch64-unknown-none
+# (.cargo/config.toml). See --help.
+set -euo pipefail
+
+# With -nographic QEMU puts the serial port on stdin/stdout and refuses to
+# start when stdin is closed (as it may be under CI): give it /dev/null.
+if [[ -d /proc/$$/fd && ! -e /proc/$$/fd/0 ]]; then
+    exec </dev/null
+fi
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/dtb/qemu-machines.sh
+source "$REPO_ROOT/tools/dtb/qemu-machines.sh"
+PROG="qemu-run"
+
+usage() {
+    cat <<'EOF'
+Usage: ./qemu-run.sh [options] KERNEL_ELF [--] [kernel args...]
+
+Boot KERNEL_ELF under QEMU with the project's device tree. This is the cargo
+runner: `cargo run -- mode=selftest` calls ./qemu-run.sh ELF mode=selftest.
+
+The board comes from the ELF's file name: qemu-virt* or qemu_virt* -> virt,
+rpi4* -> rpi4 (QEMU raspi4b); --board overrides it.
+
+Options (each also settable from the environment, for use through cargo):
+  --board virt|rpi4   board                                   QEMU_RUN_BOARD
+  --disk FILE         virt: attach FILE (raw) as a virtio-blk
+                      device on virtio-mmio                   QEMU_RUN_DISK
+  --timeout SECS      kill QEMU after SECS seconds, exit 124  QEMU_RUN_TIMEOUT
+  --dtb FILE          boot with FILE instead of
+                      build/dtb/{qemu-virt,rpi4}.dtb          QEMU_RUN_DTB
+  --qemu-arg ARG      pass ARG to QEMU (repeatable)           QEMU_RUN_EXTRA
+                      (environment: space-separated list)
+  --gdb               wait for gdb on tcp::1234 (-s -S)       QEMU_RUN_GDB=1
+  --dry-run           print the QEMU command, do not run it   QEMU_RUN_DRY=1
+  -h, --help          this text
+
+What it does:
+  - converts the ELF to a raw image (KERNEL_ELF.img) with llvm-objcopy from
+    rustup's llvm-tools; the image must start with an arm64 Image header
+    ("ARM\x64" at 0x38) so that QEMU passes the DTB address in x0;
+  - builds the device trees with tools/dtb/make-dtbs.sh when missing or
+    older than the scripts that make them;
+  - runs QEMU with -nographic (the PL011 UART on stdio) and semihosting
+    (the kernel exits with a status through SYS_EXIT), prints the command on
+    stderr, and exits with QEMU's status (124 on --timeout).
+
+Kernel command line (-append, read by the kernel from /chosen/bootargs):
+  board=virt|rpi4 semihosting [kernel args...]
+The first two are always there; the kernel understands
+  mode=demo|selftest   what to run (the kernel's default applies if absent)
+  semihosting          semihosting is on: exit QEMU with a status code
+  loglevel=LEVEL       log level (error, warn, info, debug, trace)
+  board=virt|rpi4      which board this is
+qemu-run.sh passes all of them through unchanged.
+
+Leaving QEMU: the kernel's semihosting exit (status passed through) or, on
+virt, PSCI SYSTEM_OFF (status 0); by hand: Ctrl-A then X.
+EOF
+}
+
+die() { echo "$PROG: error: $*" >&2; exit 2; }
+
+BOARD="${QEMU_RUN_BOARD:-}"
+DISK="${QEMU_RUN_DISK:-}"
+TIMEOUT="${QEMU_RUN_TIMEOUT:-}"
+DTB="${QEMU_RUN_DTB:-}"
+GDB="${QEMU_RUN_GDB:-0}"
+DRY="${QEMU_RUN_DRY:-0}"
+EXTRA=()
+if [[ -n "${QEMU_RUN_EXTRA:-}" ]]; then
+    read -r -a EXTRA <<<"$QEMU_RUN_EXTRA"
+fi
+
+need_arg() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --board) need_arg "$@"; BOARD="$2"; shift 2 ;;
+        --disk) need_arg "$@"; DISK="$2"; shift 2 ;;
+        --timeout) need_arg "$@"; TIMEOUT="$2"; shift 2 ;;
+        --dtb) need_arg "$@"; DTB="$2"; shift 2 ;;
+        --qemu-arg) need_arg "$@"; EXTRA+=("$2"); shift 2 ;;
+        --gdb) GDB=1; shift ;;
+        --dry-run) DRY=1; shift ;;
+        -h | --help) usage; exit 0 ;;
+        --) shift; break ;;
+        -*) die "unknown option '$1' (see --help)" ;;
+        *) break ;;
+    esac
+done
+[[ $# -ge 1 ]] || { usage >&2; exit 2; }
+ELF="$1"
+shift
+[[ "${1:-}" == "--" ]] && shift
+USER_ARGS=("$@")
+
+[[ -f "$ELF" ]] || die "no such kernel: $ELF"
+
+if [[ -z "$BOARD" ]]; then
+    case "$(basename "$ELF")" in
+        qemu-virt* | qemu_virt* | virt*) BOARD=virt ;;
+        rpi4*) BOARD=rpi4 ;;
+        *) die "cannot tell the board from the file name '$(basename "$ELF")'; pass --board virt|rpi4" ;;
+    esac
+fi
+case "$BOARD" in
+    virt) DTB_NAME=qemu-virt ;;
+    rpi4) DTB_NAME=rpi4 ;;
+    *) die "unknown board '$BOARD' (want virt or rpi4)" ;;
+esac
+if [[ -n "$TIMEOUT" && ! "$TIMEOUT" =~ ^[1-9][0-9]*$ ]]; then
+    die "--timeout wants a whole number of seconds, not '$TIMEOUT'"
+fi
+command -v "$QEMU" >/dev/null || die "$QEMU not found: run tools/setup-host.sh"
+
+# --- kernel image -----------------------------------------------------------
+
+find_objcopy() {
+    local sysroot host tool
+    if sysroot="$(cd "$REPO_ROOT" && rustc --print sysroot 2>/dev/null)" &&
+        host="$(cd "$REPO_ROOT" && rustc -vV 2>/dev/null | sed -n 's/^host: //p')"; then
+        tool="$sysroot/lib/rustlib/$host/bin/llvm-objcopy"
+        if [[ -x "$tool" ]]; then
+            echo "$tool"
+            return
+        fi
+    fi
+    for tool in rust-objcopy llvm-objcopy; do
+        if command -v "$tool" >/dev/null; then
+            command -v "$tool"
+            return
+        fi
+    done
+    die "llvm-objcopy not found: rustup component add llvm-tools (or run tools/setup-host.sh)"
+}
+
+if [[ "$(head -c 4 "$ELF" | od -An -tx1 | tr -d ' \n')" == 7f454c46 ]]; then
+    IMAGE="$ELF.img"
+    if [[ ! -s "$IMAGE" || "$IMAGE" -ot "$ELF" ]]; then
+        OBJCOPY="$(find_objcopy)"
+        "$OBJCOPY" -O binary "$ELF" "$IMAGE.tmp.$$" || die "llvm-objcopy failed on $ELF"
+        mv -f "$IMAGE.tmp.$$" "$IMAGE"
+    fi
+else
+    IMAGE="$ELF" # already a raw image
+fi
+if [[ "$(dd if="$IMAGE" bs=1 skip=56 count=4 2>/dev/null)" != "ARMd" ]]; then
+    printf '%s: warning: %s has no arm64 Image header ("ARM\\x64" at 0x38): %s\n' \
+        "$PROG" "$IMAGE" "QEMU will not load it as an Image and x0 will not hold the DTB address" >&2
+fi
+
+# --- device tree ------------------------------------------------------------
+
+if [[ -z "$DTB" ]]; then
+    DTB="$REPO_ROOT/build/dtb/$DTB_NAME.dtb"
+    stale=0
+    if [[ ! -s "$DTB" ]]; then
+        stale=1
+    else
+        for f in "$REPO_ROOT"/tools/dtb/*.sh; do
+            [[ "$DTB" -ot "$f" ]] && stale=1
+        done
+    fi
+    if [[ "$stale" == 1 ]]; then
+        echo "$PROG: building $DTB (tools/dtb/make-dtbs.sh --board $BOARD)" >&2
+        "$REPO_ROOT/tools/dtb/make-dtbs.sh" --board "$BOARD" --quiet ||
+            die "could not build the device tree; see above"
+    fi
+fi
+[[ -r "$DTB" ]] || die "cannot read device tree $DTB"
+
+# --- QEMU command -----------------------------------------------------------
+
+KERNEL_ARGS="board=$BOARD semihosting"
+if [[ ${#USER_ARGS[@]} -gt 0 ]]; then
+    KERNEL_ARGS+=" ${USER_ARGS[*]}"
+fi
+
+QEMU_MACHINE=()
+qemu_machine_args "$BOARD"
+CMD=("$QEMU" "${QEMU_MACHINE[@]}" -nographic
+    -kernel "$IMAGE" -dtb "$DTB" -append "$KERNEL_ARGS"
+    -semihosting-config enable=on,target=native)
+
+if [[ -n "$DISK" ]]; then
+    [[ -f "$DISK" ]] || die "no such disk image: $DISK"
+    case "$BOARD" in
+        virt) CMD+=(-drive "if=none,file=$DISK,format=raw,id=d0" -device virtio-blk-device,drive=d0) ;;
+        rpi4) die "--disk works on virt only (raspi4b has no virtio-mmio; its SD card needs an EMMC2 driver)" ;;
+    esac
+fi
+[[ "$GDB" == 1 ]] && CMD+=(-s -S)
+CMD+=("${EXTRA[@]}")
+
+# Show the command so that it can be pasted into a shell.
+shown=""
+for arg in "${CMD[@]}"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./,=:+@%-]+$ ]]; then
+        shown+=" $arg"
+    else
+        shown+=" ${arg@Q}"
+    fi
+done
+echo "$PROG:$shown" >&2
+[[ "$DRY" == 1 ]] && exit 0
+
+if [[ -z "$TIMEOUT" ]]; then
+    rc=0
+    "${CMD[@]}" || rc=$?
+    exit "$rc"
+fi
+
+# --foreground: QEMU keeps the terminal (with -nographic it reads stdin, and
+# in a background process group it would be stopped). -k: SIGKILL if QEMU
+# does not end 5 s after SIGTERM.
+start=$SECONDS
+rc=0
+timeout --foreground -k 5 "$TIMEOUT" "${CMD[@]}" || rc=$?
+if [[ ($rc == 124 || $rc == 137) && $((SECONDS - start)) -ge $TIMEOUT ]]; then
+    [[ -t 0 ]] && stty sane 2>/dev/null
+    echo >&2
+    echo "$PROG: TIMEOUT: QEMU ($BOARD) killed after $TIMEOUT s; the kernel did not exit (hung?)" >&2
+    exit 124
+fi
+exit "$rc"

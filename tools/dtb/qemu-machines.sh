@@ -1,0 +1,34 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # QEMU_MACHINE is read by the scripts that source this.
+# The QEMU machine options for each board, in one place.
+#
+# Sourced by qemu-run.sh (to boot) and tools/dtb/make-dtbs.sh (to dump QEMU's
+# own device tree for virt). QEMU does not check that a tree given with -dtb
+# matches the machine, so both must use exactly these options: the number of
+# CPUs, the GIC version and the RAM size all appear in the tree.
+#
+# After sourcing, call qemu_machine_args BOARD to fill the array QEMU_MACHINE.
+
+# The QEMU binary; override with QEMU=/path/to/qemu-system-aarch64.
+QEMU="${QEMU:-qemu-system-aarch64}"
+
+# qemu_machine_args virt|rpi4: set QEMU_MACHINE to the machine options.
+qemu_machine_args() {
+    case "$1" in
+        virt)
+            # 1 GiB at 0x4000_0000, GICv2, 2 CPUs (the second one is off
+            # until PSCI CPU_ON), PL011 at 0x0900_0000, 32 virtio-mmio slots.
+            # shellcheck disable=SC2054 # commas belong to the -machine value
+            QEMU_MACHINE=(-machine virt,gic-version=2 -cpu cortex-a72 -m 1G -smp 2)
+            ;;
+        rpi4)
+            # Raspberry Pi 4 B, 2 GiB (fixed by the machine: board revision
+            # 0xb03115), 4 x Cortex-A72, PL011 UART0 at 0xFE20_1000.
+            QEMU_MACHINE=(-machine raspi4b)
+            ;;
+        *)
+            echo "qemu_machine_args: unknown board '$1' (want virt or rpi4)" >&2
+            return 2
+            ;;
+    esac
+}
