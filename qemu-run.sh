@@ -50,12 +50,12 @@ What it does:
     stderr, and exits with QEMU's status (124 on --timeout).
 
 Kernel command line (-append, read by the kernel from /chosen/bootargs):
-  board=virt|rpi4 semihosting [kernel args...]
+  board=qemu-virt|rpi4 semihosting [kernel args...]
 The first two are always there; the kernel understands
   mode=demo|selftest   what to run (the kernel's default applies if absent)
   semihosting          semihosting is on: exit QEMU with a status code
   loglevel=LEVEL       log level (error, warn, info, debug, trace)
-  board=virt|rpi4      which board this is
+  board=qemu-virt|rpi4 which board this is
 qemu-run.sh passes all of them through unchanged.
 
 Leaving QEMU: the kernel's semihosting exit (status passed through) or, on
@@ -175,7 +175,8 @@ fi
 
 # --- QEMU command -----------------------------------------------------------
 
-KERNEL_ARGS="board=$BOARD semihosting"
+case "$BOARD" in virt) BOARD_NAME=qemu-virt ;; *) BOARD_NAME=$BOARD ;; esac
+KERNEL_ARGS="board=$BOARD_NAME semihosting"
 if [[ ${#USER_ARGS[@]} -gt 0 ]]; then
     KERNEL_ARGS+=" ${USER_ARGS[*]}"
 fi
@@ -189,7 +190,7 @@ CMD=("$QEMU" "${QEMU_MACHINE[@]}" -nographic
 if [[ -n "$DISK" ]]; then
     [[ -f "$DISK" ]] || die "no such disk image: $DISK"
     case "$BOARD" in
-        virt) CMD+=(-drive "if=none,file=$DISK,format=raw,id=d0" -device virtio-blk-device,drive=d0) ;;
+        virt) CMD+=(-global virtio-mmio.force-legacy=false -drive "if=none,file=$DISK,format=raw,id=d0" -device virtio-blk-device,drive=d0) ;;
         rpi4) die "--disk works on virt only (raspi4b has no virtio-mmio; its SD card needs an EMMC2 driver)" ;;
     esac
 fi

@@ -26,6 +26,7 @@ pub mod exit;
 pub mod mm;
 pub mod probes;
 pub mod selftest;
+pub mod storage;
 
 use core::ops::Range;
 
@@ -44,6 +45,8 @@ pub struct BootInfo {
     pub ram: alloc::vec::Vec<Range<u64>>,
     pub regions: alloc::vec::Vec<Region>,
     pub mmu_tables: usize,
+    /// virtio-mmio windows the device tree lists (QEMU virt: 32).
+    pub virtio_mmio: alloc::vec::Vec<u64>,
 }
 
 /// A reserved region as the kernel sees it after boot.
@@ -223,7 +226,18 @@ fn boot(board: &'static dyn board::Board, dtb_addr: u64, kernel: Range<u64>) -> 
             })
             .collect(),
         mmu_tables: mmu::tables_used(),
+        virtio_mmio: {
+            let mut v = alloc::vec::Vec::new();
+            tree.for_each_compatible("virtio,mmio", |d| {
+                if let Some(r) = d.reg() {
+                    v.push(r.base);
+                }
+                true
+            });
+            v
+        },
     };
+    storage::init(&info);
     (info, args_line)
 }
 

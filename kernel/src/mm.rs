@@ -163,3 +163,15 @@ pub fn with_frames<R>(f: impl FnOnce(&mut FrameTable<'static>) -> R) -> R {
 pub fn pfn_addr(pfn: Pfn) -> u64 {
     pfn.addr()
 }
+
+/// Allocates `bytes` (rounded up to pages) of zeroed, physically contiguous
+/// memory for device queues; never freed. Returns its address.
+pub fn alloc_dma_zeroed(bytes: usize) -> Option<*mut u8> {
+    let pages = (bytes as u64).div_ceil(PAGE_SIZE);
+    let pfn = with_frames(|t| t.alloc_pages(pages, FrameState::Kernel)).ok()?;
+    let ptr = pfn.addr() as *mut u8;
+    // SAFETY: freshly allocated frames, identity-mapped normal memory owned
+    // by the caller from now on.
+    unsafe { core::ptr::write_bytes(ptr, 0, (pages * PAGE_SIZE) as usize) };
+    Some(ptr)
+}

@@ -83,6 +83,7 @@ parse_size() {
         m | M) mult=$MIB ;;
         g | G) mult=$((1024 * MIB)) ;;
     esac
+    [[ "$num" == 0[xX]* ]] || num="10#$num" # no octal for leading zeros
     echo $((num * mult))
 }
 
@@ -293,7 +294,7 @@ rpi4_deb() {
         pkg="$(apt-cache pkgnames linux-image-6.12. | grep -E "$pkg_re" | sort -V | tail -n 1 || true)"
     fi
     [[ -n "$pkg" ]] || die "no linux-image-6.12.*-arm64 package found (is bookworm-backports enabled? run tools/setup-host.sh)"
-    say "rpi4: downloading $pkg:arm64 (~90 MB, once; cached in $CACHE_DIR)"
+    echo "$PROG: rpi4: downloading $pkg:arm64 (~90 MB, once; cached in $CACHE_DIR)" >&2
     local dl="$WORK/download" rc
     mkdir -p "$dl"
     # Show apt's Get:/Fetched lines as progress; drop its notice about

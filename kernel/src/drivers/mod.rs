@@ -1,3 +1,5 @@
 //! Device drivers.
 
 pub mod pl011;
+pub mod virtio_blk;
+pub mod virtio_mmio;

@@ -1,1 +1,353 @@
-fn main() {}
+//! Host-side tasks for the GCMA unikernel.
+//!
+//! `cargo xtask test` is the project's one test command:
+//! 1. the host unit and property tests of every crate under `kernel/crates/`;
+//! 2. both boards built for aarch64-unknown-none;
+//! 3. each board booted under QEMU in self-test mode: every `@test` line must
+//!    say pass, the kernel must announce as many tests as it runs, report the
+//!    three reserved regions, and exit with status 0 before the timeout;
+//! 4. each board booted in fault mode: the undefined instruction must be
+//!    reported (exception class, ESR, registers) and the kernel must stop
+//!    with the fatal-exception status.
+//!
+//! A hang (timeout), a panic, a fault or a missing result line is a failure.
+//! The last line is `total: N passed, M failed`.
+//!
+//! `--inject fail|panic|hang` adds a failing, panicking or hanging guest test,
+//! to show that each turns the command red.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
+const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];
+
+fn usage() -> &'static str {
+    "usage: cargo xtask test [--inject fail|panic|hang] [--timeout SECS] [--board qemu-virt|rpi4] [--skip-host]\n\
+     \n\
+     Runs the host tests of kernel/crates/*, builds both boards, boots each under\n\
+     QEMU in self-test and fault mode and checks every result line."
+}
+
+struct Options {
+    inject: Option<String>,
+    timeout: u64,
+    boards: Vec<String>,
+    host: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options { inject: None, timeout: 600, boards: BOARDS.iter().map(|s| s.to_string()).collect(), host: true };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--inject" => {
+                let v = value("--inject")?;
+                if !["fail", "panic", "hang"].contains(&v.as_str()) {
+                    return Err(format!("--inject {v}: expected fail, panic or hang"));
+                }
+                o.inject = Some(v);
+            }
+            "--timeout" => {
+                let v = value("--timeout")?;
+                o.timeout = v.parse().map_err(|_| format!("--timeout {v}: not a number of seconds"))?;
+            }
+            "--board" => {
+                let v = value("--board")?;
+                if !BOARDS.contains(&v.as_str()) {
+                    return Err(format!("--board {v}: expected one of {}", BOARDS.join(", ")));
+                }
+                o.boards = vec![v];
+            }
+            "--skip-host" => o.host = false,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+/// One checked outcome.
+struct Check {
+    group: String,
+    name: String,
+    ok: bool,
+    detail: String,
+}
+
+#[derive(Default)]
+struct Report {
+    checks: Vec<Check>,
+    host_passed: u64,
+    host_failed: u64,
+}
+
+impl Report {
+    fn add(&mut self, group: &str, name: &str, ok: bool, detail: impl Into<String>) {
+        self.checks.push(Check { group: group.into(), name: name.into(), ok, detail: detail.into() });
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => match parse_args(&args[1..]) {
+            Ok(o) => test(&o),
+            Err(e) => {
+                eprintln!("xtask: {e}\n{}", usage());
+                ExitCode::from(2)
+            }
+        },
+        Some("-h" | "--help" | "help") => {
+            println!("{}", usage());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{}", usage());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn step(msg: &str) {
+    println!("\n==> {msg}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Runs `cmd`, echoing its output live and returning it (stdout+stderr).
+fn run_echo(cmd: &mut Command) -> (Option<i32>, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return (None, format!("cannot start {cmd:?}: {e}")),
+    };
+    let stderr = child.stderr.take().expect("piped stderr");
+    let err_thread = std::thread::spawn(move || {
+        let mut out = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    });
+    let mut out = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+        let line = String::from_utf8_lossy(&line).replace('\r', "");
+        println!("{line}");
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let status = child.wait().ok().and_then(|s| s.code());
+    out.push_str(&err_thread.join().unwrap_or_default());
+    (status, out)
+}
+
+fn host_crates(root: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let Ok(dir) = fs::read_dir(root.join("kernel/crates")) else { return names };
+    for entry in dir.flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        let Ok(text) = fs::read_to_string(&manifest) else { continue };
+        if let Some(name) = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name").map(|r| r.trim().trim_start_matches('=').trim().trim_matches('"').to_string()))
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    names
+}
+
+fn test(o: &Options) -> ExitCode {
+    let root = root();
+    let started = Instant::now();
+    let mut report = Report::default();
+
+    if o.host {
+        let crates = host_crates(&root);
+        step(&format!("host tests: {}", crates.join(", ")));
+        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(&root).args(["test", "--target", HOST_TARGET]);
+        for c in &crates {
+            cmd.args(["-p", c]);
+        }
+        let (status, out) = run_echo(&mut cmd);
+        for line in out.lines() {
+            // "test result: ok. 35 passed; 0 failed; 0 ignored; ..."
+            if let Some(rest) = line.trim().strip_prefix("test result: ") {
+                let num = |key: &str| -> u64 {
+                    rest.split(';')
+                        .find_map(|p| p.trim().trim_start_matches("ok.").trim_start_matches("FAILED.").trim().strip_suffix(key))
+                        .and_then(|n| n.trim().parse().ok())
+                        .unwrap_or(0)
+                };
+                report.host_passed += num("passed");
+                report.host_failed += num("failed");
+            }
+        }
+        let ok = status == Some(0);
+        report.add("host", "cargo test", ok, if ok { String::new() } else { format!("cargo test exited with {status:?}") });
+    }
+
+    step(&format!("building {}", o.boards.join(", ")));
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&root).args(["build", "--target", "aarch64-unknown-none"]);
+    for b in &o.boards {
+        cmd.args(["-p", b]);
+    }
+    let (status, _) = run_echo(&mut cmd);
+    let built = status == Some(0);
+    report.add("build", "aarch64-unknown-none", built, if built { "" } else { "cargo build failed" });
+
+    if built {
+        for board in &o.boards {
+            let elf = root.join("target/aarch64-unknown-none/debug").join(board);
+            selftest_boot(&root, &elf, board, o, &mut report);
+            fault_boot(&root, &elf, board, o, &mut report);
+        }
+    }
+
+    print_summary(&report, started.elapsed().as_secs_f64());
+    let failed = report.checks.iter().filter(|c| !c.ok).count() as u64 + report.host_failed;
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// A fresh FAT32 disk image for the virt self-tests (raspi4b has no
+/// virtio-mmio, so no disk there).
+fn test_disk(root: &Path) -> Result<PathBuf, String> {
+    let path = root.join("build/selftest-disk.img");
+    let _ = fs::create_dir_all(root.join("build"));
+    let _ = fs::remove_file(&path);
+    let status = Command::new("mkfs.fat")
+        .args(["-F", "32", "-C", "-n", "GCMATEST"])
+        .arg(&path)
+        .arg((64 * 1024).to_string())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("mkfs.fat: {e} (tools/setup-host.sh installs dosfstools)"))?;
+    if !status.success() {
+        return Err(format!("mkfs.fat failed: {status}"));
+    }
+    Ok(path)
+}
+
+fn boot(root: &Path, elf: &Path, o: &Options, kernel_args: &[&str], log_name: &str) -> (Option<i32>, String) {
+    let mut cmd = Command::new(root.join("qemu-run.sh"));
+    cmd.current_dir(root).arg("--timeout").arg(o.timeout.to_string());
+    if elf.file_name().is_some_and(|n| n == "qemu-virt") {
+        match test_disk(root) {
+            Ok(disk) => {
+                cmd.arg("--disk").arg(disk);
+            }
+            Err(e) => return (None, e),
+        }
+    }
+    cmd.arg(elf).arg("--").args(kernel_args);
+    cmd.stdin(Stdio::null());
+    let (status, out) = run_echo(&mut cmd);
+    let logs = root.join("build/logs");
+    let _ = fs::create_dir_all(&logs);
+    let _ = fs::write(logs.join(log_name), &out);
+    (status, out)
+}
+
+/// `key=value` fields of a machine line `@tag k=v k=v`.
+fn fields(line: &str) -> BTreeMap<&str, &str> {
+    line.split_whitespace().skip(1).filter_map(|kv| kv.split_once('=')).collect()
+}
+
+fn selftest_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
+    let group = format!("{board} selftest");
+    step(&format!("{board}: booting in self-test mode"));
+    let mut args = vec!["mode=selftest".to_string()];
+    if let Some(i) = &o.inject {
+        args.push(format!("inject={i}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, out) = boot(root, elf, o, &args, &format!("{board}-selftest.log"));
+
+    let mut planned = None;
+    let mut summary = None;
+    let mut exit_line = None;
+    let mut tests = 0;
+    let mut regions = Vec::new();
+    for line in out.lines() {
+        let f = fields(line);
+        if line.starts_with("@selftest planned=") {
+            planned = f.get("planned").and_then(|v| v.parse::<usize>().ok());
+        } else if line.starts_with("@selftest passed=") {
+            summary = Some(line.to_string());
+        } else if line.starts_with("@test ") {
+            tests += 1;
+            let name = f.get("name").copied().unwrap_or("?");
+            let ok = f.get("result") == Some(&"pass");
+            report.add(&group, name, ok, if ok { "" } else { "guest test failed (see log)" });
+        } else if line.starts_with("@exit ") {
+            exit_line = f.get("status").and_then(|v| v.parse::<i32>().ok());
+        } else if line.starts_with("@region ") {
+            regions.push((f.get("kind").unwrap_or(&"?").to_string(), f.get("name").unwrap_or(&"?").to_string()));
+        }
+    }
+    let kinds: Vec<&str> = regions.iter().map(|(k, _)| k.as_str()).collect();
+    let three = ["gcma", "cma", "carveout"].iter().all(|k| kinds.iter().filter(|x| *x == k).count() == 1);
+    report.add(&group, "boot report: gcma, cma and carveout regions", three, format!("regions seen: {}", kinds.join(", ")));
+    let complete = planned == Some(tests) && summary.is_some();
+    report.add(
+        &group,
+        "every planned test reported",
+        complete,
+        format!("planned {planned:?}, reported {tests}, summary {}", if summary.is_some() { "present" } else { "missing" }),
+    );
+    let clean = status == Some(0) && exit_line == Some(0);
+    let why = match status {
+        Some(124) => "timed out: the kernel hung".to_string(),
+        Some(s) => format!("QEMU exit status {s}, kernel @exit status {exit_line:?}"),
+        None => "QEMU did not exit normally".to_string(),
+    };
+    report.add(&group, "exit status 0", clean, if clean { String::new() } else { why });
+}
+
+fn fault_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
+    let group = format!("{board} fault");
+    step(&format!("{board}: booting in fault mode (an undefined instruction on purpose)"));
+    let (status, out) = boot(root, elf, o, &["mode=fault"], &format!("{board}-fault.log"));
+    report.add(&group, "exception reported", out.contains("*** FATAL: unexpected synchronous exception"), "");
+    report.add(&group, "decoded as undefined instruction", out.contains("EC 0x00 unknown reason (undefined instruction)"), "");
+    report.add(&group, "registers dumped", out.contains("ELR_EL1") && out.contains("x30"), "");
+    report.add(&group, "stopped with fatal-exception status 3", status == Some(3) && out.contains("@exit status=3"), format!("QEMU exit {status:?}"));
+}
+
+fn print_summary(report: &Report, secs: f64) {
+    let w_group = report.checks.iter().map(|c| c.group.len()).max().unwrap_or(5).max(5);
+    let w_name = report.checks.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
+    let mut s = String::new();
+    let _ = writeln!(s, "\n==> summary ({secs:.0} s)");
+    let _ = writeln!(s, "{:<w_group$}  {:<w_name$}  result", "group", "check");
+    for c in &report.checks {
+        let _ = write!(s, "{:<w_group$}  {:<w_name$}  {}", c.group, c.name, if c.ok { "pass" } else { "FAIL" });
+        if !c.ok && !c.detail.is_empty() {
+            let _ = write!(s, "  ({})", c.detail);
+        }
+        s.push('\n');
+    }
+    let passed = report.checks.iter().filter(|c| c.ok).count() as u64;
+    let failed = report.checks.len() as u64 - passed;
+    let _ = writeln!(s, "host unit/property tests: {} passed, {} failed", report.host_passed, report.host_failed);
+    let _ = writeln!(s, "guest and build checks: {passed} passed, {failed} failed");
+    // The closing line CI reads.
+    let _ = writeln!(s, "total: {} passed, {} failed", passed + report.host_passed, failed + report.host_failed);
+    print!("{s}");
+}

@@ -36,9 +36,11 @@
 extern crate alloc;
 
 mod fault;
+mod mux;
 mod ram;
 
 pub use fault::FaultyDisk;
+pub use mux::{QueueMux, SYNC_TAG};
 pub use ram::RamDisk;
 
 /// Size of one device sector in bytes. Every transfer is a whole number of
@@ -266,8 +268,8 @@ pub trait BlockDevice {
         self.sync_request(req)
     }
 
-    /// Submits one request on an idle queue and waits for it.
-    #[doc(hidden)]
+    /// Submits one request and waits for it. The default needs an idle
+    /// queue; [`QueueMux`] overrides it to work with requests in flight.
     fn sync_request(&mut self, req: Request) -> Result<(), BlockError> {
         if self.in_flight() != 0 {
             return Err(BlockError::Busy);

@@ -150,7 +150,11 @@ impl fmt::Display for Pfn {
 pub const fn pfns_within(addr: Range<u64>) -> Range<Pfn> {
     let start = Pfn::from_addr_up(addr.start);
     let end = Pfn::from_addr(addr.end);
-    if end.0 < start.0 { start..start } else { start..end }
+    if end.0 < start.0 {
+        start..start
+    } else {
+        start..end
+    }
 }
 
 /// Frames touched by the byte range `addr` (for reservations: a partial frame
@@ -158,7 +162,11 @@ pub const fn pfns_within(addr: Range<u64>) -> Range<Pfn> {
 pub const fn pfns_covering(addr: Range<u64>) -> Range<Pfn> {
     let start = Pfn::from_addr(addr.start);
     let end = Pfn::from_addr_up(addr.end);
-    if end.0 < start.0 { start..start } else { start..end }
+    if end.0 < start.0 {
+        start..start
+    } else {
+        start..end
+    }
 }
 
 macro_rules! frame_states {
@@ -210,7 +218,10 @@ frame_states! {
 const _: () = {
     let mut i = 0;
     while i < FrameState::COUNT {
-        assert!(FrameState::ALL[i] as usize == i, "FrameState values must be dense from 0");
+        assert!(
+            FrameState::ALL[i] as usize == i,
+            "FrameState values must be dense from 0"
+        );
         i += 1;
     }
 };
@@ -452,18 +463,34 @@ pub enum FrameError {
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            FrameError::OutOfMemory { order } => write!(f, "out of memory for an order-{order} block"),
+            FrameError::OutOfMemory { order } => {
+                write!(f, "out of memory for an order-{order} block")
+            }
             FrameError::BadOrder(o) => write!(f, "order {o} above MAX_ORDER {MAX_ORDER}"),
             FrameError::BadCount(n) => write!(f, "bad page count {n}"),
             FrameError::OutOfRange(p) => write!(f, "{p} not covered by the frame table"),
-            FrameError::Misaligned { pfn, order } => write!(f, "{pfn} not aligned for order {order}"),
+            FrameError::Misaligned { pfn, order } => {
+                write!(f, "{pfn} not aligned for order {order}")
+            }
             FrameError::DoubleFree(p) => write!(f, "double free of {p}"),
             FrameError::NotAllocated { pfn, state } => {
-                write!(f, "free of {pfn} which the buddy never allocated (state {state})")
+                write!(
+                    f,
+                    "free of {pfn} which the buddy never allocated (state {state})"
+                )
             }
-            FrameError::NotHead(p) => write!(f, "free of {p} which is inside an allocation, not its head"),
-            FrameError::WrongOrder { pfn, allocated, given } => {
-                write!(f, "free of {pfn} with order {given}, allocated with order {allocated}")
+            FrameError::NotHead(p) => {
+                write!(f, "free of {p} which is inside an allocation, not its head")
+            }
+            FrameError::WrongOrder {
+                pfn,
+                allocated,
+                given,
+            } => {
+                write!(
+                    f,
+                    "free of {pfn} with order {given}, allocated with order {allocated}"
+                )
             }
             FrameError::Pinned(p) => write!(f, "{p} is still pinned"),
             FrameError::BadState(s) => write!(f, "state {s} not allowed here"),
@@ -514,7 +541,11 @@ impl FrameStats {
 
 impl fmt::Display for FrameStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "frames total={} managed={} free={} blocks=[", self.total, self.managed, self.free)?;
+        write!(
+            f,
+            "frames total={} managed={} free={} blocks=[",
+            self.total, self.managed, self.free
+        )?;
         for (o, n) in self.free_blocks.iter().enumerate() {
             if o > 0 {
                 f.write_str(" ")?;
@@ -558,13 +589,21 @@ impl FrameMut<'_> {
     }
     /// Takes a pin; returns the new count.
     pub fn pin(&mut self) -> Result<u16, FrameError> {
-        let n = self.desc.pin_count.checked_add(1).ok_or(FrameError::PinOverflow(self.pfn))?;
+        let n = self
+            .desc
+            .pin_count
+            .checked_add(1)
+            .ok_or(FrameError::PinOverflow(self.pfn))?;
         self.desc.pin_count = n;
         Ok(n)
     }
     /// Drops a pin; returns the new count.
     pub fn unpin(&mut self) -> Result<u16, FrameError> {
-        let n = self.desc.pin_count.checked_sub(1).ok_or(FrameError::NotPinned(self.pfn))?;
+        let n = self
+            .desc
+            .pin_count
+            .checked_sub(1)
+            .ok_or(FrameError::NotPinned(self.pfn))?;
         self.desc.pin_count = n;
         Ok(n)
     }
@@ -633,7 +672,10 @@ impl<'a> FrameTable<'a> {
     /// Like [`FrameTable::new`] over uninitialised memory, e.g. frames the
     /// kernel carved out of RAM and viewed with
     /// `slice::from_raw_parts_mut(va as *mut MaybeUninit<FrameDesc>, n)`.
-    pub fn new_uninit(mem: &'a mut [MaybeUninit<FrameDesc>], base: Pfn) -> Result<Self, FrameError> {
+    pub fn new_uninit(
+        mem: &'a mut [MaybeUninit<FrameDesc>],
+        base: Pfn,
+    ) -> Result<Self, FrameError> {
         Self::check_span(mem.len(), base)?;
         for m in mem.iter_mut() {
             m.write(FrameDesc::ABSENT);
@@ -690,7 +732,11 @@ impl<'a> FrameTable<'a> {
 
     fn idx(&self, pfn: Pfn) -> Option<usize> {
         let off = pfn.0.checked_sub(self.base)?;
-        if off < self.len() { Some(off as usize) } else { None }
+        if off < self.len() {
+            Some(off as usize)
+        } else {
+            None
+        }
     }
 
     fn pfn_at(&self, idx: usize) -> Pfn {
@@ -701,7 +747,9 @@ impl<'a> FrameTable<'a> {
         if range.end.0 <= range.start.0 {
             return Ok((0, 0));
         }
-        let a = self.idx(range.start).ok_or(FrameError::OutOfRange(range.start))?;
+        let a = self
+            .idx(range.start)
+            .ok_or(FrameError::OutOfRange(range.start))?;
         let last = Pfn(range.end.0 - 1);
         let b = self.idx(last).ok_or(FrameError::OutOfRange(last))?;
         Ok((a, b + 1))
@@ -723,7 +771,10 @@ impl<'a> FrameTable<'a> {
         let i = self.idx(pfn).ok_or(FrameError::OutOfRange(pfn))?;
         let desc = &mut self.descs[i];
         if !desc.state.is_owned() {
-            return Err(FrameError::Busy { pfn, state: desc.state });
+            return Err(FrameError::Busy {
+                pfn,
+                state: desc.state,
+            });
         }
         Ok(FrameMut { pfn, desc })
     }
@@ -742,7 +793,8 @@ impl<'a> FrameTable<'a> {
                 continue;
             }
             let mut j = i;
-            while j < b && self.descs[j].state == FrameState::Absent && !self.descs[j].is_managed() {
+            while j < b && self.descs[j].state == FrameState::Absent && !self.descs[j].is_managed()
+            {
                 j += 1;
             }
             // [i, j) is a run of Absent frames: add it as maximal aligned blocks.
@@ -782,13 +834,21 @@ impl<'a> FrameTable<'a> {
     /// `state` with owner id `owner`, resetting their other owner fields.
     /// `state` may be anything but `Free`; `Absent` un-marks (e.g. to hand
     /// boot memory to the buddy afterwards).
-    pub fn mark(&mut self, range: Range<Pfn>, state: FrameState, owner: u16) -> Result<(), FrameError> {
+    pub fn mark(
+        &mut self,
+        range: Range<Pfn>,
+        state: FrameState,
+        owner: u16,
+    ) -> Result<(), FrameError> {
         if state == FrameState::Free {
             return Err(FrameError::BadState(state));
         }
         let (a, b) = self.check_range(&range)?;
         if let Some(i) = (a..b).find(|&i| self.descs[i].is_managed()) {
-            return Err(FrameError::Busy { pfn: self.pfn_at(i), state: self.descs[i].state });
+            return Err(FrameError::Busy {
+                pfn: self.pfn_at(i),
+                state: self.descs[i].state,
+            });
         }
         for i in a..b {
             let d = &mut self.descs[i];
@@ -820,13 +880,20 @@ impl<'a> FrameTable<'a> {
     }
 
     /// [`FrameTable::set_state`] for every frame of `range`, all or nothing.
-    pub fn set_state_range(&mut self, range: Range<Pfn>, state: FrameState) -> Result<(), FrameError> {
+    pub fn set_state_range(
+        &mut self,
+        range: Range<Pfn>,
+        state: FrameState,
+    ) -> Result<(), FrameError> {
         if !state.is_owned() {
             return Err(FrameError::BadState(state));
         }
         let (a, b) = self.check_range(&range)?;
         if let Some(i) = (a..b).find(|&i| !self.descs[i].state.is_owned()) {
-            return Err(FrameError::Busy { pfn: self.pfn_at(i), state: self.descs[i].state });
+            return Err(FrameError::Busy {
+                pfn: self.pfn_at(i),
+                state: self.descs[i].state,
+            });
         }
         for i in a..b {
             let d = &mut self.descs[i];
@@ -845,7 +912,9 @@ impl<'a> FrameTable<'a> {
         if !state.is_owned() {
             return Err(FrameError::BadState(state));
         }
-        let i = self.take_block(order).ok_or(FrameError::OutOfMemory { order })?;
+        let i = self
+            .take_block(order)
+            .ok_or(FrameError::OutOfMemory { order })?;
         self.claim(i, order, state);
         Ok(self.pfn_at(i))
     }
@@ -862,7 +931,11 @@ impl<'a> FrameTable<'a> {
     /// The order of the live allocation headed by `pfn`, if any.
     pub fn allocation_order(&self, pfn: Pfn) -> Option<u8> {
         let d = self.frame(pfn)?;
-        if d.is_managed() && d.state.is_owned() { d.block_order() } else { None }
+        if d.is_managed() && d.state.is_owned() {
+            d.block_order()
+        } else {
+            None
+        }
     }
 
     /// Allocates `count` contiguous frames (`1..=MAX_PAGES_PER_ALLOC`), the
@@ -877,7 +950,9 @@ impl<'a> FrameTable<'a> {
             return Err(FrameError::BadState(state));
         }
         let order = count.next_power_of_two().trailing_zeros() as u8;
-        let start = self.take_block(order).ok_or(FrameError::OutOfMemory { order })?;
+        let start = self
+            .take_block(order)
+            .ok_or(FrameError::OutOfMemory { order })?;
         // Keep [start, start + count) as blocks of decreasing order (each one
         // naturally aligned because `start` is aligned to 2^order).
         let mut cur = start;
@@ -955,7 +1030,12 @@ impl<'a> FrameTable<'a> {
     /// Checks every invariant of the descriptors and free lists in
     /// `O(frames)`; for tests and kernel self-checks.
     pub fn verify(&self) -> Result<(), Corruption> {
-        let bad = |i: usize, what| Err(Corruption { pfn: self.pfn_at(i), what });
+        let bad = |i: usize, what| {
+            Err(Corruption {
+                pfn: self.pfn_at(i),
+                what,
+            })
+        };
         let len = self.descs.len();
         let mut per_state = [0u64; FrameState::COUNT];
         let mut managed = 0u64;
@@ -1002,7 +1082,12 @@ impl<'a> FrameTable<'a> {
                         return bad(j, "block mixes free and owned frames");
                     }
                 }
-                if free && (!t.flags.is_empty() || t.pin_count != 0 || t.owner != 0 || t.mapping != 0 || t.index != 0)
+                if free
+                    && (!t.flags.is_empty()
+                        || t.pin_count != 0
+                        || t.owner != 0
+                        || t.mapping != 0
+                        || t.index != 0)
                 {
                     return bad(j, "free frame has owner fields set");
                 }
@@ -1011,17 +1096,23 @@ impl<'a> FrameTable<'a> {
                 heads[order as usize] += 1;
                 if order < MAX_ORDER {
                     let buddy = self.pfn_at(i).0 ^ (1 << order);
-                    if let Some(b) = self.idx(Pfn(buddy)) {
-                        if self.descs[b].is_free_head(order) {
-                            return bad(i, "free buddies not coalesced");
-                        }
+                    if self
+                        .idx(Pfn(buddy))
+                        .is_some_and(|b| self.descs[b].is_free_head(order))
+                    {
+                        return bad(i, "free buddies not coalesced");
                     }
                 }
             }
             managed += n as u64;
             i += n;
         }
-        let at_base = |what| Err(Corruption { pfn: Pfn(self.base), what });
+        let at_base = |what| {
+            Err(Corruption {
+                pfn: Pfn(self.base),
+                what,
+            })
+        };
         if per_state != self.per_state {
             return at_base("per-state counters disagree with the descriptors");
         }
@@ -1029,8 +1120,8 @@ impl<'a> FrameTable<'a> {
             return at_base("managed counter disagrees with the descriptors");
         }
         let mut free_frames = 0u64;
-        for o in 0..NR_ORDERS {
-            if heads[o] != self.free_blocks[o] {
+        for (o, &nheads) in heads.iter().enumerate() {
+            if nheads != self.free_blocks[o] {
                 return at_base("free block counter disagrees with the descriptors");
             }
             let mut prev = NIL;
@@ -1042,22 +1133,25 @@ impl<'a> FrameTable<'a> {
                     return at_base("free list link out of range");
                 }
                 if !self.descs[c].is_free_head(o as u8) {
-                    return bad(c, "free list holds a frame that is not a free head of its order");
+                    return bad(
+                        c,
+                        "free list holds a frame that is not a free head of its order",
+                    );
                 }
                 if self.descs[c].prev != prev {
                     return bad(c, "free list back link broken");
                 }
                 seen += 1;
-                if seen > heads[o] {
+                if seen > nheads {
                     return bad(c, "free list longer than the free blocks (cycle?)");
                 }
                 prev = cur;
                 cur = self.descs[c].next;
             }
-            if seen != heads[o] {
+            if seen != nheads {
                 return at_base("free block missing from its free list");
             }
-            free_frames += heads[o] << o;
+            free_frames += nheads << o;
         }
         if free_frames != self.free_frames() {
             return at_base("free lists disagree with the free counter");
@@ -1079,7 +1173,10 @@ impl<'a> FrameTable<'a> {
         }
         let d = &self.descs[i];
         if !d.is_managed() {
-            return Err(FrameError::NotAllocated { pfn, state: d.state });
+            return Err(FrameError::NotAllocated {
+                pfn,
+                state: d.state,
+            });
         }
         if d.state == FrameState::Free {
             return Err(FrameError::DoubleFree(pfn));
@@ -1088,7 +1185,11 @@ impl<'a> FrameTable<'a> {
             return Err(FrameError::NotHead(pfn));
         };
         if allocated != order {
-            return Err(FrameError::WrongOrder { pfn, allocated, given: order });
+            return Err(FrameError::WrongOrder {
+                pfn,
+                allocated,
+                given: order,
+            });
         }
         if let Some(j) = (i..i + (1 << order)).find(|&j| self.descs[j].pin_count != 0) {
             return Err(FrameError::Pinned(self.pfn_at(j)));

@@ -37,7 +37,11 @@ fn state_table_is_dense() {
     }
     assert_eq!(FrameState::COUNT, 9);
     assert_eq!(FrameState::PageCache.name(), "pagecache");
-    assert!(!FrameState::Free.is_owned() && !FrameState::Absent.is_owned() && FrameState::Heap.is_owned());
+    assert!(
+        !FrameState::Free.is_owned()
+            && !FrameState::Absent.is_owned()
+            && FrameState::Heap.is_owned()
+    );
 }
 
 #[test]
@@ -89,7 +93,10 @@ fn unaligned_start_and_end() {
     t.verify().unwrap();
     // An order-3 block must be the aligned one at 8.
     assert_eq!(t.alloc(3, FrameState::Kernel).unwrap(), Pfn(8));
-    assert_eq!(t.alloc(3, FrameState::Kernel), Err(FrameError::OutOfMemory { order: 3 }));
+    assert_eq!(
+        t.alloc(3, FrameState::Kernel),
+        Err(FrameError::OutOfMemory { order: 3 })
+    );
     t.verify().unwrap();
 }
 
@@ -110,7 +117,8 @@ fn mark_then_add_skips_reserved() {
     let mut s = storage(64);
     let mut t = table(&mut s, 0);
     t.mark(Pfn(0)..Pfn(2), FrameState::Reserved, 0).unwrap();
-    t.mark(Pfn(32)..Pfn(48), FrameState::ReservedArea, 7).unwrap();
+    t.mark(Pfn(32)..Pfn(48), FrameState::ReservedArea, 7)
+        .unwrap();
     assert_eq!(t.add_free_range(Pfn(0)..Pfn(64)).unwrap(), 64 - 2 - 16);
     assert_eq!(t.frame(Pfn(40)).unwrap().owner(), 7);
     assert_eq!(t.state_count(FrameState::ReservedArea), 16);
@@ -120,15 +128,27 @@ fn mark_then_add_skips_reserved() {
         got.push(p.0);
     }
     assert_eq!(got.len(), 46);
-    assert!(got.iter().all(|&p| (2..32).contains(&p) || (48..64).contains(&p)));
+    assert!(
+        got.iter()
+            .all(|&p| (2..32).contains(&p) || (48..64).contains(&p))
+    );
     // Marking buddy frames is refused, changing nothing.
     assert_eq!(
         t.mark(Pfn(1)..Pfn(3), FrameState::Reserved, 0),
-        Err(FrameError::Busy { pfn: Pfn(2), state: FrameState::Heap })
+        Err(FrameError::Busy {
+            pfn: Pfn(2),
+            state: FrameState::Heap
+        })
     );
     assert_eq!(t.state(Pfn(1)), Some(FrameState::Reserved));
-    assert_eq!(t.mark(Pfn(0)..Pfn(1), FrameState::Free, 0), Err(FrameError::BadState(FrameState::Free)));
-    assert_eq!(t.mark(Pfn(60)..Pfn(65), FrameState::Reserved, 0), Err(FrameError::OutOfRange(Pfn(64))));
+    assert_eq!(
+        t.mark(Pfn(0)..Pfn(1), FrameState::Free, 0),
+        Err(FrameError::BadState(FrameState::Free))
+    );
+    assert_eq!(
+        t.mark(Pfn(60)..Pfn(65), FrameState::Reserved, 0),
+        Err(FrameError::OutOfRange(Pfn(64)))
+    );
     t.verify().unwrap();
 }
 
@@ -201,7 +221,10 @@ fn alloc_sets_state_and_resets_owner_fields() {
         assert!(!f.desc().flags().intersects(FrameFlags::DIRTY));
     }
     let d = *t.frame(p.add(1)).unwrap();
-    assert_eq!((d.mapping(), d.index(), d.owner(), d.links()), (5, 77, 3, (1, 2)));
+    assert_eq!(
+        (d.mapping(), d.index(), d.owner(), d.links()),
+        (5, 77, 3, (1, 2))
+    );
     for i in 0..4 {
         assert_eq!(t.state(p.add(i)), Some(FrameState::PageCache));
     }
@@ -209,7 +232,10 @@ fn alloc_sets_state_and_resets_owner_fields() {
     let p2 = t.alloc(2, FrameState::Heap).unwrap();
     assert_eq!(p2, p);
     let d = *t.frame(p.add(1)).unwrap();
-    assert_eq!((d.mapping(), d.index(), d.owner(), d.flags()), (0, 0, 0, FrameFlags::EMPTY));
+    assert_eq!(
+        (d.mapping(), d.index(), d.owner(), d.flags()),
+        (0, 0, 0, FrameFlags::EMPTY)
+    );
     t.verify().unwrap();
 }
 
@@ -218,9 +244,24 @@ fn frame_mut_refuses_free_and_absent() {
     let mut s = storage(8);
     let mut t = table(&mut s, 0);
     t.add_free_range(Pfn(0)..Pfn(4)).unwrap();
-    assert_eq!(t.frame_mut(Pfn(0)).err(), Some(FrameError::Busy { pfn: Pfn(0), state: FrameState::Free }));
-    assert_eq!(t.frame_mut(Pfn(5)).err(), Some(FrameError::Busy { pfn: Pfn(5), state: FrameState::Absent }));
-    assert_eq!(t.frame_mut(Pfn(9)).err(), Some(FrameError::OutOfRange(Pfn(9))));
+    assert_eq!(
+        t.frame_mut(Pfn(0)).err(),
+        Some(FrameError::Busy {
+            pfn: Pfn(0),
+            state: FrameState::Free
+        })
+    );
+    assert_eq!(
+        t.frame_mut(Pfn(5)).err(),
+        Some(FrameError::Busy {
+            pfn: Pfn(5),
+            state: FrameState::Absent
+        })
+    );
+    assert_eq!(
+        t.frame_mut(Pfn(9)).err(),
+        Some(FrameError::OutOfRange(Pfn(9)))
+    );
 }
 
 #[test]
@@ -233,10 +274,25 @@ fn double_free_and_bogus_frees_are_rejected() {
     let before = t.stats();
     let cases = [
         (p, 3, FrameError::Misaligned { pfn: p, order: 3 }),
-        (p, 1, FrameError::WrongOrder { pfn: p, allocated: 2, given: 1 }),
+        (
+            p,
+            1,
+            FrameError::WrongOrder {
+                pfn: p,
+                allocated: 2,
+                given: 1,
+            },
+        ),
         (p.add(2), 1, FrameError::NotHead(p.add(2))),
         (p.add(1), 0, FrameError::NotHead(p.add(1))),
-        (Pfn(0), 0, FrameError::NotAllocated { pfn: Pfn(0), state: FrameState::Reserved }),
+        (
+            Pfn(0),
+            0,
+            FrameError::NotAllocated {
+                pfn: Pfn(0),
+                state: FrameState::Reserved,
+            },
+        ),
         (Pfn(64), 0, FrameError::OutOfRange(Pfn(64))),
         (p, MAX_ORDER + 1, FrameError::BadOrder(MAX_ORDER + 1)),
     ];
@@ -246,8 +302,14 @@ fn double_free_and_bogus_frees_are_rejected() {
         t.verify().unwrap();
     }
     // A free frame that was never allocated.
-    let free_frame = (1..64).map(Pfn).find(|&q| t.state(q) == Some(FrameState::Free)).unwrap();
-    assert_eq!(t.free(free_frame, 0), Err(FrameError::DoubleFree(free_frame)));
+    let free_frame = (1..64)
+        .map(Pfn)
+        .find(|&q| t.state(q) == Some(FrameState::Free))
+        .unwrap();
+    assert_eq!(
+        t.free(free_frame, 0),
+        Err(FrameError::DoubleFree(free_frame))
+    );
     t.free(p, 2).unwrap();
     let after = t.stats();
     assert_eq!(t.free(p, 2), Err(FrameError::DoubleFree(p)));
@@ -264,7 +326,10 @@ fn pinned_frames_cannot_be_freed() {
     assert_eq!(t.frame_mut(p.add(1)).unwrap().pin(), Ok(1));
     assert_eq!(t.free(p, 1), Err(FrameError::Pinned(p.add(1))));
     assert_eq!(t.frame_mut(p.add(1)).unwrap().unpin(), Ok(0));
-    assert_eq!(t.frame_mut(p.add(1)).unwrap().unpin(), Err(FrameError::NotPinned(p.add(1))));
+    assert_eq!(
+        t.frame_mut(p.add(1)).unwrap().unpin(),
+        Err(FrameError::NotPinned(p.add(1)))
+    );
     t.free(p, 1).unwrap();
     t.verify().unwrap();
 }
@@ -273,18 +338,35 @@ fn pinned_frames_cannot_be_freed() {
 fn set_state_moves_between_owned_states() {
     let mut s = storage(16);
     let mut t = table(&mut s, 0);
-    t.mark(Pfn(8)..Pfn(16), FrameState::ReservedArea, 2).unwrap();
+    t.mark(Pfn(8)..Pfn(16), FrameState::ReservedArea, 2)
+        .unwrap();
     t.add_free_range(Pfn(0)..Pfn(16)).unwrap();
-    assert_eq!(t.set_state(Pfn(8), FrameState::Cleancache), Ok(FrameState::ReservedArea));
-    t.set_state_range(Pfn(9)..Pfn(12), FrameState::Allocated).unwrap();
+    assert_eq!(
+        t.set_state(Pfn(8), FrameState::Cleancache),
+        Ok(FrameState::ReservedArea)
+    );
+    t.set_state_range(Pfn(9)..Pfn(12), FrameState::Allocated)
+        .unwrap();
     assert_eq!(t.state_count(FrameState::Allocated), 3);
     assert_eq!(t.state_count(FrameState::Cleancache), 1);
     assert_eq!(t.state_count(FrameState::ReservedArea), 4);
-    assert_eq!(t.set_state(Pfn(0), FrameState::Heap), Err(FrameError::Busy { pfn: Pfn(0), state: FrameState::Free }));
-    assert_eq!(t.set_state(Pfn(8), FrameState::Free), Err(FrameError::BadState(FrameState::Free)));
+    assert_eq!(
+        t.set_state(Pfn(0), FrameState::Heap),
+        Err(FrameError::Busy {
+            pfn: Pfn(0),
+            state: FrameState::Free
+        })
+    );
+    assert_eq!(
+        t.set_state(Pfn(8), FrameState::Free),
+        Err(FrameError::BadState(FrameState::Free))
+    );
     assert_eq!(
         t.set_state_range(Pfn(6)..Pfn(10), FrameState::Heap),
-        Err(FrameError::Busy { pfn: Pfn(6), state: FrameState::Free })
+        Err(FrameError::Busy {
+            pfn: Pfn(6),
+            state: FrameState::Free
+        })
     );
     assert_eq!(t.state(Pfn(8)), Some(FrameState::Cleancache));
     // A buddy page handed to the page cache then freed.
@@ -307,15 +389,38 @@ fn alloc_pages_non_power_of_two() {
     assert_eq!(t.allocation_order(p.add(4)), Some(0));
     t.verify().unwrap();
     // 6 = 4 + 2: the order-2 head is fine, the order-1 at p+4 is not; nothing is freed.
-    assert_eq!(t.free_pages(p, 6), Err(FrameError::WrongOrder { pfn: p.add(4), allocated: 0, given: 1 }));
+    assert_eq!(
+        t.free_pages(p, 6),
+        Err(FrameError::WrongOrder {
+            pfn: p.add(4),
+            allocated: 0,
+            given: 1
+        })
+    );
     assert_eq!(t.state_count(FrameState::Allocated), 5);
-    assert_eq!(t.free_pages(p, 3), Err(FrameError::WrongOrder { pfn: p, allocated: 2, given: 1 }));
+    assert_eq!(
+        t.free_pages(p, 3),
+        Err(FrameError::WrongOrder {
+            pfn: p,
+            allocated: 2,
+            given: 1
+        })
+    );
     assert_eq!(t.state_count(FrameState::Allocated), 5);
     t.free_pages(p, 5).unwrap();
     assert_eq!(t.free_blocks(6), 1);
-    assert_eq!(t.alloc_pages(0, FrameState::Heap), Err(FrameError::BadCount(0)));
-    assert_eq!(t.alloc_pages(1025, FrameState::Heap), Err(FrameError::BadCount(1025)));
-    assert_eq!(t.alloc_pages(65, FrameState::Heap), Err(FrameError::OutOfMemory { order: 7 }));
+    assert_eq!(
+        t.alloc_pages(0, FrameState::Heap),
+        Err(FrameError::BadCount(0))
+    );
+    assert_eq!(
+        t.alloc_pages(1025, FrameState::Heap),
+        Err(FrameError::BadCount(1025))
+    );
+    assert_eq!(
+        t.alloc_pages(65, FrameState::Heap),
+        Err(FrameError::OutOfMemory { order: 7 })
+    );
     t.verify().unwrap();
 }
 
@@ -324,17 +429,32 @@ fn bad_alloc_arguments() {
     let mut s = storage(4);
     let mut t = table(&mut s, 0);
     t.add_free_range(Pfn(0)..Pfn(4)).unwrap();
-    assert_eq!(t.alloc(MAX_ORDER + 1, FrameState::Heap), Err(FrameError::BadOrder(MAX_ORDER + 1)));
-    assert_eq!(t.alloc(0, FrameState::Free), Err(FrameError::BadState(FrameState::Free)));
-    assert_eq!(t.alloc(0, FrameState::Absent), Err(FrameError::BadState(FrameState::Absent)));
-    assert_eq!(t.alloc(3, FrameState::Heap), Err(FrameError::OutOfMemory { order: 3 }));
+    assert_eq!(
+        t.alloc(MAX_ORDER + 1, FrameState::Heap),
+        Err(FrameError::BadOrder(MAX_ORDER + 1))
+    );
+    assert_eq!(
+        t.alloc(0, FrameState::Free),
+        Err(FrameError::BadState(FrameState::Free))
+    );
+    assert_eq!(
+        t.alloc(0, FrameState::Absent),
+        Err(FrameError::BadState(FrameState::Absent))
+    );
+    assert_eq!(
+        t.alloc(3, FrameState::Heap),
+        Err(FrameError::OutOfMemory { order: 3 })
+    );
     t.verify().unwrap();
 }
 
 #[test]
 fn table_limits() {
     let mut s = storage(4);
-    assert_eq!(FrameTable::new(&mut s, Pfn(u64::MAX - 2)).err(), Some(FrameError::TableTooLarge));
+    assert_eq!(
+        FrameTable::new(&mut s, Pfn(u64::MAX - 2)).err(),
+        Some(FrameError::TableTooLarge)
+    );
 }
 
 #[test]
@@ -343,6 +463,9 @@ fn stats_display() {
     let mut t = table(&mut s, 0);
     t.add_free_range(Pfn(0)..Pfn(4)).unwrap();
     let line = t.stats().to_string();
-    assert!(line.starts_with("frames total=4 managed=4 free=4 blocks=[0 0 1 0"), "{line}");
+    assert!(
+        line.starts_with("frames total=4 managed=4 free=4 blocks=[0 0 1 0"),
+        "{line}"
+    );
     assert!(line.contains(" free=4 kernel=0"), "{line}");
 }

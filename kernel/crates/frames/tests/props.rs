@@ -61,10 +61,18 @@ fn layout() -> impl Strategy<Value = Layout> {
         (
             Just(base),
             Just(len),
-            prop::collection::vec((range(), 0..OWNED.len()).prop_map(|((s, l), k)| (s, l, k)), 0..4),
+            prop::collection::vec(
+                (range(), 0..OWNED.len()).prop_map(|((s, l), k)| (s, l, k)),
+                0..4,
+            ),
             prop::collection::vec(range(), 1..4),
         )
-            .prop_map(|(base, len, marks, adds)| Layout { base, len, marks, adds })
+            .prop_map(|(base, len, marks, adds)| Layout {
+                base,
+                len,
+                marks,
+                adds,
+            })
     })
 }
 
@@ -124,11 +132,21 @@ impl Model {
         for l in &self.live {
             *per_state.entry(l.state).or_insert(0u64) += l.len;
         }
-        let absent = self.managed.iter().zip(&self.marked).filter(|(m, k)| !**m && k.is_none()).count() as u64;
+        let absent = self
+            .managed
+            .iter()
+            .zip(&self.marked)
+            .filter(|(m, k)| !**m && k.is_none())
+            .count() as u64;
         *per_state.entry(FrameState::Absent).or_insert(0) += absent;
         *per_state.entry(FrameState::Free).or_insert(0) += managed - owned;
         for s in FrameState::ALL {
-            prop_assert_eq!(st.state(*s), per_state.get(s).copied().unwrap_or(0), "state {}", s);
+            prop_assert_eq!(
+                st.state(*s),
+                per_state.get(s).copied().unwrap_or(0),
+                "state {}",
+                s
+            );
         }
         prop_assert_eq!(st.per_state.iter().sum::<u64>(), st.total);
         Ok(())
@@ -177,19 +195,36 @@ fn sub_blocks(start: u64, count: u64) -> Vec<(u64, u8)> {
 /// `free(pfn, order)`: must succeed exactly when it names a live order
 /// allocation, and otherwise fail without changing anything. (A sub-block of
 /// an `alloc_pages` allocation is a legal target too; those are skipped.)
-fn bogus_or_legit_free(t: &mut FrameTable<'_>, m: &mut Model, pfn: u64, order: u8) -> Result<(), TestCaseError> {
-    if m.live.iter().any(|x| matches!(x.how, How::Count(c) if sub_blocks(x.start, c).contains(&(pfn, order)))) {
+fn bogus_or_legit_free(
+    t: &mut FrameTable<'_>,
+    m: &mut Model,
+    pfn: u64,
+    order: u8,
+) -> Result<(), TestCaseError> {
+    if m.live
+        .iter()
+        .any(|x| matches!(x.how, How::Count(c) if sub_blocks(x.start, c).contains(&(pfn, order))))
+    {
         return Ok(());
     }
     let before = t.stats();
     let r = t.free(Pfn(pfn), order);
-    match m.live.iter().position(|x| x.start == pfn && x.how == How::Order(order)) {
+    match m
+        .live
+        .iter()
+        .position(|x| x.start == pfn && x.how == How::Order(order))
+    {
         Some(i) => {
             prop_assert_eq!(r, Ok(()));
             m.give_back(i);
         }
         None => {
-            prop_assert!(r.is_err(), "bogus free of {:#x} order {} accepted", pfn, order);
+            prop_assert!(
+                r.is_err(),
+                "bogus free of {:#x} order {} accepted",
+                pfn,
+                order
+            );
             prop_assert_eq!(t.stats(), before);
         }
     }
@@ -200,15 +235,24 @@ fn run(lay: Layout, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut storage = vec![FrameDesc::ABSENT; lay.len as usize];
     let mut t = FrameTable::new(&mut storage, Pfn(lay.base)).unwrap();
     let n = lay.len as usize;
-    let mut m = Model { base: lay.base, managed: vec![false; n], marked: vec![None; n], owned: vec![false; n], live: vec![] };
+    let mut m = Model {
+        base: lay.base,
+        managed: vec![false; n],
+        marked: vec![None; n],
+        owned: vec![false; n],
+        live: vec![],
+    };
     for &(s, l, k) in &lay.marks {
-        t.mark(Pfn(lay.base + s)..Pfn(lay.base + s + l), OWNED[k], k as u16).unwrap();
+        t.mark(Pfn(lay.base + s)..Pfn(lay.base + s + l), OWNED[k], k as u16)
+            .unwrap();
         for i in s..s + l {
             m.marked[i as usize] = Some(OWNED[k]);
         }
     }
     for &(s, l) in &lay.adds {
-        let added = t.add_free_range(Pfn(lay.base + s)..Pfn(lay.base + s + l)).unwrap();
+        let added = t
+            .add_free_range(Pfn(lay.base + s)..Pfn(lay.base + s + l))
+            .unwrap();
         let mut expect = 0;
         for i in s..s + l {
             let i = i as usize;
@@ -228,13 +272,22 @@ fn run(lay: Layout, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Alloc(order, s) => match t.alloc(order, OWNED[s]) {
                 Ok(p) => {
                     prop_assert!(p.is_aligned(order), "{} not aligned to order {}", p, order);
-                    let l = Live { start: p.0, len: 1 << order, how: How::Order(order), state: OWNED[s] };
+                    let l = Live {
+                        start: p.0,
+                        len: 1 << order,
+                        how: How::Order(order),
+                        state: OWNED[s],
+                    };
                     m.take(&l)?;
                     m.live.push(l);
                 }
                 Err(e) => {
                     prop_assert_eq!(e, FrameError::OutOfMemory { order });
-                    prop_assert!(!m.fits(order), "order {} refused though a free aligned block exists", order);
+                    prop_assert!(
+                        !m.fits(order),
+                        "order {} refused though a free aligned block exists",
+                        order
+                    );
                     prop_assert_eq!(t.stats(), before);
                 }
             },
@@ -242,7 +295,12 @@ fn run(lay: Layout, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 Ok(p) => {
                     let order = count.next_power_of_two().trailing_zeros() as u8;
                     prop_assert!(p.is_aligned(order));
-                    let l = Live { start: p.0, len: count, how: How::Count(count), state: OWNED[s] };
+                    let l = Live {
+                        start: p.0,
+                        len: count,
+                        how: How::Count(count),
+                        state: OWNED[s],
+                    };
                     m.take(&l)?;
                     m.live.push(l);
                 }
@@ -269,7 +327,11 @@ fn run(lay: Layout, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let l = m.live[sel % m.live.len()].clone();
                 // Its head with another order, or the frame after its head
                 // with its own order (a tail, or whatever follows).
-                let pfn = if l.how == How::Order(order) { l.start + 1 } else { l.start };
+                let pfn = if l.how == How::Order(order) {
+                    l.start + 1
+                } else {
+                    l.start
+                };
                 bogus_or_legit_free(&mut t, &mut m, pfn, order)?;
             }
             Op::FreePinned(sel, f) if !m.live.is_empty() => {

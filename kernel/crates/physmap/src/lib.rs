@@ -50,6 +50,42 @@
 //!   on any input: the structure block is read by a bounds-checked walker
 //!   ([`DeviceTree`]), not by `fdt`'s iterators, which unwrap on malformed
 //!   data; `fdt` checks the header.
+//!
+//! Devices
+//!   [`DeviceTree::find_compatible`] / [`DeviceTree::for_each_compatible`]
+//!   return available nodes with their `reg` entries translated to CPU
+//!   addresses through every parent bus's `ranges` (empty `ranges` is the
+//!   identity; a bus without `ranges` leaves the address untranslatable,
+//!   as in Linux) and their raw `interrupts` cells.
+//!   [`DeviceTree::console_pl011`] is the PL011 named by `stdout-path`, or
+//!   else the first available PL011.
+//!
+//! Use from the kernel (the DTB address arrives in x0; memory is
+//! identity-mapped or the MMU is off):
+//!
+//! ```no_run
+//! use core::fmt::Write;
+//! use physmap::{FatalError, MemoryMap, PhysRange, Table, FDT_HEADER_SIZE};
+//!
+//! fn boot_map(
+//!     dtb_address: usize,
+//!     kernel_image: PhysRange,
+//!     console: &mut impl Write,
+//! ) -> Result<MemoryMap<'static>, FatalError> {
+//!     // SAFETY: the boot loader put a device tree at `dtb_address`; its
+//!     // header is FDT_HEADER_SIZE readable bytes, and nothing writes there.
+//!     let header =
+//!         unsafe { core::slice::from_raw_parts(dtb_address as *const u8, FDT_HEADER_SIZE) };
+//!     let size = physmap::dtb_total_size(header)?;
+//!     // SAFETY: as above, for the `totalsize` bytes the header announces;
+//!     // the map keeps the DTB range excluded so it is never overwritten.
+//!     let dtb = unsafe { core::slice::from_raw_parts(dtb_address as *const u8, size) };
+//!     let dtb_range = PhysRange::new(dtb_address as u64, size as u64);
+//!     let map = MemoryMap::parse(dtb, kernel_image, dtb_range)?;
+//!     let _ = write!(console, "{}", Table(&map));
+//!     Ok(map)
+//! }
+//! ```
 
 #![no_std]
 
@@ -64,12 +100,12 @@ mod tests;
 pub use arrayvec::ArrayVec;
 pub use memmap::{
     Area, Chosen, Diagnostic, ExcludedKind, ExcludedRange, MAX_DIAGNOSTICS, MAX_EXCLUDED,
-    MAX_RAM_RANGES, MAX_RESERVED_NODES, MAX_RESERVED_REGIONS, MAX_USABLE_RANGES, MemoryMap,
-    Problem, RegionKind, ReservedRegion,
+    MAX_MEMRESERVE, MAX_RAM_RANGES, MAX_RESERVED_NODES, MAX_RESERVED_REGIONS, MAX_USABLE_RANGES,
+    MemoryMap, Problem, RegionKind, ReservedRegion,
 };
 pub use report::{HumanSize, MachineLines, Table};
 pub use tree::{
-    Cells, Device, DeviceTree, FDT_HEADER_SIZE, MAX_DEPTH, MAX_DEVICE_REGS, Properties, Property,
+    Cells, Device, DeviceTree, FDT_HEADER_SIZE, MAX_DEPTH, MAX_DEVICE_REGS, Property,
     dtb_total_size,
 };
 

@@ -408,8 +408,8 @@ impl<'a> MemoryMap<'a> {
 
         map.add_excluded(ExcludedKind::KernelImage, kernel_image);
         map.add_excluded(ExcludedKind::Dtb, dtb_range);
-        for entry in tree.memreserve() {
-            if map.excluded.len() >= MAX_EXCLUDED {
+        for (index, entry) in tree.memreserve().enumerate() {
+            if index >= MAX_MEMRESERVE {
                 map.diagnose(
                     Area::MemReserve,
                     "/memreserve/",

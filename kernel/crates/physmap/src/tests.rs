@@ -599,6 +599,21 @@ fn pi_tree_with_hole_high_ram_and_soc_ranges() {
     let via_alias_path = tree.resolve_path("soc/serial@7e201000:115200").unwrap();
     assert_eq!(via_alias_path.name, "serial@7e201000");
     assert!(tree.resolve_path("serial7").is_none());
+    assert_eq!(
+        tree.property_at("/soc/serial@7e201000", "reg")
+            .map(|p| p.value.len()),
+        Some(8)
+    );
+    assert_eq!(
+        tree.property_at("/chosen", "bootargs")
+            .and_then(|p| p.as_str()),
+        Some("coherent_pool=1M")
+    );
+    assert_eq!(tree.find_by_path("/").unwrap().name, "");
+    assert_eq!(
+        tree.find_by_path("/soc/serial").unwrap().name,
+        "serial@7e201000"
+    );
     assert!(tree.resolve_path("/soc/serial@7e000000").is_none());
 }
 
@@ -633,6 +648,84 @@ fn virt_devices_are_found_by_compatible() {
     });
     assert_eq!(virtio, [(0xa00_0000, 16), (0xa00_0200, 17)]);
     assert!(tree.find_compatible("arm,gic-v3").is_none());
+}
+
+#[test]
+fn console_pl011_prefers_stdout_then_falls_back() {
+    let dtb = virt_dtb(vec![]);
+    let tree = DeviceTree::new(&dtb).unwrap();
+    assert_eq!(
+        tree.console_pl011().unwrap().reg().unwrap().base,
+        0x900_0000
+    );
+
+    // stdout-path names the disabled PL011: fall back to the available one.
+    let mut root = virt_root(vec![]);
+    let chosen = root
+        .children
+        .iter_mut()
+        .find(|n| n.name == "chosen")
+        .unwrap();
+    chosen.props[1] = P::Str("stdout-path", "/pl011@8000000:115200n8");
+    let dtb = build(&[], &root);
+    let map = MemoryMap::parse(&dtb, VIRT_KERNEL, VIRT_DTB).unwrap();
+    let stdout = map.chosen.stdout.unwrap();
+    assert_eq!(stdout.name, "pl011@8000000");
+    assert!(!stdout.available);
+    let tree = DeviceTree::new(&dtb).unwrap();
+    assert_eq!(tree.console_pl011().unwrap().name, "pl011@9000000");
+
+    // Pi: stdout-path is the mini UART; the PL011 is found behind /soc.
+    let dtb = build(&[], &pi_root());
+    let tree = DeviceTree::new(&dtb).unwrap();
+    let console = tree.console_pl011().unwrap();
+    assert!(console.is_compatible("arm,primecell"));
+    assert_eq!(console.reg(), Some(PhysRange::new(0xfe20_1000, 0x200)));
+
+    // No PL011 at all.
+    let mut root = virt_root(vec![]);
+    root.children.retain(|n| !n.name.starts_with("pl011"));
+    let dtb = build(&[], &root);
+    assert_eq!(DeviceTree::new(&dtb).unwrap().console_pl011(), None);
+}
+
+#[test]
+fn dynamic_gcma_region_is_typed_gcma() {
+    let dtb = virt_dtb(vec![node(
+        "gcma",
+        vec![
+            P::Cells("size", val64(32 * MIB)),
+            P::Flag("reusable"),
+            P::Flag("guarantee"),
+        ],
+        vec![],
+    )]);
+    let map = parse_virt(&dtb);
+    let gcma = region(&map, "gcma");
+    assert_eq!(gcma.kind, RegionKind::Gcma);
+    assert!(gcma.dynamic && !gcma.shared_dma_pool);
+    // Top of RAM, below the memreserve entry at 0x7ff00000.
+    assert_eq!(gcma.range, PhysRange::new(0x7df0_0000, 32 * MIB));
+}
+
+#[test]
+fn too_many_memreserve_entries_are_reported() {
+    let entries: Vec<(u64, u64)> = (0..MAX_MEMRESERVE as u64 + 1)
+        .map(|i| (0x7000_0000 + i * 0x10_0000, 0x1000))
+        .collect();
+    let dtb = build(&entries, &virt_root(vec![]));
+    let map = MemoryMap::parse(&dtb, VIRT_KERNEL, VIRT_DTB).unwrap();
+    check_invariants(&map);
+    let memreserve = map
+        .excluded
+        .iter()
+        .filter(|e| e.kind == ExcludedKind::MemReserve)
+        .count();
+    assert_eq!(memreserve, MAX_MEMRESERVE);
+    assert_eq!(
+        diagnostics(&map),
+        ["memreserve: node '/memreserve/': more than 16 memreserve entries: skipped"]
+    );
 }
 
 // ---- bad regions: diagnostic, skipped, the rest still parses -----------
@@ -1401,4 +1494,12 @@ fn real_dtb() {
     ] {
         std::println!("{compatible}: {:?}", tree.find_compatible(compatible));
     }
+}
+
+#[test]
+fn memory_map_fits_a_boot_stack() {
+    // The kernel builds the map on its boot stack, before any heap.
+    let size = core::mem::size_of::<MemoryMap<'static>>();
+    std::println!("size_of::<MemoryMap>() = {size}");
+    assert!(size <= 8 * 1024, "{size} bytes");
 }

@@ -67,7 +67,7 @@ pub fn dtb_total_size(header: &[u8]) -> Result<usize, FatalError> {
 }
 
 /// One property: its name (from the strings block) and raw value.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Property<'a> {
     pub name: &'a str,
     pub value: &'a [u8],
@@ -381,12 +381,22 @@ pub struct Device<'a> {
     /// The raw `interrupts` cells (grouped by the interrupt parent's
     /// `#interrupt-cells`, 3 for the GIC).
     pub interrupts: Cells<'a>,
+    /// The `compatible` property (empty when absent).
+    pub compatible: Property<'a>,
+    /// `status` is absent, "okay" or "ok" (path lookups return disabled
+    /// nodes too; compatible lookups only available ones).
+    pub available: bool,
 }
 
 impl Device<'_> {
     /// The first `reg` entry, translated.
     pub fn reg(&self) -> Option<PhysRange> {
         self.regs.first().copied()
+    }
+
+    /// True when `compatible` lists `compatible`.
+    pub fn is_compatible(&self, compatible: &str) -> bool {
+        self.compatible.strings().any(|s| s == compatible)
     }
 }
 
@@ -586,8 +596,18 @@ impl<'a> DeviceTree<'a> {
 
     /// The node at an absolute `path` ("/soc/serial@7e201000"). A path
     /// component without a unit address matches a node name without one
-    /// or with any.
+    /// or with any; the first match in tree order wins.
     pub fn find_by_path(&self, path: &str) -> Option<Device<'a>> {
+        self.visit_path(path, |node| device_of(node))
+    }
+
+    /// The property `name` of the node at the absolute `path`.
+    pub fn property_at(&self, path: &str, name: &str) -> Option<Property<'a>> {
+        self.visit_path(path, |node| node.props.get(name)).flatten()
+    }
+
+    /// Applies `f` to the first node at the absolute `path`.
+    fn visit_path<R>(&self, path: &str, mut f: impl FnMut(&Node<'a, '_>) -> R) -> Option<R> {
         let path = path.strip_prefix('/')?;
         let path = path.strip_suffix('/').unwrap_or(path);
         let wanted_depth = if path.is_empty() {
@@ -612,24 +632,7 @@ impl<'a> DeviceTree<'a> {
                 .zip(names)
                 .all(|(component, name)| name_matches(component, name));
             if matches {
-                found = Some(device_of(node));
-                false
-            } else {
-                true
-            }
-        });
-        found
-    }
-
-    /// The string property `name` of the node at `path`.
-    pub fn property_at(&self, path: &str, name: &str) -> Option<Property<'a>> {
-        let path = path.strip_prefix('/')?;
-        let mut found = None;
-        let _ = self.walk(|node| {
-            let names_match =
-                node.depth == 1 && node.name == path || node.depth == 0 && path.is_empty();
-            if names_match {
-                found = node.props.get(name);
+                found = Some(f(node));
                 false
             } else {
                 true
@@ -660,6 +663,36 @@ impl<'a> DeviceTree<'a> {
             self.find_by_path(joined)
         }
     }
+
+    /// The PL011 to print on: the node `/chosen/stdout-path` names when it
+    /// is an available "arm,pl011" with a translatable `reg`, or else the
+    /// first available "arm,pl011" in tree order that has one. (On the
+    /// Raspberry Pi 4 tree stdout-path names the mini UART, so this falls
+    /// back to the PL011 at 0xfe201000.)
+    pub fn console_pl011(&self) -> Option<Device<'a>> {
+        const PL011: &str = "arm,pl011";
+        let stdout = self
+            .property_at("/chosen", "stdout-path")
+            .and_then(|p| p.as_str())
+            .and_then(|path| self.resolve_path(path));
+        if let Some(device) = stdout
+            && device.is_compatible(PL011)
+            && device.reg().is_some()
+            && device.available
+        {
+            return Some(device);
+        }
+        let mut found = None;
+        self.for_each_compatible(PL011, |device| {
+            if device.reg().is_some() {
+                found = Some(*device);
+                false
+            } else {
+                true
+            }
+        });
+        found
+    }
 }
 
 fn join_path<'b>(buffer: &'b mut [u8], first: &str, second: &str) -> Option<&'b str> {
@@ -686,5 +719,7 @@ fn device_of<'a>(node: &Node<'a, '_>) -> Device<'a> {
         interrupts: Cells {
             bytes: node.props.get("interrupts").map(|p| p.value).unwrap_or(&[]),
         },
+        compatible: node.props.get("compatible").unwrap_or_default(),
+        available: node.props.is_available(),
     }
 }

@@ -1,0 +1,131 @@
+//! Host tests: unit tests for every error and behaviour of the unified
+//! interface, fault injection for GCMA's all-or-nothing rule, and property
+//! tests against simple models.
+
+extern crate std;
+
+mod props;
+mod unit;
+
+use super::*;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec;
+use alloc::vec::Vec;
+use cleancache::{FileId, PAGE_SIZE, PageIndex};
+use core::ptr::NonNull;
+
+/// Leaked host memory standing in for reserved frames.
+fn mem(pages: usize) -> NonNull<u8> {
+    let m: &'static mut [u8] = Box::leak(vec![0u8; pages * PAGE_SIZE].into_boxed_slice());
+    NonNull::new(m.as_mut_ptr()).unwrap()
+}
+
+/// A registry with one GCMA area `"gcma"` of `pages` pages from `base_pfn`.
+fn gcma_registry(pages: usize, base_pfn: Pfn) -> (Areas, AreaId) {
+    let mut areas = Areas::new(Cleancache::new());
+    // SAFETY: freshly leaked memory of `pages` pages, never freed, touched by
+    // nobody else.
+    let id = unsafe { areas.add_gcma_memory("gcma", mem(pages), base_pfn, pages) }.unwrap();
+    (areas, id)
+}
+
+fn content(file: FileId, index: PageIndex, version: u64) -> Box<[u8; PAGE_SIZE]> {
+    let mut p = Box::new([0u8; PAGE_SIZE]);
+    for (i, w) in p.chunks_exact_mut(8).enumerate() {
+        let v = version ^ (file << 40) ^ ((index as u64) << 20) ^ (i as u64) << 3;
+        w.copy_from_slice(&v.to_le_bytes());
+    }
+    p
+}
+
+/// Fills every cleancache page with copies of file 1000+.
+fn fill_cleancache<B: PoolBackend>(areas: &mut Areas<B>, cc: impl Fn(&mut B) -> &mut Cleancache) {
+    let size = cc(areas.backend_mut()).stats().lendable_now;
+    for i in 0..size as u32 {
+        cc(areas.backend_mut()).put_page(1000, i, &content(1000, i, 0));
+    }
+    assert_eq!(cc(areas.backend_mut()).stats().cached_now, size);
+}
+
+/// Fake kernel side of CMA: the pages in use (lent and not returned), pins,
+/// transient busy counts, pages with no migration target, and a record of
+/// every migration.
+#[derive(Default, Debug)]
+struct FakeMigrator {
+    in_use: BTreeSet<Pfn>,
+    pinned: BTreeSet<Pfn>,
+    busy_for: BTreeMap<Pfn, u32>,
+    no_memory: BTreeSet<Pfn>,
+    migrated: BTreeMap<Pfn, u32>,
+    /// Calls for pages that were not in use: must stay empty.
+    bogus: Vec<Pfn>,
+}
+
+impl Migrator for FakeMigrator {
+    fn migrate(&mut self, pfn: Pfn) -> Result<(), MigrateError> {
+        if !self.in_use.contains(&pfn) {
+            self.bogus.push(pfn);
+            return Err(MigrateError::Busy);
+        }
+        if self.pinned.contains(&pfn) {
+            return Err(MigrateError::Busy);
+        }
+        if let Some(n) = self.busy_for.get_mut(&pfn).filter(|n| **n > 0) {
+            *n -= 1;
+            return Err(MigrateError::Busy);
+        }
+        if self.no_memory.contains(&pfn) {
+            return Err(MigrateError::NoMemory);
+        }
+        self.in_use.remove(&pfn);
+        *self.migrated.entry(pfn).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// Cleancache with injected failures: the `n`-th take-back (or give-back)
+/// from now fails as if the page were in the wrong state.
+struct Faulty {
+    cc: Cleancache,
+    fail_take_in: Option<usize>,
+    fail_give_in: Option<usize>,
+}
+
+fn countdown(c: &mut Option<usize>) -> bool {
+    match c {
+        Some(0) => {
+            *c = None;
+            true
+        }
+        Some(n) => {
+            *n -= 1;
+            false
+        }
+        None => false,
+    }
+}
+
+impl PoolBackend for Faulty {
+    fn pool_span(&self, pool: PoolId) -> Result<(Pfn, usize), PoolError> {
+        self.cc.pool_span(pool)
+    }
+    fn page_state(&self, pool: PoolId, page: usize) -> Result<PageState, PoolError> {
+        self.cc.page_state(pool, page)
+    }
+    fn take_back(&mut self, pool: PoolId, page: usize) -> Result<Reclaimed, PoolError> {
+        if countdown(&mut self.fail_take_in) {
+            return Err(PoolError::AlreadyTakenBack { pool, page });
+        }
+        self.cc.take_back(pool, page)
+    }
+    fn give_back(&mut self, pool: PoolId, page: usize) -> Result<(), PoolError> {
+        if countdown(&mut self.fail_give_in) {
+            return Err(PoolError::NotTakenBack { pool, page });
+        }
+        self.cc.give_back(pool, page)
+    }
+    fn cached_pages(&self, pool: PoolId) -> Result<usize, PoolError> {
+        self.cc.cached_pages(pool)
+    }
+}
