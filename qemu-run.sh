@@ -190,7 +190,7 @@ CMD=("$QEMU" "${QEMU_MACHINE[@]}" -nographic
 if [[ -n "$DISK" ]]; then
     [[ -f "$DISK" ]] || die "no such disk image: $DISK"
     case "$BOARD" in
-        virt) CMD+=(-global virtio-mmio.force-legacy=false -drive "if=none,file=$DISK,format=raw,id=d0" -device virtio-blk-device,drive=d0) ;;
+        virt) CMD+=(-drive "if=none,file=$DISK,format=raw,id=d0" -device virtio-blk-device,drive=d0) ;;
         rpi4) die "--disk works on virt only (raspi4b has no virtio-mmio; its SD card needs an EMMC2 driver)" ;;
     esac
 fi

@@ -50,6 +50,17 @@ pub fn uart_base() -> Option<usize> {
     CONSOLE.lock().uart.as_ref().map(|u| u.base())
 }
 
+/// A `fmt::Write` that prints to the console (for code that writes to a
+/// `&mut dyn Write`).
+pub struct Writer;
+
+impl Write for Writer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        _print(format_args!("{s}"));
+        Ok(())
+    }
+}
+
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
     if FATAL.load(Ordering::Relaxed) {

@@ -5,7 +5,11 @@ use crate::exit::ExitStatus;
 use crate::{BootInfo, println, probes};
 
 pub fn run(info: &BootInfo) -> ExitStatus {
-    println!("demo: {} reserved regions on {}; measuring probe overhead and page operations", info.regions.len(), info.board);
+    println!(
+        "demo: {} reserved regions on {}; measuring probe overhead and page operations",
+        info.regions.len(),
+        info.board
+    );
     probes::measure_basics();
     ExitStatus::Success
 }

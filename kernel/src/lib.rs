@@ -95,7 +95,11 @@ extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
 }
 
 /// Everything between the console and the chosen mode.
-fn boot(board: &'static dyn board::Board, dtb_addr: u64, kernel: Range<u64>) -> (BootInfo, &'static str) {
+fn boot(
+    board: &'static dyn board::Board,
+    dtb_addr: u64,
+    kernel: Range<u64>,
+) -> (BootInfo, &'static str) {
     if dtb_addr == 0 || dtb_addr % 8 != 0 {
         println!(
             "boot: no device tree (x0 = {dtb_addr:#x}); boot an arm64 Image with a DTB (qemu-run.sh passes -dtb)"
@@ -104,7 +108,8 @@ fn boot(board: &'static dyn board::Board, dtb_addr: u64, kernel: Range<u64>) -> 
     }
     // SAFETY: x0 points at the DTB the loader placed in RAM, mapped by the
     // boot map; the header is 40 bytes and is only read.
-    let header = unsafe { core::slice::from_raw_parts(dtb_addr as *const u8, physmap::FDT_HEADER_SIZE) };
+    let header =
+        unsafe { core::slice::from_raw_parts(dtb_addr as *const u8, physmap::FDT_HEADER_SIZE) };
     let size = match physmap::dtb_total_size(header) {
         Ok(s) => s,
         Err(e) => {
@@ -139,16 +144,22 @@ fn boot(board: &'static dyn board::Board, dtb_addr: u64, kernel: Range<u64>) -> 
     // Boot arguments first: they set the log level and how to exit.
     let args_line: &'static str = map.chosen.bootargs.unwrap_or("");
     let args = BootArgs::parse(args_line, |e| println!("{e}"));
-    let psci = tree.property_at("/psci", "method").and_then(|p| p.as_str()).and_then(|m| match m {
-        "hvc" => Some(PsciConduit::Hvc),
-        "smc" => Some(PsciConduit::Smc),
-        _ => None,
-    });
+    let psci = tree
+        .property_at("/psci", "method")
+        .and_then(|p| p.as_str())
+        .and_then(|m| match m {
+            "hvc" => Some(PsciConduit::Hvc),
+            "smc" => Some(PsciConduit::Smc),
+            _ => None,
+        });
     exit::configure(args.semihosting, psci);
     console::init_logger(args.loglevel);
     if let Some(b) = args.board {
         if b != board.name() {
-            log::warn!("bootargs: board={b} but this kernel was built for {}", board.name());
+            log::warn!(
+                "bootargs: board={b} but this kernel was built for {}",
+                board.name()
+            );
         }
     }
 
@@ -165,27 +176,49 @@ fn boot(board: &'static dyn board::Board, dtb_addr: u64, kernel: Range<u64>) -> 
     });
     if let Some(u) = uart {
         if Some(u.base as usize) != console::uart_base() && u.base < (4 << 30) {
-            log::info!("console: moving to the device tree's PL011 at {:#x}", u.base);
+            log::info!(
+                "console: moving to the device tree's PL011 at {:#x}",
+                u.base
+            );
             // SAFETY: a PL011 the device tree reports, below 4 GiB and not in
             // RAM, so both maps give it device memory.
             unsafe { console::init(u.base as usize, board.uart_clock_hz()) };
         }
     }
 
-    log::info!("device tree at {:#x} ({} bytes), kernel image {:#x}..{:#x}", dtb.start, size, kernel.start, kernel.end);
+    log::info!(
+        "device tree at {:#x} ({} bytes), kernel image {:#x}..{:#x}",
+        dtb.start,
+        size,
+        kernel.start,
+        kernel.end
+    );
     for d in map.diagnostics.as_slice() {
         log::warn!("{d}");
     }
     if map.diagnostics_dropped > 0 {
-        log::warn!("reserved-memory: {} more problems not shown", map.diagnostics_dropped);
+        log::warn!(
+            "reserved-memory: {} more problems not shown",
+            map.diagnostics_dropped
+        );
     }
     println!("{}", physmap::Table(&map));
     print!("{}", physmap::MachineLines(&map));
 
     // Final map: RAM from the device tree, no-map regions left out.
     let (ram, n_ram) = ranges(map.ram.as_slice().iter().copied());
-    let (nomap, n_nomap) = ranges(map.reserved.as_slice().iter().filter(|r| r.no_map).map(|r| r.range));
-    let spec = mmu::MapSpec { ram: &ram[..n_ram], unmapped: &nomap[..n_nomap], device_limit: 4 << 30 };
+    let (nomap, n_nomap) = ranges(
+        map.reserved
+            .as_slice()
+            .iter()
+            .filter(|r| r.no_map)
+            .map(|r| r.range),
+    );
+    let spec = mmu::MapSpec {
+        ram: &ram[..n_ram],
+        unmapped: &nomap[..n_nomap],
+        device_limit: 4 << 30,
+    };
     match mmu::build(&spec) {
         Ok(space) => mmu::switch_to(&space),
         Err(e) => {
@@ -193,12 +226,16 @@ fn boot(board: &'static dyn board::Board, dtb_addr: u64, kernel: Range<u64>) -> 
             exit(ExitStatus::BootFailed);
         }
     }
-    log::info!("mmu: identity map from the device tree, {} translation tables", mmu::tables_used());
+    log::info!(
+        "mmu: identity map from the device tree, {} translation tables",
+        mmu::tables_used()
+    );
 
     if let Err(e) = mm::init(&map, kernel.clone(), dtb.clone()) {
         println!("boot: memory: {e}");
         exit(ExitStatus::BootFailed);
     }
+    probes::init();
     let stats = mm::with_frames(|t| t.stats());
     log::info!(
         "frames: {} managed, {} free ({} MiB); heap {} MiB",

@@ -60,8 +60,16 @@ fn to_range(r: &PhysRange) -> Range<u64> {
 /// Sets up the frame table, the buddy and the heap from `map`.
 pub fn init(map: &MemoryMap, kernel: Range<u64>, dtb: Range<u64>) -> Result<(), MmError> {
     let ram = map.ram.as_slice();
-    let lo = ram.iter().map(|r| r.base).min().ok_or(MmError::NoUsableRam)?;
-    let hi = ram.iter().map(|r| r.end()).max().ok_or(MmError::NoUsableRam)?;
+    let lo = ram
+        .iter()
+        .map(|r| r.base)
+        .min()
+        .ok_or(MmError::NoUsableRam)?;
+    let hi = ram
+        .iter()
+        .map(|r| r.end())
+        .max()
+        .ok_or(MmError::NoUsableRam)?;
     let span = pfns_covering(lo..hi);
     let table_bytes = FrameTable::bytes_for_span(span.clone()).next_multiple_of(PAGE_SIZE);
 
@@ -90,11 +98,14 @@ pub fn init(map: &MemoryMap, kernel: Range<u64>, dtb: Range<u64>) -> Result<(), 
             range.start = table_mem.end;
         }
         if range.start < range.end {
-            table.add_free_range(pfns_within(range)).map_err(MmError::FrameTable)?;
+            table
+                .add_free_range(pfns_within(range))
+                .map_err(MmError::FrameTable)?;
         }
     }
     let mark = |t: &mut FrameTable, r: Range<u64>, state, owner| {
-        t.mark(pfns_covering(r), state, owner).map_err(MmError::FrameTable)
+        t.mark(pfns_covering(r), state, owner)
+            .map_err(MmError::FrameTable)
     };
     mark(&mut table, table_mem, FrameState::Kernel, 0)?;
     mark(&mut table, kernel, FrameState::Kernel, 0)?;
@@ -105,7 +116,11 @@ pub fn init(map: &MemoryMap, kernel: Range<u64>, dtb: Range<u64>) -> Result<(), 
         }
     }
     for (i, region) in map.reserved.as_slice().iter().enumerate() {
-        let state = if region.no_map { FrameState::Reserved } else { FrameState::ReservedArea };
+        let state = if region.no_map {
+            FrameState::Reserved
+        } else {
+            FrameState::ReservedArea
+        };
         mark(&mut table, to_range(&region.range), state, 1 + i as u16)?;
     }
 
@@ -113,7 +128,9 @@ pub fn init(map: &MemoryMap, kernel: Range<u64>, dtb: Range<u64>) -> Result<(), 
     let mut heap = HEAP.lock();
     let block = PAGE_SIZE << MAX_ORDER;
     for _ in 0..HEAP_INITIAL.div_ceil(block) {
-        let pfn = table.alloc(MAX_ORDER, FrameState::Heap).map_err(|_| MmError::HeapTooSmall)?;
+        let pfn = table
+            .alloc(MAX_ORDER, FrameState::Heap)
+            .map_err(|_| MmError::HeapTooSmall)?;
         let start = pfn.addr() as usize;
         // SAFETY: the block was just allocated from the buddy for the heap
         // (state Heap): identity-mapped normal RAM used by nothing else.
@@ -129,7 +146,9 @@ pub fn init(map: &MemoryMap, kernel: Range<u64>, dtb: Range<u64>) -> Result<(), 
 fn grow_heap(heap: &mut Heap<HEAP_ORDER>, layout: &Layout) {
     let mut frames = FRAMES.lock();
     let Some(table) = frames.as_mut() else { return };
-    let need = (layout.size().max(layout.align()) as u64).next_power_of_two().max(PAGE_SIZE);
+    let need = (layout.size().max(layout.align()) as u64)
+        .next_power_of_two()
+        .max(PAGE_SIZE);
     let block = PAGE_SIZE << MAX_ORDER;
     let (order, count) = if need <= block {
         ((need / PAGE_SIZE).trailing_zeros() as u8 + 1, 1)
@@ -140,7 +159,9 @@ fn grow_heap(heap: &mut Heap<HEAP_ORDER>, layout: &Layout) {
     // adjacent, so such requests fail unless the buddy hands out neighbours.
     for _ in 0..count {
         let order = order.min(MAX_ORDER);
-        let Ok(pfn) = table.alloc(order, FrameState::Heap) else { return };
+        let Ok(pfn) = table.alloc(order, FrameState::Heap) else {
+            return;
+        };
         let start = pfn.addr() as usize;
         // SAFETY: a block just allocated from the buddy for the heap.
         unsafe { heap.add_to_heap(start, start + (PAGE_SIZE << order) as usize) };

@@ -24,8 +24,8 @@ use frames::{FrameState, Pfn};
 
 use crate::arch::{mmu, timer};
 use crate::bootargs::Inject;
-use crate::exit::ExitStatus;
 use crate::drivers::virtio_blk::VirtioBlk;
+use crate::exit::ExitStatus;
 use crate::{BootInfo, mm, println, probes, storage};
 use blkdev::{BlockDevice, BlockError, Op, Request, SECTOR_SIZE};
 
@@ -45,25 +45,67 @@ struct Test {
 }
 
 const BOOT_TESTS: &[Test] = &[
-    Test { name: "mmu.caches_on", run: mmu_caches_on },
-    Test { name: "mmu.attributes", run: mmu_attributes },
-    Test { name: "heap.alloc", run: heap_alloc },
-    Test { name: "heap.grow", run: heap_grow },
-    Test { name: "frames.alloc_free", run: frames_alloc_free },
-    Test { name: "frames.accounting", run: frames_accounting },
-    Test { name: "timer.monotonic", run: timer_monotonic },
-    Test { name: "probe.record", run: probes::selftest },
-    Test { name: "dt.reserved_regions", run: reserved_regions },
+    Test {
+        name: "mmu.caches_on",
+        run: mmu_caches_on,
+    },
+    Test {
+        name: "mmu.attributes",
+        run: mmu_attributes,
+    },
+    Test {
+        name: "heap.alloc",
+        run: heap_alloc,
+    },
+    Test {
+        name: "heap.grow",
+        run: heap_grow,
+    },
+    Test {
+        name: "frames.alloc_free",
+        run: frames_alloc_free,
+    },
+    Test {
+        name: "frames.accounting",
+        run: frames_accounting,
+    },
+    Test {
+        name: "timer.monotonic",
+        run: timer_monotonic,
+    },
+    Test {
+        name: "probe.record",
+        run: probes::selftest,
+    },
+    Test {
+        name: "dt.reserved_regions",
+        run: reserved_regions,
+    },
 ];
 
 /// Tests of the block device, planned on boards whose device tree lists
 /// virtio-mmio windows (a disk must then be attached).
 const BLOCK_TESTS: &[Test] = &[
-    Test { name: "blk.present", run: blk_present },
-    Test { name: "blk.read_boot_sector", run: blk_read_boot_sector },
-    Test { name: "blk.write_read_restore", run: blk_write_read_restore },
-    Test { name: "blk.many_in_flight", run: blk_many_in_flight },
-    Test { name: "blk.bad_requests", run: blk_bad_requests },
+    Test {
+        name: "blk.present",
+        run: blk_present,
+    },
+    Test {
+        name: "blk.read_boot_sector",
+        run: blk_read_boot_sector,
+    },
+    Test {
+        name: "blk.write_read_restore",
+        run: blk_write_read_restore,
+    },
+    Test {
+        name: "blk.many_in_flight",
+        run: blk_many_in_flight,
+    },
+    Test {
+        name: "blk.bad_requests",
+        run: blk_bad_requests,
+    },
 ];
 
 fn planned(info: &BootInfo) -> Vec<&'static Test> {
@@ -109,11 +151,18 @@ pub fn run(info: &BootInfo, inject: Option<Inject>) -> ExitStatus {
     }
     println!("selftest: {passed} passed, {failed} failed");
     println!("@selftest passed={passed} failed={failed}");
-    if failed == 0 { ExitStatus::Success } else { ExitStatus::TestsFailed }
+    if failed == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::TestsFailed
+    }
 }
 
 fn mmu_caches_on(_: &BootInfo) -> TestResult {
-    check!(mmu::mmu_and_caches_on(), "SCTLR_EL1: M, C and I are not all set");
+    check!(
+        mmu::mmu_and_caches_on(),
+        "SCTLR_EL1: M, C and I are not all set"
+    );
     Ok(())
 }
 
@@ -131,7 +180,10 @@ fn mmu_attributes(info: &BootInfo) -> TestResult {
         match mmu::translate(va) {
             Some((pa, attr)) => {
                 check!(pa == va, "{what} {va:#x} maps to {pa:#x}, not identity");
-                check!(attr == mmu::MAIR_NORMAL_WB, "{what} {va:#x} has attributes {attr:#x}, not normal WB");
+                check!(
+                    attr == mmu::MAIR_NORMAL_WB,
+                    "{what} {va:#x} has attributes {attr:#x}, not normal WB"
+                );
             }
             None => return Err(format!("{what} {va:#x} is not mapped")),
         }
@@ -139,17 +191,26 @@ fn mmu_attributes(info: &BootInfo) -> TestResult {
     // The console UART: device memory.
     let uart = info.uart_base as u64;
     match mmu::translate(uart) {
-        Some((_, attr)) => check!(attr == mmu::MAIR_DEVICE_NGNRE, "UART {uart:#x} has attributes {attr:#x}, not device"),
+        Some((_, attr)) => check!(
+            attr == mmu::MAIR_DEVICE_NGNRE,
+            "UART {uart:#x} has attributes {attr:#x}, not device"
+        ),
         None => return Err(format!("UART {uart:#x} is not mapped")),
     }
     // Every RAM range is normal memory at both ends; no-map regions unmapped.
     for r in &info.ram {
         for va in [r.start, r.end - 8] {
-            let inside_nomap = info.regions.iter().any(|g| g.no_map && g.range.contains(&va));
+            let inside_nomap = info
+                .regions
+                .iter()
+                .any(|g| g.no_map && g.range.contains(&va));
             match (mmu::translate(va), inside_nomap) {
                 (None, true) => {}
                 (Some(_), true) => return Err(format!("no-map address {va:#x} is mapped")),
-                (Some((_, attr)), false) => check!(attr == mmu::MAIR_NORMAL_WB, "RAM {va:#x}: attributes {attr:#x}"),
+                (Some((_, attr)), false) => check!(
+                    attr == mmu::MAIR_NORMAL_WB,
+                    "RAM {va:#x}: attributes {attr:#x}"
+                ),
                 (None, false) => return Err(format!("RAM {va:#x} is not mapped")),
             }
         }
@@ -170,7 +231,10 @@ fn heap_alloc(_: &BootInfo) -> TestResult {
         m.insert(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i);
     }
     for (k, v) in &m {
-        check!(k == &v.wrapping_mul(0x9e37_79b9_7f4a_7c15), "btreemap entry {v} corrupted");
+        check!(
+            k == &v.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            "btreemap entry {v} corrupted"
+        );
     }
     let boxes: Vec<Box<[u64; 64]>> = (0..256).map(|i| Box::new([i; 64])).collect();
     for (i, b) in boxes.iter().enumerate() {
@@ -195,7 +259,10 @@ fn heap_grow(_: &BootInfo) -> TestResult {
         check!(b.iter().all(|x| *x == want), "block {round} corrupted");
     }
     let (_, after) = mm::heap_stats();
-    check!(after > before, "heap did not grow: {before} -> {after} bytes");
+    check!(
+        after > before,
+        "heap did not grow: {before} -> {after} bytes"
+    );
     Ok(())
 }
 
@@ -204,9 +271,14 @@ fn frames_alloc_free(_: &BootInfo) -> TestResult {
     // check nothing overlaps or bleeds, free them all.
     let mut got: Vec<(Pfn, u8)> = Vec::new();
     for order in [0u8, 1, 3, 5, 8, 10, 0, 2, 4] {
-        let pfn = mm::with_frames(|t| t.alloc(order, FrameState::Kernel)).map_err(|e| format!("alloc order {order}: {e:?}"))?;
+        let pfn = mm::with_frames(|t| t.alloc(order, FrameState::Kernel))
+            .map_err(|e| format!("alloc order {order}: {e:?}"))?;
         let align = 1u64 << order;
-        check!(pfn.0 % align == 0, "order {order} block at pfn {:#x} not aligned", pfn.0);
+        check!(
+            pfn.0 % align == 0,
+            "order {order} block at pfn {:#x} not aligned",
+            pfn.0
+        );
         got.push((pfn, order));
     }
     for (i, (pfn, order)) in got.iter().enumerate() {
@@ -220,36 +292,69 @@ fn frames_alloc_free(_: &BootInfo) -> TestResult {
         let len = (frames::PAGE_SIZE << order) as usize;
         // SAFETY: as above; still allocated.
         let mem = unsafe { core::slice::from_raw_parts(pfn.addr() as *const u8, len) };
-        check!(mem.iter().all(|b| *b == i as u8 + 1), "block {i} (pfn {:#x}) overwritten", pfn.0);
+        check!(
+            mem.iter().all(|b| *b == i as u8 + 1),
+            "block {i} (pfn {:#x}) overwritten",
+            pfn.0
+        );
     }
     for (pfn, order) in &got {
-        mm::with_frames(|t| t.free(*pfn, *order)).map_err(|e| format!("free pfn {:#x}: {e:?}", pfn.0))?;
+        mm::with_frames(|t| t.free(*pfn, *order))
+            .map_err(|e| format!("free pfn {:#x}: {e:?}", pfn.0))?;
     }
     // A double free is refused and changes nothing.
     let (pfn, order) = got[0];
     let free_before = mm::with_frames(|t| t.free_frames());
-    check!(mm::with_frames(|t| t.free(pfn, order)).is_err(), "double free accepted");
-    check!(mm::with_frames(|t| t.free_frames()) == free_before, "double free changed the free count");
+    check!(
+        mm::with_frames(|t| t.free(pfn, order)).is_err(),
+        "double free accepted"
+    );
+    check!(
+        mm::with_frames(|t| t.free_frames()) == free_before,
+        "double free changed the free count"
+    );
     Ok(())
 }
 
 fn frames_accounting(info: &BootInfo) -> TestResult {
     mm::with_frames(|t| t.verify()).map_err(|e| format!("frame table inconsistent: {e:?}"))?;
     let stats = mm::with_frames(|t| t.stats());
-    check!(stats.free <= stats.managed, "free {} > managed {}", stats.free, stats.managed);
+    check!(
+        stats.free <= stats.managed,
+        "free {} > managed {}",
+        stats.free,
+        stats.managed
+    );
     // Reserved areas are never managed by the buddy.
     for (i, r) in info.regions.iter().enumerate() {
-        let want = if r.no_map { FrameState::Reserved } else { FrameState::ReservedArea };
+        let want = if r.no_map {
+            FrameState::Reserved
+        } else {
+            FrameState::ReservedArea
+        };
         for addr in [r.range.start, r.range.end - 1] {
             let pfn = Pfn::from_addr(addr);
             let st = mm::with_frames(|t| t.state(pfn));
-            check!(st == Some(want), "region {} frame {:#x}: state {st:?}, want {want:?}", r.name, pfn.0);
+            check!(
+                st == Some(want),
+                "region {} frame {:#x}: state {st:?}, want {want:?}",
+                r.name,
+                pfn.0
+            );
             let owner = mm::with_frames(|t| t.frame(pfn).map(|d| d.owner()));
-            check!(owner == Some(1 + i as u16), "region {} frame {:#x}: owner {owner:?}", r.name, pfn.0);
+            check!(
+                owner == Some(1 + i as u16),
+                "region {} frame {:#x}: owner {owner:?}",
+                r.name,
+                pfn.0
+            );
         }
     }
     let kstate = mm::with_frames(|t| t.state(Pfn::from_addr(info.kernel.start)));
-    check!(kstate == Some(FrameState::Kernel), "kernel image frame state {kstate:?}");
+    check!(
+        kstate == Some(FrameState::Kernel),
+        "kernel image frame state {kstate:?}"
+    );
     Ok(())
 }
 
@@ -259,7 +364,10 @@ fn timer_monotonic(_: &BootInfo) -> TestResult {
     let mut last = timer::ticks();
     for i in 0..100_000 {
         let now = timer::ticks();
-        check!(now >= last, "counter went back at read {i}: {last} -> {now}");
+        check!(
+            now >= last,
+            "counter went back at read {i}: {last} -> {now}"
+        );
         last = now;
     }
     let t0 = timer::now_ns();
@@ -276,17 +384,37 @@ fn reserved_regions(info: &BootInfo) -> TestResult {
         check!(n == 1, "{n} {} regions, want 1", kind.as_str());
     }
     for r in &info.regions {
-        check!(r.range.start % frames::PAGE_SIZE == 0 && r.range.end % frames::PAGE_SIZE == 0, "{} not page-aligned", r.name);
-        check!(info.ram.iter().any(|m| m.start <= r.range.start && r.range.end <= m.end), "{} outside RAM", r.name);
-        check!(r.range.end <= info.kernel.start || r.range.start >= info.kernel.end, "{} overlaps the kernel", r.name);
-        check!(r.range.end <= info.dtb.start || r.range.start >= info.dtb.end, "{} overlaps the DTB", r.name);
+        check!(
+            r.range.start % frames::PAGE_SIZE == 0 && r.range.end % frames::PAGE_SIZE == 0,
+            "{} not page-aligned",
+            r.name
+        );
+        check!(
+            info.ram
+                .iter()
+                .any(|m| m.start <= r.range.start && r.range.end <= m.end),
+            "{} outside RAM",
+            r.name
+        );
+        check!(
+            r.range.end <= info.kernel.start || r.range.start >= info.kernel.end,
+            "{} overlaps the kernel",
+            r.name
+        );
+        check!(
+            r.range.end <= info.dtb.start || r.range.start >= info.dtb.end,
+            "{} overlaps the DTB",
+            r.name
+        );
     }
     Ok(())
 }
 
 fn with_block<R>(f: impl FnOnce(&mut VirtioBlk) -> Result<R, String>) -> Result<R, String> {
     let mut guard = storage::BLOCK.lock();
-    let dev = guard.as_mut().ok_or("no virtio block device (qemu-run.sh --disk FILE attaches one)")?;
+    let dev = guard
+        .as_mut()
+        .ok_or("no virtio block device (qemu-run.sh --disk FILE attaches one)")?;
     f(dev)
 }
 
@@ -301,13 +429,27 @@ fn blk_present(_: &BootInfo) -> TestResult {
 fn blk_read_boot_sector(_: &BootInfo) -> TestResult {
     with_block(|d| {
         let mut buf = alloc::vec![0u8; SECTOR_SIZE];
-        d.read_sectors(0, &mut buf).map_err(|e| format!("read sector 0: {e}"))?;
-        check!(buf[510] == 0x55 && buf[511] == 0xaa, "sector 0 has no boot signature: {:#x} {:#x}", buf[510], buf[511]);
+        d.read_sectors(0, &mut buf)
+            .map_err(|e| format!("read sector 0: {e}"))?;
+        check!(
+            buf[510] == 0x55 && buf[511] == 0xaa,
+            "sector 0 has no boot signature: {:#x} {:#x}",
+            buf[510],
+            buf[511]
+        );
         let before = d.stats().sectors_read;
         let mut big = alloc::vec![0u8; 64 * SECTOR_SIZE];
-        d.read_sectors(0, &mut big).map_err(|e| format!("read 64 sectors: {e}"))?;
-        check!(big[..SECTOR_SIZE] == buf[..], "sector 0 differs between a 1- and a 64-sector read");
-        check!(d.stats().sectors_read == before + 64, "sectors_read moved by {}, want 64", d.stats().sectors_read - before);
+        d.read_sectors(0, &mut big)
+            .map_err(|e| format!("read 64 sectors: {e}"))?;
+        check!(
+            big[..SECTOR_SIZE] == buf[..],
+            "sector 0 differs between a 1- and a 64-sector read"
+        );
+        check!(
+            d.stats().sectors_read == before + 64,
+            "sectors_read moved by {}, want 64",
+            d.stats().sectors_read - before
+        );
         Ok(())
     })
 }
@@ -322,16 +464,27 @@ fn blk_write_read_restore(_: &BootInfo) -> TestResult {
         let n = 8;
         let first = d.sector_count() - n as u64;
         let mut orig = alloc::vec![0u8; n * SECTOR_SIZE];
-        d.read_sectors(first, &mut orig).map_err(|e| format!("read: {e}"))?;
-        let pattern: Vec<u8> = (0..n * SECTOR_SIZE).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ 0xa5).collect();
-        d.write_sectors(first, &pattern).map_err(|e| format!("write: {e}"))?;
+        d.read_sectors(first, &mut orig)
+            .map_err(|e| format!("read: {e}"))?;
+        let pattern: Vec<u8> = (0..n * SECTOR_SIZE)
+            .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ 0xa5)
+            .collect();
+        d.write_sectors(first, &pattern)
+            .map_err(|e| format!("write: {e}"))?;
         d.flush().map_err(|e| format!("flush: {e}"))?;
         let mut back = alloc::vec![0u8; n * SECTOR_SIZE];
-        d.read_sectors(first, &mut back).map_err(|e| format!("read back: {e}"))?;
+        d.read_sectors(first, &mut back)
+            .map_err(|e| format!("read back: {e}"))?;
         let bad = back.iter().zip(&pattern).position(|(a, b)| a != b);
-        d.write_sectors(first, &orig).map_err(|e| format!("restore: {e}"))?;
-        check!(bad.is_none(), "read back differs from written at byte {:?}", bad);
-        d.read_sectors(first, &mut back).map_err(|e| format!("read restored: {e}"))?;
+        d.write_sectors(first, &orig)
+            .map_err(|e| format!("restore: {e}"))?;
+        check!(
+            bad.is_none(),
+            "read back differs from written at byte {:?}",
+            bad
+        );
+        d.read_sectors(first, &mut back)
+            .map_err(|e| format!("read restored: {e}"))?;
         check!(back == orig, "restored sectors differ from the original");
         Ok(())
     })
@@ -345,12 +498,22 @@ fn blk_many_in_flight(_: &BootInfo) -> TestResult {
         let page = 8 * SECTOR_SIZE;
         let mut bufs: Vec<Vec<u8>> = (0..depth).map(|_| alloc::vec![0u8; page]).collect();
         for (i, b) in bufs.iter_mut().enumerate() {
-            let req = Request { tag: i as u64, op: Op::Read, sector: (i * 8) as u64, buf: b.as_mut_ptr(), len: page };
+            let req = Request {
+                tag: i as u64,
+                op: Op::Read,
+                sector: (i * 8) as u64,
+                buf: b.as_mut_ptr(),
+                len: page,
+            };
             // SAFETY: each buffer lives in `bufs` until every completion has
             // been reaped below, and nothing else touches it meanwhile.
             unsafe { d.submit(req) }.map_err(|e| format!("submit {i}: {e}"))?;
         }
-        check!(d.in_flight() == depth, "{} in flight, want {depth}", d.in_flight());
+        check!(
+            d.in_flight() == depth,
+            "{} in flight, want {depth}",
+            d.in_flight()
+        );
         let mut seen = alloc::vec![false; depth];
         while let Some(c) = d.wait() {
             c.result.map_err(|e| format!("request {}: {e}", c.tag))?;
@@ -360,8 +523,12 @@ fn blk_many_in_flight(_: &BootInfo) -> TestResult {
         check!(seen.iter().all(|s| *s), "not every request completed");
         for (i, b) in bufs.iter().enumerate() {
             let mut one = alloc::vec![0u8; page];
-            d.read_sectors((i * 8) as u64, &mut one).map_err(|e| format!("sync read {i}: {e}"))?;
-            check!(&one == b, "in-flight read {i} differs from a synchronous read");
+            d.read_sectors((i * 8) as u64, &mut one)
+                .map_err(|e| format!("sync read {i}: {e}"))?;
+            check!(
+                &one == b,
+                "in-flight read {i} differs from a synchronous read"
+            );
         }
         Ok(())
     })
@@ -373,15 +540,24 @@ fn blk_bad_requests(_: &BootInfo) -> TestResult {
         let mut buf = alloc::vec![0u8; SECTOR_SIZE];
         let before = d.stats();
         check!(
-            matches!(d.read_sectors(cap, &mut buf), Err(BlockError::OutOfRange { .. })),
+            matches!(
+                d.read_sectors(cap, &mut buf),
+                Err(BlockError::OutOfRange { .. })
+            ),
             "a read past the end was not refused"
         );
         check!(
-            matches!(d.write_sectors(cap - 1, &alloc::vec![0u8; 2 * SECTOR_SIZE]), Err(BlockError::OutOfRange { .. })),
+            matches!(
+                d.write_sectors(cap - 1, &alloc::vec![0u8; 2 * SECTOR_SIZE]),
+                Err(BlockError::OutOfRange { .. })
+            ),
             "a write crossing the end was not refused"
         );
         check!(
-            matches!(d.read_sectors(0, &mut buf[..100]), Err(BlockError::BadBuffer { .. })),
+            matches!(
+                d.read_sectors(0, &mut buf[..100]),
+                Err(BlockError::BadBuffer { .. })
+            ),
             "a partial-sector buffer was not refused"
         );
         check!(d.stats() == before, "refused requests reached the device");

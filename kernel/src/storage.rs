@@ -15,13 +15,13 @@ pub static BLOCK: Mutex<Option<VirtioBlk>> = Mutex::new(None);
 /// Looks for a block device.
 pub fn init(info: &BootInfo) {
     if info.virtio_mmio.is_empty() {
-        log::info!("storage: no virtio-mmio transports on this board; running without a disk");
+        log::info!("no virtio-mmio transports on this board; running without a disk");
         return;
     }
     match VirtioBlk::discover(&info.virtio_mmio) {
         Some(dev) => *BLOCK.lock() = Some(dev),
         None => log::warn!(
-            "storage: no virtio block device among {} virtio-mmio windows (qemu-run.sh --disk FILE attaches one)",
+            "no virtio block device among {} virtio-mmio windows (qemu-run.sh --disk FILE attaches one)",
             info.virtio_mmio.len()
         ),
     }

@@ -19,7 +19,7 @@ qemu_machine_args() {
             # 1 GiB at 0x4000_0000, GICv2, 2 CPUs (the second one is off
             # until PSCI CPU_ON), PL011 at 0x0900_0000, 32 virtio-mmio slots.
             # shellcheck disable=SC2054 # commas belong to the -machine value
-            QEMU_MACHINE=(-machine virt,gic-version=2 -cpu cortex-a72 -m 1G -smp 2)
+            QEMU_MACHINE=(-machine virt,gic-version=2 -cpu cortex-a72 -m 1G -smp 2 -global virtio-mmio.force-legacy=false)
             ;;
         rpi4)
             # Raspberry Pi 4 B, 2 GiB (fixed by the machine: board revision

@@ -1,4 +1,7 @@
 //! Records the host target triple so xtask can build host tests for it.
 fn main() {
-    println!("cargo:rustc-env=XTASK_HOST_TARGET={}", std::env::var("TARGET").expect("TARGET"));
+    println!(
+        "cargo:rustc-env=XTASK_HOST_TARGET={}",
+        std::env::var("TARGET").expect("TARGET")
+    );
 }

@@ -58,7 +58,9 @@ impl Pl011 {
     /// registers are mapped as device memory for as long as this value lives,
     /// and no other code may drive the same UART concurrently.
     pub const unsafe fn new(base: usize) -> Self {
-        Self { regs: base as *const Registers }
+        Self {
+            regs: base as *const Registers,
+        }
     }
 
     fn regs(&self) -> &Registers {
@@ -99,7 +101,11 @@ impl Pl011 {
     /// A received byte, if one is waiting.
     pub fn try_get(&self) -> Option<u8> {
         let r = self.regs();
-        if r.fr.is_set(FR::RXFE) { None } else { Some(r.dr.get() as u8) }
+        if r.fr.is_set(FR::RXFE) {
+            None
+        } else {
+            Some(r.dr.get() as u8)
+        }
     }
 
     /// Waits until every queued byte has left the transmitter.

@@ -20,7 +20,9 @@
 
 use alloc::vec::Vec;
 
-use blkdev::{BlockDevice, BlockError, Completion, DevStats, Op, Request, SECTOR_SIZE, check_request};
+use blkdev::{
+    BlockDevice, BlockError, Completion, DevStats, Op, Request, SECTOR_SIZE, check_request,
+};
 
 use super::virtio_mmio::{DEVICE_ID_BLOCK, Transport, TransportError, VirtQueue};
 use crate::mm;
@@ -103,7 +105,9 @@ impl VirtioBlk {
         if id != DEVICE_ID_BLOCK {
             return Err(ProbeError::NotABlockDevice(id));
         }
-        let features = transport.negotiate(F_RO | F_FLUSH).map_err(ProbeError::Transport)?;
+        let features = transport
+            .negotiate(F_RO | F_FLUSH)
+            .map_err(ProbeError::Transport)?;
         let max = transport.queue_max(0);
         if max == 0 {
             return Err(ProbeError::Transport(TransportError::QueueUnavailable));
@@ -112,12 +116,15 @@ impl VirtioBlk {
         let (d, a, u) = VirtQueue::bytes_needed(size);
         let slot_bytes = (size as usize * core::mem::size_of::<SlotMem>()).next_multiple_of(4096);
         let total = d + a + u + slot_bytes;
-        let mem = mm::alloc_dma_zeroed(total).ok_or(ProbeError::Transport(TransportError::OutOfMemory))?;
+        let mem = mm::alloc_dma_zeroed(total)
+            .ok_or(ProbeError::Transport(TransportError::OutOfMemory))?;
         // SAFETY: `mem` is zeroed, page-aligned, identity-mapped memory of
         // `total` bytes that this device owns forever.
         let queue = unsafe { VirtQueue::new(mem, size) };
         let (qd, qa, qu) = queue.addresses();
-        transport.setup_queue(0, size as u32, qd, qa, qu).map_err(ProbeError::Transport)?;
+        transport
+            .setup_queue(0, size as u32, qd, qa, qu)
+            .map_err(ProbeError::Transport)?;
         transport.driver_ok();
         let mut cfg = [0u8; 8];
         transport.read_config(0, &mut cfg);
@@ -154,7 +161,8 @@ impl VirtioBlk {
                     );
                     return Some(dev);
                 }
-                Err(ProbeError::Transport(TransportError::NoDevice)) | Err(ProbeError::NotABlockDevice(_)) => {}
+                Err(ProbeError::Transport(TransportError::NoDevice))
+                | Err(ProbeError::NotABlockDevice(_)) => {}
                 Err(e) => log::warn!("virtio-mmio at {base:#x}: {e}"),
             }
         }
@@ -204,7 +212,10 @@ impl BlockDevice for VirtioBlk {
             // The device offers no flush: it has no volatile write cache, so
             // completed writes are durable already (virtio 1.x, 5.2.6.2).
             // The completion is reported by the next poll.
-            self.ready.push(Completion { tag: req.tag, result: Ok(()) });
+            self.ready.push(Completion {
+                tag: req.tag,
+                result: Ok(()),
+            });
             self.in_flight += 1;
             return Ok(());
         }
@@ -227,11 +238,22 @@ impl BlockDevice for VirtioBlk {
             self.queue.push(&[(hdr, 16, false), (status, 1, true)])
         } else {
             let device_writes = req.op == Op::Read;
-            self.queue.push(&[(hdr, 16, false), (req.buf as u64, req.len as u32, device_writes), (status, 1, true)])
+            self.queue.push(&[
+                (hdr, 16, false),
+                (req.buf as u64, req.len as u32, device_writes),
+                (status, 1, true),
+            ])
         };
-        let Some(head) = head else { return Err(BlockError::QueueFull) };
+        let Some(head) = head else {
+            return Err(BlockError::QueueFull);
+        };
         debug_assert_eq!(head, head_guess, "virtqueue handed out another head");
-        self.info[head as usize] = Some(SlotInfo { tag: req.tag, op: req.op, sector: req.sector, sectors: req.sectors() });
+        self.info[head as usize] = Some(SlotInfo {
+            tag: req.tag,
+            op: req.op,
+            sector: req.sector,
+            sectors: req.sectors(),
+        });
         self.in_flight += 1;
         self.transport.notify(0);
         Ok(())
@@ -249,11 +271,15 @@ impl BlockDevice for VirtioBlk {
         self.in_flight -= 1;
         // SAFETY: the device has returned this chain, so it no longer writes
         // the slot; read the status byte it wrote.
-        let status = unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*self.slot(head)).status)) };
+        let status =
+            unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*self.slot(head)).status)) };
         let result = if status == S_OK {
             Ok(())
         } else {
-            Err(BlockError::Io { sector: info.sector, status })
+            Err(BlockError::Io {
+                sector: info.sector,
+                status,
+            })
         };
         match info.op {
             Op::Read => {
@@ -270,7 +296,10 @@ impl BlockDevice for VirtioBlk {
             }
             Op::Flush => self.stats.flushes += 1,
         }
-        Some(Completion { tag: info.tag, result })
+        Some(Completion {
+            tag: info.tag,
+            result,
+        })
     }
 
     fn stats(&self) -> DevStats {

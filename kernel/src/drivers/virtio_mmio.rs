@@ -99,9 +99,13 @@ impl core::fmt::Display for TransportError {
                 f,
                 "legacy virtio-mmio (version 1) device; start QEMU with -global virtio-mmio.force-legacy=false"
             ),
-            TransportError::UnsupportedVersion(v) => write!(f, "unsupported virtio-mmio version {v}"),
+            TransportError::UnsupportedVersion(v) => {
+                write!(f, "unsupported virtio-mmio version {v}")
+            }
             TransportError::NoDevice => write!(f, "no device behind this transport"),
-            TransportError::FeaturesRejected => write!(f, "device rejected the negotiated features"),
+            TransportError::FeaturesRejected => {
+                write!(f, "device rejected the negotiated features")
+            }
             TransportError::QueueUnavailable => write!(f, "queue 0 does not exist"),
             TransportError::QueueInUse => write!(f, "queue 0 is already live"),
             TransportError::OutOfMemory => write!(f, "no memory for the virtqueue"),
@@ -123,7 +127,9 @@ impl Transport {
     /// `base` must be a virtio-mmio register window (from the device tree)
     /// mapped as device memory, driven by nobody else.
     pub unsafe fn new(base: usize) -> Self {
-        Self { regs: base as *const Registers }
+        Self {
+            regs: base as *const Registers,
+        }
     }
 
     fn regs(&self) -> &Registers {
@@ -142,14 +148,15 @@ impl Transport {
         if magic != MAGIC {
             return Err(TransportError::BadMagic(magic));
         }
-        match r.version.get() {
-            2 => {}
-            1 => return Err(TransportError::Legacy),
-            v => return Err(TransportError::UnsupportedVersion(v)),
+        // An empty slot (device id 0) is not an error in either version.
+        let id = r.device_id.get();
+        if id == 0 {
+            return Err(TransportError::NoDevice);
         }
-        match r.device_id.get() {
-            0 => Err(TransportError::NoDevice),
-            id => Ok(id),
+        match r.version.get() {
+            2 => Ok(id),
+            1 => Err(TransportError::Legacy),
+            v => Err(TransportError::UnsupportedVersion(v)),
         }
     }
 
@@ -176,7 +183,8 @@ impl Transport {
         r.driver_features.set(accepted as u32);
         r.driver_features_sel.set(1);
         r.driver_features.set((accepted >> 32) as u32);
-        r.status.set(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK);
+        r.status
+            .set(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK);
         if r.status.get() & status::FEATURES_OK == 0 {
             r.status.set(status::FAILED);
             return Err(TransportError::FeaturesRejected);
@@ -193,7 +201,14 @@ impl Transport {
 
     /// Hands queue `q` of `size` entries at the given physical addresses to
     /// the device.
-    pub fn setup_queue(&self, q: u32, size: u32, desc: u64, avail: u64, used: u64) -> Result<(), TransportError> {
+    pub fn setup_queue(
+        &self,
+        q: u32,
+        size: u32,
+        desc: u64,
+        avail: u64,
+        used: u64,
+    ) -> Result<(), TransportError> {
         let r = self.regs();
         r.queue_sel.set(q);
         if r.queue_ready.get() != 0 {
@@ -246,7 +261,9 @@ impl Transport {
             for (i, b) in out.iter_mut().enumerate() {
                 // SAFETY: the configuration space starts at 0x100 in the
                 // mapped window; byte reads are allowed for it (4.2.2.2).
-                *b = unsafe { core::ptr::read_volatile((self.base() + 0x100 + offset + i) as *const u8) };
+                *b = unsafe {
+                    core::ptr::read_volatile((self.base() + 0x100 + offset + i) as *const u8)
+                };
             }
             if r.config_generation.get() == before {
                 return;
@@ -371,7 +388,9 @@ impl VirtQueue {
         // 1, ring at 2..2+size (in u16 units). The driver is its only writer.
         unsafe {
             let avail_idx = addr_of_mut!(*self.avail.add(1)).read_volatile();
-            self.avail.add(2 + (avail_idx % self.size) as usize).write_volatile(head);
+            self.avail
+                .add(2 + (avail_idx % self.size) as usize)
+                .write_volatile(head);
             // The ring entry must be visible before the index that publishes it.
             fence(Ordering::SeqCst);
             barrier::dsb(barrier::SY);

@@ -43,10 +43,19 @@ struct Options {
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options { inject: None, timeout: 600, boards: BOARDS.iter().map(|s| s.to_string()).collect(), host: true };
+    let mut o = Options {
+        inject: None,
+        timeout: 600,
+        boards: BOARDS.iter().map(|s| s.to_string()).collect(),
+        host: true,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
         match a.as_str() {
             "--inject" => {
                 let v = value("--inject")?;
@@ -57,12 +66,17 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             "--timeout" => {
                 let v = value("--timeout")?;
-                o.timeout = v.parse().map_err(|_| format!("--timeout {v}: not a number of seconds"))?;
+                o.timeout = v
+                    .parse()
+                    .map_err(|_| format!("--timeout {v}: not a number of seconds"))?;
             }
             "--board" => {
                 let v = value("--board")?;
                 if !BOARDS.contains(&v.as_str()) {
-                    return Err(format!("--board {v}: expected one of {}", BOARDS.join(", ")));
+                    return Err(format!(
+                        "--board {v}: expected one of {}",
+                        BOARDS.join(", ")
+                    ));
                 }
                 o.boards = vec![v];
             }
@@ -74,7 +88,10 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 /// One checked outcome.
@@ -94,7 +111,12 @@ struct Report {
 
 impl Report {
     fn add(&mut self, group: &str, name: &str, ok: bool, detail: impl Into<String>) {
-        self.checks.push(Check { group: group.into(), name: name.into(), ok, detail: detail.into() });
+        self.checks.push(Check {
+            group: group.into(),
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        });
     }
 }
 
@@ -156,14 +178,23 @@ fn run_echo(cmd: &mut Command) -> (Option<i32>, String) {
 
 fn host_crates(root: &Path) -> Vec<String> {
     let mut names = Vec::new();
-    let Ok(dir) = fs::read_dir(root.join("kernel/crates")) else { return names };
+    let Ok(dir) = fs::read_dir(root.join("kernel/crates")) else {
+        return names;
+    };
     for entry in dir.flatten() {
         let manifest = entry.path().join("Cargo.toml");
-        let Ok(text) = fs::read_to_string(&manifest) else { continue };
-        if let Some(name) = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("name").map(|r| r.trim().trim_start_matches('=').trim().trim_matches('"').to_string()))
-        {
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
+        if let Some(name) = text.lines().find_map(|l| {
+            l.trim().strip_prefix("name").map(|r| {
+                r.trim()
+                    .trim_start_matches('=')
+                    .trim()
+                    .trim_matches('"')
+                    .to_string()
+            })
+        }) {
             names.push(name);
         }
     }
@@ -180,7 +211,8 @@ fn test(o: &Options) -> ExitCode {
         let crates = host_crates(&root);
         step(&format!("host tests: {}", crates.join(", ")));
         let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(&root).args(["test", "--target", HOST_TARGET]);
+        cmd.current_dir(&root)
+            .args(["test", "--target", HOST_TARGET]);
         for c in &crates {
             cmd.args(["-p", c]);
         }
@@ -190,7 +222,13 @@ fn test(o: &Options) -> ExitCode {
             if let Some(rest) = line.trim().strip_prefix("test result: ") {
                 let num = |key: &str| -> u64 {
                     rest.split(';')
-                        .find_map(|p| p.trim().trim_start_matches("ok.").trim_start_matches("FAILED.").trim().strip_suffix(key))
+                        .find_map(|p| {
+                            p.trim()
+                                .trim_start_matches("ok.")
+                                .trim_start_matches("FAILED.")
+                                .trim()
+                                .strip_suffix(key)
+                        })
                         .and_then(|n| n.trim().parse().ok())
                         .unwrap_or(0)
                 };
@@ -199,18 +237,33 @@ fn test(o: &Options) -> ExitCode {
             }
         }
         let ok = status == Some(0);
-        report.add("host", "cargo test", ok, if ok { String::new() } else { format!("cargo test exited with {status:?}") });
+        report.add(
+            "host",
+            "cargo test",
+            ok,
+            if ok {
+                String::new()
+            } else {
+                format!("cargo test exited with {status:?}")
+            },
+        );
     }
 
     step(&format!("building {}", o.boards.join(", ")));
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&root).args(["build", "--target", "aarch64-unknown-none"]);
+    cmd.current_dir(&root)
+        .args(["build", "--target", "aarch64-unknown-none"]);
     for b in &o.boards {
         cmd.args(["-p", b]);
     }
     let (status, _) = run_echo(&mut cmd);
     let built = status == Some(0);
-    report.add("build", "aarch64-unknown-none", built, if built { "" } else { "cargo build failed" });
+    report.add(
+        "build",
+        "aarch64-unknown-none",
+        built,
+        if built { "" } else { "cargo build failed" },
+    );
 
     if built {
         for board in &o.boards {
@@ -222,7 +275,11 @@ fn test(o: &Options) -> ExitCode {
 
     print_summary(&report, started.elapsed().as_secs_f64());
     let failed = report.checks.iter().filter(|c| !c.ok).count() as u64 + report.host_failed;
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// A fresh FAT32 disk image for the virt self-tests (raspi4b has no
@@ -244,9 +301,17 @@ fn test_disk(root: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-fn boot(root: &Path, elf: &Path, o: &Options, kernel_args: &[&str], log_name: &str) -> (Option<i32>, String) {
+fn boot(
+    root: &Path,
+    elf: &Path,
+    o: &Options,
+    kernel_args: &[&str],
+    log_name: &str,
+) -> (Option<i32>, String) {
     let mut cmd = Command::new(root.join("qemu-run.sh"));
-    cmd.current_dir(root).arg("--timeout").arg(o.timeout.to_string());
+    cmd.current_dir(root)
+        .arg("--timeout")
+        .arg(o.timeout.to_string());
     if elf.file_name().is_some_and(|n| n == "qemu-virt") {
         match test_disk(root) {
             Ok(disk) => {
@@ -266,7 +331,10 @@ fn boot(root: &Path, elf: &Path, o: &Options, kernel_args: &[&str], log_name: &s
 
 /// `key=value` fields of a machine line `@tag k=v k=v`.
 fn fields(line: &str) -> BTreeMap<&str, &str> {
-    line.split_whitespace().skip(1).filter_map(|kv| kv.split_once('=')).collect()
+    line.split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
 }
 
 fn selftest_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
@@ -294,22 +362,48 @@ fn selftest_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut
             tests += 1;
             let name = f.get("name").copied().unwrap_or("?");
             let ok = f.get("result") == Some(&"pass");
-            report.add(&group, name, ok, if ok { "" } else { "guest test failed (see log)" });
+            report.add(
+                &group,
+                name,
+                ok,
+                if ok {
+                    ""
+                } else {
+                    "guest test failed (see log)"
+                },
+            );
         } else if line.starts_with("@exit ") {
             exit_line = f.get("status").and_then(|v| v.parse::<i32>().ok());
         } else if line.starts_with("@region ") {
-            regions.push((f.get("kind").unwrap_or(&"?").to_string(), f.get("name").unwrap_or(&"?").to_string()));
+            regions.push((
+                f.get("kind").unwrap_or(&"?").to_string(),
+                f.get("name").unwrap_or(&"?").to_string(),
+            ));
         }
     }
     let kinds: Vec<&str> = regions.iter().map(|(k, _)| k.as_str()).collect();
-    let three = ["gcma", "cma", "carveout"].iter().all(|k| kinds.iter().filter(|x| *x == k).count() == 1);
-    report.add(&group, "boot report: gcma, cma and carveout regions", three, format!("regions seen: {}", kinds.join(", ")));
+    let three = ["gcma", "cma", "carveout"]
+        .iter()
+        .all(|k| kinds.iter().filter(|x| *x == k).count() == 1);
+    report.add(
+        &group,
+        "boot report: gcma, cma and carveout regions",
+        three,
+        format!("regions seen: {}", kinds.join(", ")),
+    );
     let complete = planned == Some(tests) && summary.is_some();
     report.add(
         &group,
         "every planned test reported",
         complete,
-        format!("planned {planned:?}, reported {tests}, summary {}", if summary.is_some() { "present" } else { "missing" }),
+        format!(
+            "planned {planned:?}, reported {tests}, summary {}",
+            if summary.is_some() {
+                "present"
+            } else {
+                "missing"
+            }
+        ),
     );
     let clean = status == Some(0) && exit_line == Some(0);
     let why = match status {
@@ -317,27 +411,72 @@ fn selftest_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut
         Some(s) => format!("QEMU exit status {s}, kernel @exit status {exit_line:?}"),
         None => "QEMU did not exit normally".to_string(),
     };
-    report.add(&group, "exit status 0", clean, if clean { String::new() } else { why });
+    report.add(
+        &group,
+        "exit status 0",
+        clean,
+        if clean { String::new() } else { why },
+    );
 }
 
 fn fault_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
     let group = format!("{board} fault");
-    step(&format!("{board}: booting in fault mode (an undefined instruction on purpose)"));
+    step(&format!(
+        "{board}: booting in fault mode (an undefined instruction on purpose)"
+    ));
     let (status, out) = boot(root, elf, o, &["mode=fault"], &format!("{board}-fault.log"));
-    report.add(&group, "exception reported", out.contains("*** FATAL: unexpected synchronous exception"), "");
-    report.add(&group, "decoded as undefined instruction", out.contains("EC 0x00 unknown reason (undefined instruction)"), "");
-    report.add(&group, "registers dumped", out.contains("ELR_EL1") && out.contains("x30"), "");
-    report.add(&group, "stopped with fatal-exception status 3", status == Some(3) && out.contains("@exit status=3"), format!("QEMU exit {status:?}"));
+    report.add(
+        &group,
+        "exception reported",
+        out.contains("*** FATAL: unexpected synchronous exception"),
+        "",
+    );
+    report.add(
+        &group,
+        "decoded as undefined instruction",
+        out.contains("EC 0x00 unknown reason (undefined instruction)"),
+        "",
+    );
+    report.add(
+        &group,
+        "registers dumped",
+        out.contains("ELR_EL1") && out.contains("x30"),
+        "",
+    );
+    report.add(
+        &group,
+        "stopped with fatal-exception status 3",
+        status == Some(3) && out.contains("@exit status=3"),
+        format!("QEMU exit {status:?}"),
+    );
 }
 
 fn print_summary(report: &Report, secs: f64) {
-    let w_group = report.checks.iter().map(|c| c.group.len()).max().unwrap_or(5).max(5);
-    let w_name = report.checks.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
+    let w_group = report
+        .checks
+        .iter()
+        .map(|c| c.group.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let w_name = report
+        .checks
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let mut s = String::new();
     let _ = writeln!(s, "\n==> summary ({secs:.0} s)");
     let _ = writeln!(s, "{:<w_group$}  {:<w_name$}  result", "group", "check");
     for c in &report.checks {
-        let _ = write!(s, "{:<w_group$}  {:<w_name$}  {}", c.group, c.name, if c.ok { "pass" } else { "FAIL" });
+        let _ = write!(
+            s,
+            "{:<w_group$}  {:<w_name$}  {}",
+            c.group,
+            c.name,
+            if c.ok { "pass" } else { "FAIL" }
+        );
         if !c.ok && !c.detail.is_empty() {
             let _ = write!(s, "  ({})", c.detail);
         }
@@ -345,9 +484,21 @@ fn print_summary(report: &Report, secs: f64) {
     }
     let passed = report.checks.iter().filter(|c| c.ok).count() as u64;
     let failed = report.checks.len() as u64 - passed;
-    let _ = writeln!(s, "host unit/property tests: {} passed, {} failed", report.host_passed, report.host_failed);
-    let _ = writeln!(s, "guest and build checks: {passed} passed, {failed} failed");
+    let _ = writeln!(
+        s,
+        "host unit/property tests: {} passed, {} failed",
+        report.host_passed, report.host_failed
+    );
+    let _ = writeln!(
+        s,
+        "guest and build checks: {passed} passed, {failed} failed"
+    );
     // The closing line CI reads.
-    let _ = writeln!(s, "total: {} passed, {} failed", passed + report.host_passed, failed + report.host_failed);
+    let _ = writeln!(
+        s,
+        "total: {} passed, {} failed",
+        passed + report.host_passed,
+        failed + report.host_failed
+    );
     print!("{s}");
 }

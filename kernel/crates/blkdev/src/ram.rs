@@ -10,7 +10,9 @@ use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::{BlockDevice, BlockError, Completion, DevStats, Op, Request, SECTOR_SIZE, check_request};
+use crate::{
+    BlockDevice, BlockError, Completion, DevStats, Op, Request, SECTOR_SIZE, check_request,
+};
 
 /// A RAM-backed block device.
 pub struct RamDisk {

@@ -431,6 +431,35 @@ impl Cleancache {
         t
     }
 
+    /// Machine-readable statistics: one `@cleancache pool=N ...` line per
+    /// pool, then `@cleancache pool=all ...` with the totals.
+    pub fn write_machine(&self, w: &mut dyn fmt::Write) -> fmt::Result {
+        let line = |w: &mut dyn fmt::Write, pool: &dyn fmt::Display, s: &Stats| {
+            writeln!(
+                w,
+                "@cleancache pool={pool} size_pages={} stored={} restored={} missed={} \
+                 invalidated={} evicted={} dropped_by_take_back={} put_rejected={} \
+                 taken_back={} given_back={} cached={} lendable={}",
+                s.size,
+                s.stored,
+                s.restored,
+                s.missed,
+                s.invalidated,
+                s.evicted,
+                s.dropped_by_take_back,
+                s.put_rejected,
+                s.taken_back,
+                s.given_back,
+                s.cached_now,
+                s.lendable_now
+            )
+        };
+        for (i, p) in self.pools.iter().enumerate() {
+            line(w, &i, &p.stats)?;
+        }
+        line(w, &"all", &self.stats())
+    }
+
     /// Whether a copy of `(file, index)` is held (no copy is made, LRU order
     /// unchanged).
     pub fn contains(&self, file: FileId, index: PageIndex) -> bool {
@@ -513,7 +542,10 @@ impl Cleancache {
     /// Drops every copy of `file` with index `>= from` (truncate when
     /// `from > 0`, delete when `from == 0`). O(k log n) for k copies dropped.
     pub fn invalidate_file(&mut self, file: FileId, from: PageIndex) {
-        while let Some((&key, &s)) = self.index.range((file, from)..=(file, PageIndex::MAX)).next()
+        while let Some((&key, &s)) = self
+            .index
+            .range((file, from)..=(file, PageIndex::MAX))
+            .next()
         {
             self.index.remove(&key);
             self.lru.unlink(&mut self.slots, s);

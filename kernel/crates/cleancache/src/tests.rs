@@ -165,8 +165,10 @@ fn taken_back_page_is_never_touched() {
     // is taken back.
     let p = unsafe { cc.add_pool(mem, 4, 0) }.unwrap();
     cc.take_back(p, 2).unwrap();
-    // SAFETY: page 2 is taken back, so its owner (this test) may use it.
-    let owned = unsafe { core::slice::from_raw_parts_mut(mem.as_ptr().add(2 * PAGE_SIZE), PAGE_SIZE) };
+    let page2 = mem.as_ptr().wrapping_add(2 * PAGE_SIZE);
+    // SAFETY: page 2 lies inside the leaked 4 pages and is taken back, so its
+    // owner (this test) may use it; cleancache must not touch it.
+    let owned = unsafe { core::slice::from_raw_parts_mut(page2, PAGE_SIZE) };
     owned.fill(0x5A);
     for i in 0..50 {
         cc.put_page(1, i, &content(1, i, 1));
@@ -207,12 +209,19 @@ fn range_take_back_is_all_or_nothing() {
 fn add_pool_errors_and_lookup() {
     let mut cc = Cleancache::new();
     // SAFETY: valid memory; the call fails before using it anyway.
-    assert_eq!(unsafe { cc.add_pool(pool_mem(1), 0, 0) }, Err(PoolError::EmptyPool));
+    let empty = unsafe { cc.add_pool(pool_mem(1), 0, 0) };
+    assert_eq!(empty, Err(PoolError::EmptyPool));
     let a = new_pool(&mut cc, 4, 100);
     let b = new_pool(&mut cc, 2, 200);
     // SAFETY: as above.
     let overlap = unsafe { cc.add_pool(pool_mem(2), 2, 103) };
-    assert_eq!(overlap, Err(PoolError::Overlap { base_pfn: 103, pages: 2 }));
+    assert_eq!(
+        overlap,
+        Err(PoolError::Overlap {
+            base_pfn: 103,
+            pages: 2
+        })
+    );
     assert_eq!(cc.pool_count(), 2);
     assert_eq!(cc.pool_span(b), Ok((200, 2)));
     assert_eq!(cc.locate_pfn(103), Some((a, 3)));
@@ -224,6 +233,28 @@ fn add_pool_errors_and_lookup() {
     let (sa, sb) = (cc.pool_stats(a).unwrap(), cc.pool_stats(b).unwrap());
     assert_eq!((sa.cached_now, sb.cached_now), (4, 2));
     assert_eq!(cc.stats().size, 6);
+}
+
+#[test]
+fn machine_lines() {
+    let mut cc = Cleancache::new();
+    new_pool(&mut cc, 2, 0);
+    new_pool(&mut cc, 3, 8);
+    for i in 0..6 {
+        cc.put_page(1, i, &content(1, i, 1));
+    }
+    assert!(get(&mut cc, 1, 5).is_some());
+    assert!(get(&mut cc, 1, 0).is_none());
+    let mut out = std::string::String::new();
+    cc.write_machine(&mut out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("@cleancache pool=0 size_pages=2 "));
+    assert!(lines[1].starts_with("@cleancache pool=1 size_pages=3 "));
+    assert!(lines[2].starts_with(
+        "@cleancache pool=all size_pages=5 stored=6 restored=1 missed=1 invalidated=0 evicted=1 "
+    ));
+    assert!(lines[2].ends_with(" cached=4 lendable=5"));
 }
 
 #[test]

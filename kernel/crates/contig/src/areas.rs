@@ -344,7 +344,12 @@ impl<B: PoolBackend> Areas<B> {
     }
 
     /// Registers a CMA area of `pages` pages from `base_pfn`.
-    pub fn add_cma(&mut self, name: &str, base_pfn: Pfn, pages: usize) -> Result<AreaId, ContigError> {
+    pub fn add_cma(
+        &mut self,
+        name: &str,
+        base_pfn: Pfn,
+        pages: usize,
+    ) -> Result<AreaId, ContigError> {
         self.check_new(name, base_pfn, pages)?;
         Ok(self.push(name, AreaImpl::Cma(CmaArea::new(base_pfn, pages))))
     }
@@ -452,7 +457,10 @@ impl<B: PoolBackend> Areas<B> {
 
     /// Frees an allocation returned by [`alloc`](Self::alloc).
     pub fn free(&mut self, a: Allocation) -> Result<(), ContigError> {
-        let e = self.areas.get_mut(a.area.0).ok_or(ContigError::UnknownArea)?;
+        let e = self
+            .areas
+            .get_mut(a.area.0)
+            .ok_or(ContigError::UnknownArea)?;
         match &mut e.imp {
             AreaImpl::Gcma(g) => g.free(&mut self.backend, a.pfn, a.count),
             AreaImpl::Cma(c) => c.free(a.pfn, a.count),
@@ -595,8 +603,17 @@ impl<B: PoolBackend> Areas<B> {
     /// A table with one row per area, columns aligned.
     pub fn write_table(&self, w: &mut dyn fmt::Write) -> fmt::Result {
         const HEAD: [&str; 11] = [
-            "size", "allocated", "cached", "lent", "idle", "allocs", "frees", "failures",
-            "migrated", "busy_retries", "given_up",
+            "size",
+            "allocated",
+            "cached",
+            "lent",
+            "idle",
+            "allocs",
+            "frees",
+            "failures",
+            "migrated",
+            "busy_retries",
+            "given_up",
         ];
         let rows: Vec<(&str, AreaKind, [u64; 11])> = self
             .ids()

@@ -115,7 +115,13 @@ impl Bitmap {
     /// and `base_pfn + start` is a multiple of `align` (a power of two).
     /// First fit, like Linux's `bitmap_find_next_zero_area_off` with the
     /// area's base pfn as offset.
-    pub fn find_fit(&self, from: usize, count: usize, align: usize, base_pfn: Pfn) -> Option<usize> {
+    pub fn find_fit(
+        &self,
+        from: usize,
+        count: usize,
+        align: usize,
+        base_pfn: Pfn,
+    ) -> Option<usize> {
         debug_assert!(align.is_power_of_two());
         let mut start = align_index(from, align, base_pfn)?;
         loop {
@@ -196,7 +202,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 5 == 0 {
+            if x.is_multiple_of(5) {
                 b.set(i);
             }
         }
@@ -204,7 +210,7 @@ mod tests {
             for align in [1usize, 2, 4, 8, 16] {
                 for count in 1..12 {
                     let naive = (0..300).find(|&s| {
-                        (base + s as u64) % align as u64 == 0
+                        (base + s as u64).is_multiple_of(align as u64)
                             && s + count <= 300
                             && (s..s + count).all(|i| !b.get(i))
                     });

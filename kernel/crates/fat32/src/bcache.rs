@@ -68,7 +68,11 @@ impl BufCache {
         Ok(())
     }
 
-    fn make_room<D: BlockDevice>(&mut self, dev: &mut D, stats: &mut FsStats) -> Result<(), FsError> {
+    fn make_room<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        stats: &mut FsStats,
+    ) -> Result<(), FsError> {
         while self.bufs.len() >= self.cap {
             let victim = self
                 .bufs
@@ -157,7 +161,11 @@ impl BufCache {
     }
 
     /// Writes every dirty buffer back.
-    pub fn flush<D: BlockDevice>(&mut self, dev: &mut D, stats: &mut FsStats) -> Result<(), FsError> {
+    pub fn flush<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        stats: &mut FsStats,
+    ) -> Result<(), FsError> {
         for (s, b) in self.bufs.iter_mut() {
             if b.dirty {
                 Self::write_out(dev, self.fat, *s, &b.data, stats)?;

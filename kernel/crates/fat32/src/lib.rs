@@ -457,8 +457,13 @@ impl<D: BlockDevice> Fat32<D> {
             return Err(FsError::Corrupt("FAT[0] does not match the media byte"));
         }
         if geo.fsinfo_sector != 0 && geo.fsinfo_sector != 0xFFFF {
-            let s = fs.bc.read(&mut fs.dev, geo.fsinfo_sector as u64, &mut fs.stats)?;
-            if le32(s, 0) != 0x4161_5252 || le32(s, 484) != 0x6141_7272 || le32(s, 508) != 0xAA55_0000 {
+            let s = fs
+                .bc
+                .read(&mut fs.dev, geo.fsinfo_sector as u64, &mut fs.stats)?;
+            if le32(s, 0) != 0x4161_5252
+                || le32(s, 484) != 0x6141_7272
+                || le32(s, 508) != 0xAA55_0000
+            {
                 return Err(FsError::Corrupt("FSInfo signature"));
             }
             let free = le32(s, 488);
@@ -846,7 +851,11 @@ impl<D: BlockDevice> Fat32<D> {
             .into_iter()
             .map(|r| DirEntry {
                 is_dir: r.attr & ATTR_DIR != 0,
-                size: if r.attr & ATTR_DIR != 0 { 0 } else { r.size as u64 },
+                size: if r.attr & ATTR_DIR != 0 {
+                    0
+                } else {
+                    r.size as u64
+                },
                 id: r.pos,
                 name: r.name,
                 short_name: r.short_display,
@@ -857,7 +866,9 @@ impl<D: BlockDevice> Fat32<D> {
     /// Appends a zeroed cluster to a directory; returns its slot positions.
     fn grow_dir(&mut self, dir_cluster: u32) -> Result<(), FsError> {
         let chain = self.chain(dir_cluster)?;
-        let last = chain.last().ok_or(FsError::Corrupt("directory without clusters"))?;
+        let last = chain
+            .last()
+            .ok_or(FsError::Corrupt("directory without clusters"))?;
         let c = self.alloc_clusters(1)?[0];
         self.zero_cluster(c)?;
         self.fat_set(last, c)?;
@@ -874,7 +885,13 @@ impl<D: BlockDevice> Fat32<D> {
     }
 
     /// Writes a new entry (with LFN slots if needed) into a directory.
-    fn add_entry(&mut self, dir_cluster: u32, name: &str, attr: u8, first: u32) -> Result<FileId, FsError> {
+    fn add_entry(
+        &mut self,
+        dir_cluster: u32,
+        name: &str,
+        attr: u8,
+        first: u32,
+    ) -> Result<FileId, FsError> {
         name::validate(name)?;
         let mut scan = self.scan_dir(dir_cluster)?;
         if scan
@@ -953,7 +970,10 @@ impl<D: BlockDevice> Fat32<D> {
             let parent = if pid == ROOT { 0 } else { dir };
             let first = self.geo.cluster_sector(c);
             let s = self.bc.modify(&mut self.dev, first, &mut self.stats)?;
-            for (i, (n, cl)) in [(*b".          ", c), (*b"..         ", parent)].iter().enumerate() {
+            for (i, (n, cl)) in [(*b".          ", c), (*b"..         ", parent)]
+                .iter()
+                .enumerate()
+            {
                 let e = &mut s[i * 32..i * 32 + 32];
                 e[..11].copy_from_slice(n);
                 e[11] = ATTR_DIR;
@@ -1138,7 +1158,13 @@ impl<D: BlockDevice> Fat32<D> {
         Ok(n)
     }
 
-    fn write_raw(&mut self, m: &Metadata, offset: u64, data: Option<&[u8]>, len: usize) -> Result<(), FsError> {
+    fn write_raw(
+        &mut self,
+        m: &Metadata,
+        offset: u64,
+        data: Option<&[u8]>,
+        len: usize,
+    ) -> Result<(), FsError> {
         let chain = self.chain(m.first_cluster)?;
         let mut done = 0;
         let mut sec = [0u8; SECTOR_SIZE];
@@ -1207,7 +1233,10 @@ mod tests {
         }
         assert_eq!(c.extents.len(), 3);
         let got: Vec<_> = (0..7).map(|i| c.disk_cluster(i)).collect();
-        assert_eq!(got, [Some(5), Some(6), Some(7), Some(20), Some(21), Some(9), None]);
+        assert_eq!(
+            got,
+            [Some(5), Some(6), Some(7), Some(20), Some(21), Some(9), None]
+        );
         assert_eq!(c.last(), Some(9));
     }
 }

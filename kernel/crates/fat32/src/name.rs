@@ -227,7 +227,8 @@ impl LfnAcc {
             return;
         }
         for (k, off) in LFN_OFFSETS.iter().enumerate() {
-            self.units[(seq as usize - 1) * LFN_UNITS + k] = u16::from_le_bytes([e[*off], e[off + 1]]);
+            self.units[(seq as usize - 1) * LFN_UNITS + k] =
+                u16::from_le_bytes([e[*off], e[off + 1]]);
         }
         self.count += 1;
         self.expect = seq - 1;
@@ -239,7 +240,11 @@ impl LfnAcc {
             self.reset();
             return None;
         }
-        let end = self.units.iter().position(|&u| u == 0).unwrap_or(self.units.len());
+        let end = self
+            .units
+            .iter()
+            .position(|&u| u == 0)
+            .unwrap_or(self.units.len());
         let name: String = char::decode_utf16(self.units[..end].iter().copied())
             .map(|r| r.unwrap_or('\u{FFFD}'))
             .collect();
@@ -269,7 +274,12 @@ mod tests {
     #[test]
     fn lfn_round_trip() {
         let short = *b"SMALLF~1TXT";
-        for name in ["a", "exactly13char", "Small File 0001 of the set.txt", "žluťoučký kůň"] {
+        for name in [
+            "a",
+            "exactly13char",
+            "Small File 0001 of the set.txt",
+            "žluťoučký kůň",
+        ] {
             let slots = lfn_slots(name, &short);
             let mut acc = LfnAcc::default();
             for (i, s) in slots.iter().enumerate() {

@@ -157,16 +157,28 @@ fn reads_every_byte_of_a_mkdata_image() {
     // Listing with long names.
     let list = fs.read_dir("/small/d00").unwrap();
     assert_eq!(list.len(), 100);
-    assert!(list.iter().any(|d| d.name == "Small File 0042 of the set.txt" && !d.is_dir));
+    assert!(
+        list.iter()
+            .any(|d| d.name == "Small File 0042 of the set.txt" && !d.is_dir)
+    );
     assert!(list.iter().all(|d| d.short_name.contains('~')));
     let root = fs.read_dir("/").unwrap();
     let mut names: Vec<_> = root.iter().map(|d| (d.name.as_str(), d.is_dir)).collect();
     names.sort();
-    assert_eq!(names, [("MANIFEST.TXT", false), ("big", true), ("small", true)]);
+    assert_eq!(
+        names,
+        [("MANIFEST.TXT", false), ("big", true), ("small", true)]
+    );
     // Case-insensitive lookup, by short name too.
-    assert!(fs.lookup("/SMALL/D00/small file 0042 OF THE SET.TXT").is_ok());
+    assert!(
+        fs.lookup("/SMALL/D00/small file 0042 OF THE SET.TXT")
+            .is_ok()
+    );
     let short = &list[0].short_name;
-    assert_eq!(fs.lookup(&format!("/small/d00/{short}")).unwrap().id, list[0].id);
+    assert_eq!(
+        fs.lookup(&format!("/small/d00/{short}")).unwrap().id,
+        list[0].id
+    );
     // Reading wrote nothing.
     assert_eq!(fs.device().stats().sectors_written, 0);
 }
@@ -211,7 +223,9 @@ fn write_append_truncate_delete_recreate_then_fsck_and_mtools() {
         assert_eq!(fs.create("/GONE.TXT"), Err(FsError::AlreadyExists));
         // many files: the directory grows past one cluster
         for i in 0..40 {
-            let f = fs.create(&format!("/dir/many file number {i}.dat")).unwrap();
+            let f = fs
+                .create(&format!("/dir/many file number {i}.dat"))
+                .unwrap();
             fs.write_at(f, 0, format!("{i}").as_bytes()).unwrap();
         }
         assert!(fs.free_clusters() < free0);
@@ -241,11 +255,15 @@ fn write_append_truncate_delete_recreate_then_fsck_and_mtools() {
     assert_eq!(read_all(&mut fs, "/gone.txt"), b"again");
     assert_eq!(fs.read_dir("/dir").unwrap().len(), 42);
     // Delete everything in /dir/Sub Directory and the directory itself.
-    assert_eq!(fs.remove("/dir/Sub Directory"), Err(FsError::DirectoryNotEmpty));
+    assert_eq!(
+        fs.remove("/dir/Sub Directory"),
+        Err(FsError::DirectoryNotEmpty)
+    );
     fs.remove("/dir/Sub Directory/b.txt").unwrap();
     fs.remove("/dir/Sub Directory").unwrap();
     for i in 0..40 {
-        fs.remove(&format!("/dir/many file number {i}.dat")).unwrap();
+        fs.remove(&format!("/dir/many file number {i}.dat"))
+            .unwrap();
     }
     save(fs, &img);
     fsck(&img);
@@ -270,7 +288,10 @@ fn disk_full_is_an_error_and_changes_nothing() {
     let mut b = [0u8; 5];
     fs.read_at(f, 0, &mut b).unwrap();
     assert_eq!(&b, b"hello");
-    assert!(matches!(fs.read_at(f, 6, &mut b), Err(FsError::BeyondEof { .. })));
+    assert!(matches!(
+        fs.read_at(f, 6, &mut b),
+        Err(FsError::BeyondEof { .. })
+    ));
     assert_eq!(fs.read_at(f, 5, &mut b), Ok(0));
     assert_eq!(fs.lookup("/nope/x"), Err(FsError::NotFound));
     assert_eq!(fs.lookup("/f/x"), Err(FsError::NotADirectory));
@@ -298,7 +319,10 @@ fn bad_images_give_errors_and_write_nothing() {
     // No filesystem.
     let zero = RamDisk::new(8192);
     assert!(matches!(Fat32::mount(zero), Err(FsError::NoFilesystem)));
-    assert!(matches!(Fat32::mount(RamDisk::new(0)), Err(FsError::NoFilesystem)));
+    assert!(matches!(
+        Fat32::mount(RamDisk::new(0)),
+        Err(FsError::NoFilesystem)
+    ));
     // Corrupt BPB fields.
     let cases: &[(usize, &[u8])] = &[
         (11, &[0, 0]),       // bytes per sector
@@ -325,7 +349,10 @@ fn bad_images_give_errors_and_write_nothing() {
     );
     // Image truncated: filesystem larger than the device.
     let r = Fat32::mount(RamDisk::from_vec(good[..good.len() / 2].to_vec()));
-    assert_eq!(r.err(), Some(FsError::Corrupt("filesystem larger than the device")));
+    assert_eq!(
+        r.err(),
+        Some(FsError::Corrupt("filesystem larger than the device"))
+    );
 
     // FAT loop: the file's first cluster points to itself.
     let mut fs = Fat32::mount(RamDisk::from_vec(good.clone())).unwrap();
@@ -337,7 +364,10 @@ fn bad_images_give_errors_and_write_nothing() {
     img[off..off + 4].copy_from_slice(&m.first_cluster.to_le_bytes());
     let mut fs = Fat32::mount(RamDisk::from_vec(img)).unwrap();
     let mut b = vec![0u8; 5000];
-    assert_eq!(fs.read_at(m.id, 0, &mut b), Err(FsError::Corrupt("cluster chain loop")));
+    assert_eq!(
+        fs.read_at(m.id, 0, &mut b),
+        Err(FsError::Corrupt("cluster chain loop"))
+    );
     assert!(fs.bmap(m.id, 0).is_err());
     assert_eq!(fs.device().stats().sectors_written, 0);
 

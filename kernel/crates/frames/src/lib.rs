@@ -73,6 +73,34 @@
 //! handed out again by a later `alloc` of the same order cannot be told apart
 //! from a legitimate free.
 //!
+//! # Wiring at boot
+//!
+//! ```
+//! use core::mem::MaybeUninit;
+//! use frames::*;
+//!
+//! // 128 MiB of RAM at 0x4000_0000; the kernel image in its first 2 MiB.
+//! let ram = 0x4000_0000u64..0x4800_0000;
+//! let span = pfns_covering(ram.clone());
+//! // 24 bytes per frame: 768 KiB of descriptors for 32768 frames.
+//! assert_eq!(FrameTable::bytes_for_span(span.clone()), 768 << 10);
+//! // The kernel carves that (rounded up to pages) out of usable RAM and views it
+//! // as `&'static mut [MaybeUninit<FrameDesc>]`; a Vec stands in for it here.
+//! let mut mem = vec![MaybeUninit::uninit(); (span.end.0 - span.start.0) as usize];
+//! let mut t = FrameTable::new_uninit(&mut mem, span.start).unwrap();
+//! // Mark what must never reach the buddy first (image, DTB, the table's own
+//! // frames, reserved-memory areas), then hand over whole RAM banks.
+//! t.mark(pfns_covering(0x4000_0000..0x4020_0000), FrameState::Kernel, 0).unwrap();
+//! t.mark(pfns_covering(0x4400_0000..0x4500_0000), FrameState::ReservedArea, 1).unwrap();
+//! assert_eq!(t.add_free_range(pfns_within(ram)).unwrap(), 32768 - 512 - 4096);
+//!
+//! let p = t.alloc(2, FrameState::Heap).unwrap(); // 16 KiB, 16 KiB-aligned
+//! assert!(p.is_aligned(2));
+//! t.free(p, 2).unwrap();
+//! assert_eq!(t.free(p, 2), Err(FrameError::DoubleFree(p)));
+//! t.verify().unwrap();
+//! ```
+//!
 //! # Concurrency
 //!
 //! A [`FrameTable`] is a plain `&mut`-driven structure; the kernel wraps it in

@@ -138,16 +138,14 @@ pub fn parse_manifest(
         .and_then(|(_, l)| l.strip_prefix("seed "))
         .and_then(|s| s.trim().parse::<u64>().ok())
         .ok_or(ManifestError::NoSeed)?;
-    let entries = lines
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| {
-            let (size, path) = l.split_once(' ').ok_or(ManifestError::BadLine(n + 1))?;
-            let size = size.parse().map_err(|_| ManifestError::BadLine(n + 1))?;
-            if path.is_empty() {
-                return Err(ManifestError::BadLine(n + 1));
-            }
-            Ok(ManifestEntry { size, path })
-        });
+    let entries = lines.filter(|(_, l)| !l.trim().is_empty()).map(|(n, l)| {
+        let (size, path) = l.split_once(' ').ok_or(ManifestError::BadLine(n + 1))?;
+        let size = size.parse().map_err(|_| ManifestError::BadLine(n + 1))?;
+        if path.is_empty() {
+            return Err(ManifestError::BadLine(n + 1));
+        }
+        Ok(ManifestEntry { size, path })
+    });
     Ok((seed, entries))
 }
 

@@ -64,7 +64,11 @@ impl MapSpec<'_> {
         let overlaps = |a: &Range<u64>| a.start < r.end && r.start < a.end;
         let covers = |a: &Range<u64>| a.start <= r.start && r.end <= a.end;
         if self.unmapped.iter().any(overlaps) {
-            return self.unmapped.iter().any(covers).then_some(MemKind::Unmapped);
+            return self
+                .unmapped
+                .iter()
+                .any(covers)
+                .then_some(MemKind::Unmapped);
         }
         if self.ram.iter().any(covers) {
             return Some(MemKind::Normal);
@@ -193,7 +197,15 @@ fn configure_registers() {
 fn invalidate_tlb() {
     // SAFETY: TLB maintenance for this core's EL1&0 regime; it only drops
     // cached translations, which are refetched from the installed tables.
-    unsafe { asm!("dsb ishst", "tlbi vmalle1", "dsb ish", "isb", options(nostack)) };
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vmalle1",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        )
+    };
 }
 
 /// Maps the slots of the kernel and the DTB as RAM, the rest below 4 GiB as
@@ -202,7 +214,11 @@ pub fn enable_boot_map(kernel: Range<u64>, dtb: u64) -> Result<(), MapError> {
     const GIB: u64 = 1 << 30;
     let slot = |a: u64| (a & !(GIB - 1))..(a & !(GIB - 1)) + GIB;
     let ram = [slot(kernel.start), slot(kernel.end - 1), slot(dtb)];
-    let space = build(&MapSpec { ram: &ram, unmapped: &[], device_limit: 4 * GIB })?;
+    let space = build(&MapSpec {
+        ram: &ram,
+        unmapped: &[],
+        device_limit: 4 * GIB,
+    })?;
     // The tables were written with the data cache off; drop any stale lines
     // covering them so the walker (which reads through the cache once it is
     // on) sees memory.
@@ -235,7 +251,9 @@ pub fn switch_to(space: &AddressSpace) {
 
 /// Whether the MMU and both caches are enabled on this core.
 pub fn mmu_and_caches_on() -> bool {
-    SCTLR_EL1.is_set(SCTLR_EL1::M) && SCTLR_EL1.is_set(SCTLR_EL1::C) && SCTLR_EL1.is_set(SCTLR_EL1::I)
+    SCTLR_EL1.is_set(SCTLR_EL1::M)
+        && SCTLR_EL1.is_set(SCTLR_EL1::C)
+        && SCTLR_EL1.is_set(SCTLR_EL1::I)
 }
 
 /// Translates `va` with the live map (AT S1E1R): Some((pa, MAIR attribute

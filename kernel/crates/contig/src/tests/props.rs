@@ -4,9 +4,9 @@ use super::*;
 use proptest::prelude::*;
 
 /// Naive first fit over a model of allocated pages, aligned on the pfn.
-fn model_fit(used: &[bool], base: Pfn, count: usize, align: usize) -> Option<usize> {
-    (0..used.len()).find(|&s| {
-        (base + s as Pfn) % align as Pfn == 0
+fn model_fit(used: &[bool], from: usize, base: Pfn, count: usize, align: usize) -> Option<usize> {
+    (from..used.len()).find(|&s| {
+        (base + s as Pfn).is_multiple_of(align as Pfn)
             && s + count <= used.len()
             && used[s..s + count].iter().all(|u| !u)
     })
@@ -78,7 +78,7 @@ proptest! {
                 }
                 GOp::Alloc(count, alog) => {
                     let align = 1usize << alog;
-                    let expect = model_fit(&used, GBASE, count, align);
+                    let expect = model_fit(&used, 0, GBASE, count, align);
                     let r = areas.alloc(Select::Id(g), count, align, &mut NoMigrator);
                     match expect {
                         Some(s) => {
@@ -166,7 +166,7 @@ proptest! {
         let c = areas.add_cma("cma", CBASE, CPAGES).unwrap();
         areas.set_cma_max_passes(c, passes).unwrap();
         let mut mig = FakeMigrator::default();
-        let mut used = vec![false; CPAGES];
+        let mut used = [false; CPAGES];
         let mut live: Vec<Allocation> = Vec::new();
         for op in ops {
             let before = areas.stats(c).unwrap();
@@ -200,11 +200,7 @@ proptest! {
                     let (mut given_up, mut busy) = (0u64, 0u64);
                     let mut from = 0;
                     let outcome = loop {
-                        let Some(s) = (from..CPAGES).find(|&s| {
-                            (CBASE + s as Pfn) % align as Pfn == 0
-                                && s + count <= CPAGES
-                                && used[s..s + count].iter().all(|u| !u)
-                        }) else {
+                        let Some(s) = model_fit(&used, from, CBASE, count, align) else {
                             break None;
                         };
                         let range = CBASE + s as Pfn..CBASE + (s + count) as Pfn;
@@ -258,9 +254,9 @@ proptest! {
             }
             prop_assert!(mig.bogus.is_empty(), "migrate() of a page not lent: {:?}", mig.bogus);
             // Lent and allocated pages: as the model says, never both.
-            for p in 0..CPAGES {
+            for (p, &u) in used.iter().enumerate() {
                 let pfn = CBASE + p as Pfn;
-                let want = if used[p] {
+                let want = if u {
                     prop_assert!(!mig.in_use.contains(&pfn));
                     PfnState::Allocated
                 } else if mig.in_use.contains(&pfn) {

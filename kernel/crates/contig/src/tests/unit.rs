@@ -192,7 +192,10 @@ fn registration_errors() {
         Err(ContigError::TooManyAreas)
     );
     assert_eq!(areas.len(), MAX_AREAS);
-    assert_eq!(areas.find("c5").map(|id| areas.kind(id)), Some(Some(AreaKind::Carveout)));
+    assert_eq!(
+        areas.find("c5").map(|id| areas.kind(id)),
+        Some(Some(AreaKind::Carveout))
+    );
 }
 
 #[test]
@@ -204,7 +207,10 @@ fn gcma_area_needs_a_fully_lendable_pool() {
     let mut areas = Areas::new(cc);
     assert_eq!(
         areas.add_gcma("g", pool),
-        Err(ContigError::Pool(PoolError::AlreadyTakenBack { pool, page: 2 }))
+        Err(ContigError::Pool(PoolError::AlreadyTakenBack {
+            pool,
+            page: 2
+        }))
     );
     areas.backend_mut().give_back(pool, 2).unwrap();
     areas.add_gcma("g", pool).unwrap();
@@ -227,10 +233,7 @@ fn not_lent() {
     let p = areas.lend_page().unwrap();
     assert_eq!(p, 0x2002, "lowest idle CMA page, allocated pages skipped");
     areas.return_page(p).unwrap();
-    assert_eq!(
-        areas.return_page(p),
-        Err(ContigError::NotLent { pfn: p })
-    );
+    assert_eq!(areas.return_page(p), Err(ContigError::NotLent { pfn: p }));
     let s = areas.stats(c).unwrap();
     assert_eq!((s.lends, s.returns, s.lent), (1, 1, 0));
 }
@@ -367,7 +370,10 @@ fn gcma_alloc_rolls_back_on_take_back_failure() {
     let r = areas.alloc(Select::Id(g), 8, 1, &mut NoMigrator);
     assert_eq!(
         r,
-        Err(ContigError::Pool(PoolError::AlreadyTakenBack { pool, page: 5 }))
+        Err(ContigError::Pool(PoolError::AlreadyTakenBack {
+            pool,
+            page: 5
+        }))
     );
     // The three pages taken before the fault were given back.
     for page in 2..16 {
@@ -434,7 +440,10 @@ fn gcma_free_refuses_pages_not_taken_back() {
     );
     assert_eq!(areas.check(), Err(0x802));
     assert_eq!(areas.pfn_state(0x803), Some((g, PfnState::Allocated)));
-    assert_eq!(areas.backend().page_state(pool, 3), Ok(PageState::TakenBack));
+    assert_eq!(
+        areas.backend().page_state(pool, 3),
+        Ok(PageState::TakenBack)
+    );
 }
 
 #[test]
@@ -443,9 +452,13 @@ fn select_by_kind_falls_through() {
     let c1 = areas.add_carveout("small", 0x100, 4).unwrap();
     let c2 = areas.add_carveout("big", 0x200, 16).unwrap();
     let m = &mut NoMigrator;
-    let a = areas.alloc(Select::Kind(AreaKind::Carveout), 8, 1, m).unwrap();
+    let a = areas
+        .alloc(Select::Kind(AreaKind::Carveout), 8, 1, m)
+        .unwrap();
     assert_eq!((a.area, a.pfn), (c2, 0x200));
-    let b = areas.alloc(Select::Kind(AreaKind::Carveout), 4, 1, m).unwrap();
+    let b = areas
+        .alloc(Select::Kind(AreaKind::Carveout), 4, 1, m)
+        .unwrap();
     assert_eq!(b.area, c1);
     assert_eq!(
         areas.alloc(Select::Kind(AreaKind::Carveout), 9, 1, m),
@@ -499,7 +512,10 @@ fn table_and_machine_lines() {
     let lines: Vec<&str> = t.lines().collect();
     assert_eq!(lines.len(), 4);
     assert!(lines[0].starts_with("name ") && lines[0].contains("busy_retries"));
-    assert!(lines.iter().all(|l| l.len() == lines[0].len()), "aligned:\n{t}");
+    assert!(
+        lines.iter().all(|l| l.len() == lines[0].len()),
+        "aligned:\n{t}"
+    );
     assert!(lines[2].starts_with("cma ") && lines[2].contains(" cma "));
     let mut m = String::new();
     areas.write_machine(&mut m).unwrap();

@@ -1,0 +1,62 @@
+//! The interface between the page cache and cleancache.
+//!
+//! Rules (enforced by the page cache, tested with a recording stand-in):
+//! * `put_page` only for a clean, up-to-date page leaving by eviction (its
+//!   content equals the file's: on disk, bytes past end of file zero). Dirty
+//!   pages are written back first. Truncation, deletion and read errors drop
+//!   pages without `put_page`.
+//! * `get_page` on every miss (demand and readahead) before the device is
+//!   asked; a `true` answer means the device is not read.
+//! * `invalidate_page` on every write to a page; `invalidate_file(f, from)` on
+//!   truncate (`from` = the first page whose content changes, including a
+//!   partial last page), `invalidate_file(f, 0)` on delete and on create (a
+//!   reused file id must not find old copies).
+//! * All calls happen with the page cache's lock held (the page cache is
+//!   `&mut self`; the kernel holds it under one lock).
+
+/// File identifier (the filesystem's [`fat32::FileId`]).
+pub type FileId = u64;
+/// Page index within a file.
+pub type PageIndex = u32;
+/// Page size in bytes.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Called by the page cache. All calls happen with the page cache's lock held.
+pub trait CleancacheHooks {
+    /// A clean page (content equal to what is on disk) leaves the page cache by eviction. The hook may keep a copy.
+    fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]);
+    /// A page-cache miss: if a copy is held, copy it into `out`, drop it from the cleancache (exclusive) and return true.
+    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE]) -> bool;
+    /// The page's stored copy (if any) is stale: drop it.
+    fn invalidate_page(&mut self, file: FileId, index: PageIndex);
+    /// Every stored page of `file` with index >= `from` is stale (truncate); `from = 0` for delete.
+    fn invalidate_file(&mut self, file: FileId, from: PageIndex);
+}
+
+/// No cleancache: stores nothing, never hits.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoCleancache;
+
+impl CleancacheHooks for NoCleancache {
+    fn put_page(&mut self, _file: FileId, _index: PageIndex, _data: &[u8; PAGE_SIZE]) {}
+    fn get_page(&mut self, _file: FileId, _index: PageIndex, _out: &mut [u8; PAGE_SIZE]) -> bool {
+        false
+    }
+    fn invalidate_page(&mut self, _file: FileId, _index: PageIndex) {}
+    fn invalidate_file(&mut self, _file: FileId, _from: PageIndex) {}
+}
+
+impl<H: CleancacheHooks + ?Sized> CleancacheHooks for &mut H {
+    fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
+        (**self).put_page(file, index, data)
+    }
+    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE]) -> bool {
+        (**self).get_page(file, index, out)
+    }
+    fn invalidate_page(&mut self, file: FileId, index: PageIndex) {
+        (**self).invalidate_page(file, index)
+    }
+    fn invalidate_file(&mut self, file: FileId, from: PageIndex) {
+        (**self).invalidate_file(file, from)
+    }
+}
