@@ -75,6 +75,13 @@
 //!   last invalidation of that key.
 //! * `take_back` only drops copies; it never makes an old copy reappear.
 //!
+//! # Frame descriptors
+//!
+//! The kernel mirrors pool page states into its frame descriptors through an
+//! [`Observer`] ([`Cleancache::set_observer`]): `Free` -> idle reserved
+//! frame, `Cached` -> cleancache frame, `TakenBack` -> allocated frame. It is
+//! called on every change, inside the operation, so descriptors never lag.
+//!
 //! # Why raw pointers are sound here
 //!
 //! A pool is given as a raw base pointer (the frames are mapped by the kernel,
@@ -91,6 +98,7 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
@@ -305,7 +313,14 @@ pub struct Cleancache {
     lru: List,
     missed: u64,
     put_rejected: u64,
+    observer: Option<Observer>,
 }
+
+/// Called with a page's pfn and new state on every state change of a pool
+/// page (not for the initial `Free` state at `add_pool`): how the kernel
+/// keeps its frame descriptors in sync. Runs under the cleancache lock; it
+/// must not call back into cleancache.
+pub type Observer = Box<dyn FnMut(Pfn, PageState) + Send>;
 
 // SAFETY: the only non-`Send` fields are the pools' base pointers. By the
 // contract of `add_pool` the memory behind them is owned by this `Cleancache`
@@ -330,6 +345,7 @@ impl Cleancache {
             lru: List::EMPTY,
             missed: 0,
             put_rejected: 0,
+            observer: None,
         }
     }
 
@@ -388,6 +404,12 @@ impl Cleancache {
             },
         });
         Ok(PoolId(id))
+    }
+
+    /// Installs (or removes) the observer of page state changes; see
+    /// [`Observer`].
+    pub fn set_observer(&mut self, observer: Option<Observer>) {
+        self.observer = observer;
     }
 
     /// Number of pools.
@@ -495,7 +517,7 @@ impl Cleancache {
             self.put_rejected += 1;
             return;
         };
-        self.slots[slot as usize].state = PageState::Cached { file, index };
+        self.set_state(slot, PageState::Cached { file, index });
         self.lru.push_back(&mut self.slots, slot);
         let dst = self.page_ptr(slot);
         // SAFETY: `dst` points at the start of a page of a pool, inside the
@@ -575,7 +597,7 @@ impl Cleancache {
                 Reclaimed::DroppedCopy { file, index }
             }
         };
-        self.slots[s as usize].state = PageState::TakenBack;
+        self.set_state(s, PageState::TakenBack);
         let st = &mut self.pools[p].stats;
         st.taken_back += 1;
         st.lendable_now -= 1;
@@ -588,7 +610,7 @@ impl Cleancache {
         if self.slots[s as usize].state != PageState::TakenBack {
             return Err(PoolError::NotTakenBack { pool, page });
         }
-        self.slots[s as usize].state = PageState::Free;
+        self.set_state(s, PageState::Free);
         self.free.push_back(&mut self.slots, s);
         let st = &mut self.pools[pool.index()].stats;
         st.given_back += 1;
@@ -680,10 +702,23 @@ impl Cleancache {
     /// A `Cached` slot already removed from the index and the LRU becomes
     /// `Free`.
     fn make_free(&mut self, s: u32) {
-        self.slots[s as usize].state = PageState::Free;
+        self.set_state(s, PageState::Free);
         self.free.push_back(&mut self.slots, s);
         let p = self.slots[s as usize].pool as usize;
         self.pools[p].stats.cached_now -= 1;
+    }
+
+    /// Sets a slot's state and tells the observer if it changed.
+    fn set_state(&mut self, s: u32, state: PageState) {
+        let slot = &mut self.slots[s as usize];
+        if slot.state == state {
+            return;
+        }
+        slot.state = state;
+        if let Some(obs) = self.observer.as_mut() {
+            let pool = &self.pools[slot.pool as usize];
+            obs(pool.base_pfn + (s - pool.first_slot) as Pfn, state);
+        }
     }
 
     fn page_ptr(&self, s: u32) -> *mut u8 {

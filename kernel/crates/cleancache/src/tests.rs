@@ -8,6 +8,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec;
 use proptest::prelude::*;
+use std::sync::{Arc, Mutex};
 use std::vec::Vec;
 
 /// Leaked host memory standing in for a GCMA area's frames.
@@ -312,6 +313,15 @@ proptest! {
     #[test]
     fn never_stale(ops in proptest::collection::vec(op(), 1..300)) {
         let mut cc = Cleancache::new();
+        // Frame descriptors as the kernel would mirror them.
+        let frames: Arc<Mutex<BTreeMap<Pfn, PageState>>> = Arc::new(Mutex::new(
+            (0..3).chain(64..69).map(|pfn| (pfn, PageState::Free)).collect(),
+        ));
+        let mirror = frames.clone();
+        cc.set_observer(Some(Box::new(move |pfn, st| {
+            let old = mirror.lock().unwrap().insert(pfn, st);
+            assert_ne!(old, Some(st), "observer called without a change");
+        })));
         let pools = [new_pool(&mut cc, 3, 0), new_pool(&mut cc, 5, 64)];
         // Key -> version a hit may return; absent: no hit allowed.
         let mut model: BTreeMap<(FileId, PageIndex), u64> = BTreeMap::new();
@@ -387,6 +397,10 @@ proptest! {
                 }
             }
             prop_assert_eq!(cc.check_invariants(), Ok(()));
+            for (&pfn, &st) in frames.lock().unwrap().iter() {
+                let (pool, page) = cc.locate_pfn(pfn).unwrap();
+                prop_assert_eq!(cc.page_state(pool, page), Ok(st));
+            }
             // Cleancache holds copies only of keys the model allows.
             for f in 0..3 {
                 for i in 0..6 {

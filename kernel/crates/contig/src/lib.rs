@@ -69,13 +69,22 @@
 //!
 //! # Keeping frame descriptors in sync
 //!
-//! Every state change of a page happens inside a call the kernel makes and
-//! is visible in its result: `alloc` returns the range now allocated, `free`
-//! the range now back in the area, `lend_page`/`return_page` the page lent or
-//! returned, and a successful `Migrator::migrate(pfn)` means the CMA area owns
-//! `pfn` again. Cleancache's own `Free`/`Cached` moves need no descriptor
-//! change (the frame stays "lent to cleancache"). [`Areas::pfn_state`] gives
-//! the exact state of any reserved pfn for cross-checks.
+//! Lock order: the areas lock, then the frame table lock; the kernel never
+//! calls into [`Areas`] with the frame table locked.
+//!
+//! * GCMA: install a cleancache [`Observer`](cleancache::Observer) with
+//!   `areas.backend_mut().set_observer(..)`; it is told every pool page
+//!   change: `Free` -> `ReservedArea`, `Cached` -> `Cleancache`, `TakenBack`
+//!   -> `Allocated`. GCMA `alloc`/`free` need nothing more.
+//! * CMA: the page allocator marks the pfn from `lend_page` as its own
+//!   (`PageCache`) and the pfn it passes to `return_page` as `ReservedArea`;
+//!   the [`Migrator`] marks the old frame `ReservedArea` when a migration
+//!   succeeds (that is its "free the old frame"); the range from a
+//!   successful `alloc` becomes `Allocated`, and `ReservedArea` after `free`.
+//! * Carveout: `alloc` -> `Allocated`, `free` -> `ReservedArea`.
+//!
+//! [`Areas::pfn_state`] gives the state of any reserved pfn, for a self-test
+//! that compares every reserved frame's descriptor with it.
 
 #![no_std]
 

@@ -476,8 +476,8 @@ impl Log2Hist {
             ticks_to_ns(1 << lo, freq_hz)
         };
         let hi_ticks = if hi >= 63 { u64::MAX } else { 1u64 << (hi + 1) };
-        write_duration(w, lo_ns)?;
-        w.write_str(" |")?;
+        // Right-align the lower bound so the bars of several lines line up.
+        write!(w, "{:>7} |", duration_str(lo_ns).as_str())?;
         for &c in &self.buckets[lo..=hi] {
             let ch = if c == 0 {
                 b' '

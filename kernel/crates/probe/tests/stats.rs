@@ -287,7 +287,7 @@ fn log2_histogram_line() {
     assert_eq!(h.buckets[14], 1);
     assert_eq!(h.span(), Some((9, 14)));
     let line = text(|s| h.write_line(s, 1_000_000_000));
-    assert_eq!(line, "512ns |@    .| 32.8us");
+    assert_eq!(line, "  512ns |@    .| 32.8us");
     assert_eq!(text(|s| Log2Hist::from_samples(&[]).write_line(s, 1)), "-");
     assert_eq!(Log2Hist::from_samples(&[0, 1]).buckets[0], 2);
 
@@ -296,7 +296,7 @@ fn log2_histogram_line() {
         P.record_ticks(v);
     }
     let out = text(|s| write_distributions(s, &[&P], &mut [0u64; 16], 1_000_000_000));
-    assert_eq!(out, "dist  2ns |@.   .| 128ns\n");
+    assert_eq!(out, "dist      2ns |@.   .| 128ns\n");
 }
 
 #[test]
