@@ -287,8 +287,9 @@ pub struct Areas<B: PoolBackend = Cleancache> {
 }
 
 impl<B: PoolBackend> Areas<B> {
-    /// A registry without areas, owning `backend`.
-    pub fn new(backend: B) -> Self {
+    /// A registry without areas, owning `backend` (`const`, so that it can
+    /// initialise a `static` lock).
+    pub const fn new(backend: B) -> Self {
         Areas {
             backend,
             areas: Vec::new(),

@@ -16,6 +16,23 @@
 //! ([`AreaStats`]), prints them ([`Areas::write_table`],
 //! [`Areas::write_machine`]) and reports memory ([`MemReport`]).
 //!
+//! ```
+//! use contig::{AreaKind, Areas, Cleancache, NoMigrator, Select};
+//! # let frames: &'static mut [u8] = Box::leak(vec![0u8; 16 * 4096].into_boxed_slice());
+//! # let base = core::ptr::NonNull::new(frames.as_mut_ptr()).unwrap();
+//! let mut areas: Areas = Areas::new(Cleancache::new());
+//! // SAFETY: `base` maps 16 frames from pfn 0x40000 that nobody else uses.
+//! let gcma = unsafe { areas.add_gcma_memory("gcma", base, 0x40000, 16) }.unwrap();
+//! // The page cache evicts a clean page: cleancache keeps a copy.
+//! areas.backend_mut().put_page(7, 0, &[1u8; 4096]);
+//! // A contiguous allocation drops it at once.
+//! let a = areas.alloc(Select::Kind(AreaKind::Gcma), 16, 16, &mut NoMigrator).unwrap();
+//! assert_eq!((a.area, a.pfn), (gcma, 0x40000));
+//! assert!(!areas.backend().contains(7, 0));
+//! areas.free(a).unwrap();
+//! assert_eq!(areas.backend().stats().lendable_now, 16);
+//! ```
+//!
 //! # Rules
 //!
 //! * Every allocation is all or nothing. A GCMA allocation that fails to take

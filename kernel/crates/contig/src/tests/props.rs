@@ -41,13 +41,29 @@ proptest! {
     /// cleancache holds; it picks exactly the first fit; a cached page is
     /// never inside an allocation; hits return the last content put.
     #[test]
-    fn gcma_never_fails_when_it_fits(ops in proptest::collection::vec(gop(), 1..250)) {
+    fn gcma_never_fails_when_it_fits(
+        prefill in proptest::collection::vec((0u64..4, 0u32..16), 0..80),
+        ops in proptest::collection::vec(gop(), 1..250),
+    ) {
         let (mut areas, g) = gcma_registry(GPAGES, GBASE);
-        fill_cleancache(&mut areas, |b| b);
-        let mut used = vec![false; GPAGES];
-        let mut live: Vec<Allocation> = Vec::new();
         let mut model: BTreeMap<(FileId, PageIndex), u64> = BTreeMap::new();
         let mut version = 0;
+        // Random puts, then distinct keys until every page holds a copy.
+        for (f, i) in prefill {
+            version += 1;
+            areas.backend_mut().put_page(f, i, &content(f, i, version));
+            model.insert((f, i), version);
+        }
+        model.retain(|&(f, i), _| areas.backend().contains(f, i));
+        let mut extra = 0;
+        while areas.backend().stats().cached_now < GPAGES {
+            areas.backend_mut().put_page(1000, extra, &content(1000, extra, 0));
+            model.insert((1000, extra), 0);
+            extra += 1;
+        }
+        prop_assert_eq!(areas.backend().stats().lendable_now, GPAGES);
+        let mut used = [false; GPAGES];
+        let mut live: Vec<Allocation> = Vec::new();
         for op in ops {
             match op {
                 GOp::Put(f, i) => {
