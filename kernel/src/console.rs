@@ -1,6 +1,7 @@
 //! The serial console: `print!`/`println!`, the `log` backend, fatal output.
 //!
-//! One PL011 behind a spin lock. Until `init` runs, output is dropped.
+//! One PL011 behind an IRQ-masking lock (so a line is never cut by a task
+//! switch). Until `init` runs, output is dropped.
 //! Fatal paths (exceptions, panics) must print even if the lock is held by
 //! the code that failed, so `fatal_print` takes the UART without the lock:
 //! at that point nothing else will run again.
@@ -8,10 +9,9 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use spin::Mutex;
-
 use crate::arch::timer;
 use crate::drivers::pl011::Pl011;
+use crate::sync::IrqLock;
 
 struct Console {
     uart: Option<Pl011>,
@@ -31,7 +31,7 @@ impl Write for Console {
     }
 }
 
-static CONSOLE: Mutex<Console> = Mutex::new(Console { uart: None });
+static CONSOLE: IrqLock<Console> = IrqLock::new(Console { uart: None });
 static FATAL: AtomicBool = AtomicBool::new(false);
 
 /// Uses the PL011 at `base` from now on.

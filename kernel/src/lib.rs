@@ -23,10 +23,13 @@ pub mod console;
 pub mod demo;
 pub mod drivers;
 pub mod exit;
+pub mod irq;
 pub mod mm;
 pub mod probes;
+pub mod sched;
 pub mod selftest;
 pub mod storage;
+pub mod sync;
 
 use core::ops::Range;
 
@@ -47,6 +50,8 @@ pub struct BootInfo {
     pub mmu_tables: usize,
     /// virtio-mmio windows the device tree lists (QEMU virt: 32).
     pub virtio_mmio: alloc::vec::Vec<u64>,
+    /// The interrupt controller and timer interrupt, if found.
+    pub gic: Option<irq::GicInfo>,
 }
 
 /// A reserved region as the kernel sees it after boot.
@@ -263,6 +268,7 @@ fn boot(
             })
             .collect(),
         mmu_tables: mmu::tables_used(),
+        gic: gic_info(&tree),
         virtio_mmio: {
             let mut v = alloc::vec::Vec::new();
             tree.for_each_compatible("virtio,mmio", |d| {
@@ -274,8 +280,57 @@ fn boot(
             v
         },
     };
+    match info.gic {
+        Some(g) => {
+            // SAFETY: distributor and CPU interface from the device tree,
+            // below 4 GiB and outside RAM: device memory in the final map.
+            unsafe { irq::init(&g) };
+            sched::init(PRIO_MAIN, g.timer_intid);
+        }
+        None => log::warn!("no GICv2 in the device tree: no interrupts, no task scheduling"),
+    }
     storage::init(&info);
     (info, args_line)
+}
+
+/// Priority of the boot context ("main") once tasks run.
+pub const PRIO_MAIN: u8 = 10;
+
+/// The GICv2 and the EL1 physical timer's interrupt from the device tree.
+fn gic_info(tree: &DeviceTree) -> Option<irq::GicInfo> {
+    let gic = tree
+        .find_compatible("arm,cortex-a15-gic")
+        .or_else(|| tree.find_compatible("arm,gic-400"));
+    let Some(gic) = gic else {
+        if tree.find_compatible("arm,gic-v3").is_some() {
+            log::error!(
+                "gic: GICv3 found; this kernel drives GICv2 (QEMU: -machine virt,gic-version=2)"
+            );
+        }
+        return None;
+    };
+    let regs = gic.regs.as_slice();
+    if regs.len() < 2 {
+        log::error!(
+            "gic: node '{}' lacks distributor and CPU interface regs",
+            gic.name
+        );
+        return None;
+    }
+    // The timer's second interrupt is the non-secure EL1 physical timer:
+    // <type num flags>, type 1 = PPI, INTID = 16 + num.
+    let timer = tree.find_compatible("arm,armv8-timer")?;
+    let cells = timer.interrupts;
+    let (kind, num) = (cells.get(3)?, cells.get(4)?);
+    if kind != 1 {
+        log::error!("timer: physical timer interrupt is not a PPI (type {kind})");
+        return None;
+    }
+    Some(irq::GicInfo {
+        dist: regs[0].base,
+        cpu: regs[1].base,
+        timer_intid: 16 + num,
+    })
 }
 
 fn run(info: &BootInfo, args_line: &str) -> ! {

@@ -15,25 +15,50 @@
 //!   fit. Growing takes the frame lock inside the heap lock; nothing takes
 //!   them in the other order (the frame table never allocates from the heap).
 
-use core::alloc::Layout;
+use core::alloc::{GlobalAlloc, Layout};
 use core::mem::MaybeUninit;
 use core::ops::Range;
 
+use crate::sync::{IrqLock, mask_irqs, restore_irqs};
 use buddy_system_allocator::{Heap, LockedHeapWithRescue};
 use frames::{FrameState, FrameTable, MAX_ORDER, PAGE_SIZE, Pfn, pfns_covering, pfns_within};
 use physmap::{MemoryMap, PhysRange};
-use spin::Mutex;
 
 /// Buddy order of the heap allocator (largest block 2^(ORDER-1) bytes).
 const HEAP_ORDER: usize = 32;
 /// Heap given at boot.
 pub const HEAP_INITIAL: u64 = 16 << 20;
 
-#[global_allocator]
 static HEAP: LockedHeapWithRescue<HEAP_ORDER> = LockedHeapWithRescue::new(grow_heap);
 
+/// The global allocator: the buddy heap with IRQs masked around every
+/// call, so a task is never preempted while it holds the heap's lock.
+struct IrqSafeHeap;
+
+// SAFETY: forwards to LockedHeapWithRescue's GlobalAlloc implementation,
+// which upholds the contract; masking IRQs changes nothing about it.
+unsafe impl core::alloc::GlobalAlloc for IrqSafeHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let saved = mask_irqs();
+        // SAFETY: forwarded contract.
+        let p = unsafe { GlobalAlloc::alloc(&HEAP, layout) };
+        restore_irqs(saved);
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let saved = mask_irqs();
+        // SAFETY: forwarded contract.
+        unsafe { GlobalAlloc::dealloc(&HEAP, ptr, layout) };
+        restore_irqs(saved);
+    }
+}
+
+#[global_allocator]
+static GLOBAL: IrqSafeHeap = IrqSafeHeap;
+
 /// The frame table, once `init` ran.
-pub static FRAMES: Mutex<Option<FrameTable<'static>>> = Mutex::new(None);
+pub static FRAMES: IrqLock<Option<FrameTable<'static>>> = IrqLock::new(None);
 
 /// Why memory could not be set up.
 #[derive(Debug)]
@@ -170,8 +195,12 @@ fn grow_heap(heap: &mut Heap<HEAP_ORDER>, layout: &Layout) {
 
 /// Heap statistics: (bytes requested by users, bytes in the heap).
 pub fn heap_stats() -> (usize, usize) {
+    let saved = mask_irqs();
     let heap = HEAP.lock();
-    (heap.stats_alloc_user(), heap.stats_total_bytes())
+    let stats = (heap.stats_alloc_user(), heap.stats_total_bytes());
+    drop(heap);
+    restore_irqs(saved);
+    stats
 }
 
 /// Runs `f` with the frame table (panics if called before `init`).

@@ -4,13 +4,12 @@
 //! virtio-mmio windows. Boards without one (raspi4b: its SD host controller
 //! needs an EMMC2 driver, a later issue) run without storage.
 
-use spin::Mutex;
-
 use crate::BootInfo;
 use crate::drivers::virtio_blk::VirtioBlk;
+use crate::sync::IrqLock;
 
 /// The block device, if the board has one.
-pub static BLOCK: Mutex<Option<VirtioBlk>> = Mutex::new(None);
+pub static BLOCK: IrqLock<Option<VirtioBlk>> = IrqLock::new(None);
 
 /// Looks for a block device.
 pub fn init(info: &BootInfo) {

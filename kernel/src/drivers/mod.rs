@@ -1,5 +1,6 @@
 //! Device drivers.
 
+pub mod gic;
 pub mod pl011;
 pub mod virtio_blk;
 pub mod virtio_mmio;

@@ -14,7 +14,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::exit::{self, ExitStatus};
 
-/// The register state saved by the vector stubs (layout shared with the asm).
+/// The register state saved by the vector stubs (layout shared with the
+/// asm). FP/SIMD registers are saved too: Rust code in handlers uses them
+/// (memcpy, formatting), and an interrupted task must get them back intact.
 #[repr(C)]
 pub struct TrapFrame {
     pub x: [u64; 31],
@@ -23,7 +25,12 @@ pub struct TrapFrame {
     pub esr: u64,
     pub far: u64,
     _pad: u64,
+    pub q: [u128; 32],
+    pub fpsr: u64,
+    pub fpcr: u64,
 }
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 816);
 
 const KIND_NAMES: [&str; 16] = [
     "synchronous (EL1, SP_EL0)",
@@ -132,15 +139,16 @@ extern "C" fn exception_dispatch(frame: &mut TrapFrame, kind: u64) {
 }
 
 // Vector table: 16 entries of 0x80 bytes, 2 KiB aligned. Each entry saves
-// x0..x30 into a 288-byte frame and branches to the common path with its
-// index in x1; the common path saves ELR/SPSR/ESR/FAR, calls
-// exception_dispatch(frame, kind) and, if it returns (an IRQ that was
-// handled), restores everything and returns with eret.
+// x0..x30 into an 816-byte TrapFrame and branches to the common path with
+// its index in x1; the common path saves ELR/SPSR/ESR/FAR and q0..q31,
+// FPSR, FPCR, calls exception_dispatch(frame, kind) and, if it returns (an
+// IRQ that was handled, possibly after running other tasks), restores
+// everything and returns with eret.
 global_asm!(
     r#"
 .macro VENTRY kind
 .balign 0x80
-    sub     sp, sp, #288
+    sub     sp, sp, #816
     stp     x0, x1, [sp, #0]
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
@@ -189,8 +197,48 @@ __exception_common:
     mrs     x2, esr_el1
     mrs     x3, far_el1
     stp     x2, x3, [sp, #264]
+    stp     q0, q1, [sp, #288]
+    stp     q2, q3, [sp, #320]
+    stp     q4, q5, [sp, #352]
+    stp     q6, q7, [sp, #384]
+    stp     q8, q9, [sp, #416]
+    stp     q10, q11, [sp, #448]
+    stp     q12, q13, [sp, #480]
+    stp     q14, q15, [sp, #512]
+    stp     q16, q17, [sp, #544]
+    stp     q18, q19, [sp, #576]
+    stp     q20, q21, [sp, #608]
+    stp     q22, q23, [sp, #640]
+    stp     q24, q25, [sp, #672]
+    stp     q26, q27, [sp, #704]
+    stp     q28, q29, [sp, #736]
+    stp     q30, q31, [sp, #768]
+    mrs     x2, fpsr
+    mrs     x3, fpcr
+    add     x4, sp, #800
+    stp     x2, x3, [x4]
     mov     x0, sp
     bl      exception_dispatch
+    add     x4, sp, #800
+    ldp     x2, x3, [x4]
+    msr     fpsr, x2
+    msr     fpcr, x3
+    ldp     q0, q1, [sp, #288]
+    ldp     q2, q3, [sp, #320]
+    ldp     q4, q5, [sp, #352]
+    ldp     q6, q7, [sp, #384]
+    ldp     q8, q9, [sp, #416]
+    ldp     q10, q11, [sp, #448]
+    ldp     q12, q13, [sp, #480]
+    ldp     q14, q15, [sp, #512]
+    ldp     q16, q17, [sp, #544]
+    ldp     q18, q19, [sp, #576]
+    ldp     q20, q21, [sp, #608]
+    ldp     q22, q23, [sp, #640]
+    ldp     q24, q25, [sp, #672]
+    ldp     q26, q27, [sp, #704]
+    ldp     q28, q29, [sp, #736]
+    ldp     q30, q31, [sp, #768]
     ldp     x2, x3, [sp, #248]
     msr     elr_el1, x2
     msr     spsr_el1, x3
@@ -210,7 +258,7 @@ __exception_common:
     ldp     x26, x27, [sp, #208]
     ldp     x28, x29, [sp, #224]
     ldr     x30, [sp, #240]
-    add     sp, sp, #288
+    add     sp, sp, #816
     eret
 "#
 );

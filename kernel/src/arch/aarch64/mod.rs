@@ -1,6 +1,7 @@
 //! Everything specific to the arm64 architecture.
 
 pub mod boot;
+pub mod context;
 pub mod exception;
 pub mod firmware;
 pub mod mmu;

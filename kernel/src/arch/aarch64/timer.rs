@@ -40,3 +40,23 @@ pub fn spin_ns(ns: u64) {
         core::hint::spin_loop();
     }
 }
+
+/// Arms the EL1 physical timer to fire when the counter reaches `deadline`
+/// (its interrupt stays pending until re-armed or disarmed).
+pub fn arm(deadline: u64) {
+    use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTP_CVAL_EL0, Writeable};
+    CNTP_CVAL_EL0.set(deadline);
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET + CNTP_CTL_EL0::IMASK::CLEAR);
+}
+
+/// Stops the EL1 physical timer (its interrupt deasserts).
+pub fn disarm() {
+    use aarch64_cpu::registers::{CNTP_CTL_EL0, Writeable};
+    CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::CLEAR + CNTP_CTL_EL0::IMASK::SET);
+}
+
+/// Converts nanoseconds to counter ticks (rounded up).
+pub fn ns_to_ticks(ns: u64) -> u64 {
+    let f = frequency().max(1) as u128;
+    (ns as u128 * f).div_ceil(1_000_000_000) as u64
+}

@@ -1,0 +1,80 @@
+//! Interrupt dispatch: the GIC found in the device tree and a table of
+//! handlers by interrupt ID.
+//!
+//! Handlers run with IRQs masked on the interrupted task's stack; they must
+//! be short and must not sleep. After every interrupt has been ended (EOI),
+//! the scheduler may switch to a task the handlers made ready.
+
+use spin::Once;
+
+use crate::drivers::gic::{Gic, SPECIAL_INTID};
+use crate::sync::IrqLock;
+
+const MAX_HANDLERS: usize = 256;
+
+static GIC: Once<Gic> = Once::new();
+static HANDLERS: IrqLock<[Option<fn()>; MAX_HANDLERS]> = IrqLock::new([None; MAX_HANDLERS]);
+
+/// Interrupt controller facts from the device tree.
+#[derive(Clone, Copy, Debug)]
+pub struct GicInfo {
+    pub dist: u64,
+    pub cpu: u64,
+    /// Interrupt ID of the EL1 physical (non-secure) timer.
+    pub timer_intid: u32,
+}
+
+/// Brings up the GIC and installs the IRQ entry point.
+///
+/// # Safety
+/// `info` must come from the device tree: GICv2 distributor and CPU
+/// interface windows, below 4 GiB and outside RAM (device memory).
+pub unsafe fn init(info: &GicInfo) {
+    // SAFETY: forwarded contract.
+    let gic = GIC.call_once(|| unsafe { Gic::new(info.dist as usize, info.cpu as usize) });
+    gic.init();
+    crate::arch::exception::set_irq_handler(handle);
+    log::info!(
+        "gic: GICv2 distributor {:#x}, CPU interface {:#x}, {} lines; timer interrupt {}",
+        info.dist,
+        info.cpu,
+        gic.lines(),
+        info.timer_intid
+    );
+}
+
+/// Routes `intid` to `handler` and enables it.
+pub fn register(intid: u32, handler: fn()) {
+    let Some(gic) = GIC.get() else {
+        log::error!("irq: no interrupt controller; interrupt {intid} not enabled");
+        return;
+    };
+    if (intid as usize) < MAX_HANDLERS {
+        HANDLERS.lock()[intid as usize] = Some(handler);
+        gic.enable(intid, 0x80);
+    } else {
+        log::error!("irq: interrupt {intid} beyond the handler table ({MAX_HANDLERS})");
+    }
+}
+
+/// The IRQ entry (from the exception vectors).
+fn handle() {
+    let Some(gic) = GIC.get() else { return };
+    loop {
+        let iar = gic.ack();
+        let intid = iar & 0x3ff;
+        if intid >= SPECIAL_INTID {
+            break;
+        }
+        let handler = HANDLERS.lock().get(intid as usize).copied().flatten();
+        match handler {
+            Some(h) => h(),
+            None => {
+                gic.disable(intid);
+                log::warn!("irq: unexpected interrupt {intid}; disabled");
+            }
+        }
+        gic.eoi(iar);
+    }
+    crate::sched::preempt_if_needed();
+}
