@@ -186,19 +186,24 @@ pub fn current() -> TaskId {
 
 /// Blocks until task `id` has finished, then frees its stack.
 pub fn join(id: TaskId) {
+    // IRQs stay masked from the check to the switch: otherwise the task
+    // could finish in between (seeing this one not yet Blocked, so not
+    // waking it) and this task would block forever (a lost wake-up).
+    let saved = mask_irqs();
     loop {
         {
             let mut s = SCHED.lock();
             let cur = s.current;
-            let Some(t) = s.tasks.get_mut(id) else { return };
+            let Some(t) = s.tasks.get_mut(id) else { break };
             if t.state == State::Finished {
                 t.stack = None;
-                return;
+                break;
             }
             t.joiner = Some(cur);
         }
         switch_away(State::Blocked);
     }
+    restore_irqs(saved);
 }
 
 /// Sleeps until the counter reaches `deadline` (ticks). Returns at once if

@@ -40,6 +40,7 @@
 extern crate alloc;
 
 mod bcache;
+mod format;
 mod name;
 
 use alloc::collections::BTreeMap;
@@ -49,6 +50,7 @@ use alloc::vec::Vec;
 use blkdev::{BlockDevice, BlockError, SECTOR_SIZE};
 
 use bcache::{BufCache, FatLayout};
+pub use format::{FormatOptions, format};
 pub use name::lfn_checksum;
 
 /// Identifies a file: position of its short directory entry (byte offset on

@@ -70,10 +70,15 @@ impl HeapPageAllocator {
     }
     /// At most `limit` frames out at once.
     pub fn with_limit(limit: usize) -> Self {
-        HeapPageAllocator {
-            limit: Some(limit),
-            ..Self::default()
-        }
+        let mut a = Self::default();
+        a.limit = Some(limit);
+        a
+    }
+    /// Stops tracking a frame whose ownership went elsewhere (a migration
+    /// target now owned by another allocator's user), so that dropping this
+    /// allocator does not free it.
+    pub fn hand_over(&mut self, frame: Frame) {
+        self.out.remove(&frame);
     }
     /// Frames currently out.
     pub fn outstanding(&self) -> usize {
