@@ -35,7 +35,7 @@ pub unsafe fn init(info: &GicInfo) {
     gic.init();
     crate::arch::exception::set_irq_handler(handle);
     log::info!(
-        "gic: GICv2 distributor {:#x}, CPU interface {:#x}, {} lines; timer interrupt {}",
+        "GICv2 distributor {:#x}, CPU interface {:#x}, {} lines; timer interrupt {}",
         info.dist,
         info.cpu,
         gic.lines(),
@@ -46,14 +46,14 @@ pub unsafe fn init(info: &GicInfo) {
 /// Routes `intid` to `handler` and enables it.
 pub fn register(intid: u32, handler: fn()) {
     let Some(gic) = GIC.get() else {
-        log::error!("irq: no interrupt controller; interrupt {intid} not enabled");
+        log::error!("no interrupt controller; interrupt {intid} not enabled");
         return;
     };
     if (intid as usize) < MAX_HANDLERS {
         HANDLERS.lock()[intid as usize] = Some(handler);
         gic.enable(intid, 0x80);
     } else {
-        log::error!("irq: interrupt {intid} beyond the handler table ({MAX_HANDLERS})");
+        log::error!("interrupt {intid} beyond the handler table ({MAX_HANDLERS})");
     }
 }
 
@@ -71,7 +71,7 @@ fn handle() {
             Some(h) => h(),
             None => {
                 gic.disable(intid);
-                log::warn!("irq: unexpected interrupt {intid}; disabled");
+                log::warn!("unexpected interrupt {intid}; disabled");
             }
         }
         gic.eoi(iar);

@@ -17,6 +17,7 @@ extern crate alloc;
 
 #[path = "arch/aarch64/mod.rs"]
 pub mod arch;
+pub mod areas;
 pub mod board;
 pub mod bootargs;
 pub mod console;
@@ -290,6 +291,7 @@ fn boot(
         None => log::warn!("no GICv2 in the device tree: no interrupts, no task scheduling"),
     }
     storage::init(&info);
+    areas::init(&info);
     (info, args_line)
 }
 

@@ -27,7 +27,19 @@
 //! * The synchronous helpers ([`BlockDevice::read_sectors`],
 //!   [`BlockDevice::write_sectors`], [`BlockDevice::flush`]) need an idle
 //!   queue: with requests in flight they return [`BlockError::Busy`] rather
-//!   than swallow a completion that belongs to someone else.
+//!   than swallow a completion that belongs to someone else. Wrap the device
+//!   in a [`QueueMux`] to mix them with asynchronous requests: its helpers
+//!   stash other requests' completions and hand them out later (the page
+//!   cache mounts the filesystem on a `QueueMux`).
+//!
+//! # Implementing a device (virtio-blk)
+//!
+//! `submit` turns a request into a descriptor chain (header, buffer, status
+//! byte) and notifies the queue, or returns `QueueFull` when no descriptors
+//! are free; `poll` walks the used ring and maps the status byte to
+//! `Ok`/[`BlockError::Io`]; `wait` sleeps (`wfi`) until the interrupt handler
+//! has seen a used-ring update; `queue_depth` is the number of chains the
+//! ring can hold.
 //!
 //! No locking here: a device is owned (`&mut self`); the kernel wraps the
 //! owner (the filesystem/page cache) in its own lock.
@@ -170,7 +182,7 @@ pub fn check_request(req: &Request, capacity: u64) -> Result<(), BlockError> {
     if req.op == Op::Flush {
         return Ok(());
     }
-    if req.len == 0 || req.len % SECTOR_SIZE != 0 || req.buf.is_null() {
+    if req.len == 0 || !req.len.is_multiple_of(SECTOR_SIZE) || req.buf.is_null() {
         return Err(BlockError::BadBuffer { len: req.len });
     }
     let count = req.sectors();

@@ -23,6 +23,12 @@ pub struct RamDisk {
     stats: DevStats,
 }
 
+// SAFETY: the only non-Send fields are the raw buffer pointers of queued
+// requests; `submit`'s contract keeps those buffers valid and unaliased until
+// completion no matter which CPU completes them, so moving the disk (under
+// its owner's lock) to another CPU is sound.
+unsafe impl Send for RamDisk {}
+
 impl RamDisk {
     /// A zero-filled disk of `sectors` sectors with a queue of depth 32.
     pub fn new(sectors: u64) -> Self {

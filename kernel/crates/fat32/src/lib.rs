@@ -1077,7 +1077,7 @@ impl<D: BlockDevice> Fat32<D> {
                 let rest = self.fat_get(keep_last)?;
                 self.fat_set(keep_last, EOC)?;
                 self.chains.remove(&first);
-                if rest >= 2 && rest < 0x0FFF_FFF8 {
+                if (2..0x0FFF_FFF8).contains(&rest) {
                     self.free_chain_from(rest)?;
                 }
             }

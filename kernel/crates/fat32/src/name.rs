@@ -18,7 +18,7 @@ pub(crate) const LFN_OFFSETS: [usize; LFN_UNITS] = [1, 3, 5, 7, 9, 14, 16, 18, 2
 pub fn lfn_checksum(short: &[u8; 11]) -> u8 {
     short
         .iter()
-        .fold(0u8, |sum, &c| (sum >> 1 | sum << 7).wrapping_add(c))
+        .fold(0u8, |sum, &c| sum.rotate_right(1).wrapping_add(c))
 }
 
 fn short_char_ok(c: u8) -> bool {
@@ -160,7 +160,7 @@ pub(crate) fn name_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.chars()
             .zip(b.chars())
-            .all(|(x, y)| x.to_ascii_lowercase() == y.to_ascii_lowercase())
+            .all(|(x, y)| x.eq_ignore_ascii_case(&y))
 }
 
 /// The LFN slots for `name`, in on-disk order (last part first), each 32

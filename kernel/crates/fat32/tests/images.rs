@@ -421,3 +421,46 @@ fn walk(fs: &mut Fat32<RamDisk>, path: &str, depth: u32) {
         }
     }
 }
+
+#[test]
+fn format_writes_a_filesystem_that_fsck_and_mtools_accept() {
+    if !have_mkfs() {
+        return;
+    }
+    let dir = TempDir::new("format");
+    for (mb, spc) in [(34u64, 1u8), (70, 2)] {
+        let mut disk = RamDisk::new(mb * 2048);
+        let opts = fat32::FormatOptions {
+            sectors_per_cluster: spc,
+            ..Default::default()
+        };
+        fat32::format(&mut disk, &opts).unwrap();
+        let mut fs = Fat32::mount(disk).unwrap();
+        assert!(fs.read_dir("/").unwrap().is_empty());
+        assert_eq!(fs.geometry().sectors_per_cluster, spc as u32);
+        fs.mkdir("/Some Directory").unwrap();
+        let f = fs
+            .create("/Some Directory/a file with a long name.txt")
+            .unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        fs.write_at(f, 0, &data).unwrap();
+        let img = dir.path(&format!("fmt{mb}.img"));
+        save(fs, &img);
+        fsck(&img);
+        let out = run(Command::new("mtype")
+            .args(["-i", img.to_str().unwrap()])
+            .arg("::/Some Directory/a file with a long name.txt"));
+        assert_eq!(out.stdout, data);
+    }
+    // Too small for FAT32 bookkeeping: an error, not a panic.
+    let mut tiny = RamDisk::new(40);
+    assert!(fat32::format(&mut tiny, &fat32::FormatOptions::default()).is_err());
+}
+
+#[test]
+fn mkdata_python_content_function_matches_pinned_values() {
+    // The Rust side pins the same values in testdata's unit tests.
+    run(Command::new("python3")
+        .arg(mkdata_script())
+        .arg("--selftest"));
+}

@@ -29,7 +29,7 @@ pub struct Frame(usize);
 impl Frame {
     /// The frame at `addr`, if it is non-zero and page aligned.
     pub fn from_addr(addr: usize) -> Option<Frame> {
-        (addr != 0 && addr % PAGE_SIZE == 0).then_some(Frame(addr))
+        (addr != 0 && addr.is_multiple_of(PAGE_SIZE)).then_some(Frame(addr))
     }
     /// Its address.
     pub fn addr(self) -> usize {
@@ -189,7 +189,10 @@ pub trait PageStateStore {
     fn pin_count(&self, frame: Frame) -> u32;
     /// Not movable or evictable now: pinned, under I/O or locked.
     fn is_busy(&self, frame: Frame) -> bool {
-        self.pin_count(frame) > 0 || self.flags(frame).intersects(PageFlags::UNDER_IO | PageFlags::LOCKED)
+        self.pin_count(frame) > 0
+            || self
+                .flags(frame)
+                .intersects(PageFlags::UNDER_IO | PageFlags::LOCKED)
     }
 }
 

@@ -54,22 +54,45 @@
 //! marks the window's second page READAHEAD. Looking up a marked page
 //! submits the next window (twice as large, same cap) without waiting. A
 //! random miss reads one page.
+//!
+//! # Wiring (kernel)
+//!
+//! ```text
+//! let fs = fat32::Fat32::mount(blkdev::QueueMux::new(virtio_blk))?;
+//! let pc = PageCache::new(
+//!     fs,
+//!     unsafe { BuddyPages::new(frame_table_handle) },  // or the kernel's own PageAllocator
+//!     FrameDescStates::new(frame_table_handle),         // page state in FrameDesc
+//!     cleancache_hooks,                                 // impl CleancacheHooks (or NoCleancache)
+//!     Config { budget_pages, ..Config::default() },
+//! );
+//! ```
+//!
+//! The kernel implements [`FrameTableAccess`] on a handle that locks its
+//! frame table, or its own [`PageAllocator`] (to lend CMA-area frames when
+//! ordinary memory runs short: such frames must come back through
+//! `free_page`, and the CMA side moves pages out with [`PageCache::migrate`]
+//! after looking up their owner with [`PageCache::frame_owner`]).
+//! [`LocalPageStates`] and [`HeapPageAllocator`] are the stand-alone versions.
 #![no_std]
 
 extern crate alloc;
 
 pub mod frame;
+pub mod frametable;
 pub mod hooks;
 mod stats;
 
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use blkdev::{BlockDevice, BlockError, Op, QueueMux, Request, SECTOR_SIZE};
 use fat32::{DirEntry, Fat32, FsError};
 
-pub use frame::{Frame, HeapPageAllocator, LocalPageStates, PageAllocator, PageFlags, PageStateStore};
+pub use frame::{
+    Frame, HeapPageAllocator, LocalPageStates, PageAllocator, PageFlags, PageStateStore,
+};
+pub use frametable::{BuddyPages, FrameDescStates, FrameTableAccess, PAGECACHE_OWNER};
 pub use hooks::{CleancacheHooks, FileId, NoCleancache, PAGE_SIZE, PageIndex};
 pub use stats::Stats;
 
@@ -170,6 +193,10 @@ impl Default for Config {
 
 type Key = (FileId, PageIndex);
 
+/// What [`PageCache::unmount`] gives back: the filesystem (on its
+/// [`QueueMux`]), the allocator, the page-state store and the hooks.
+pub type Parts<D, A, S, H> = (Fat32<QueueMux<D>>, A, S, H);
+
 struct Page {
     frame: Frame,
     /// Position in the active or inactive list (by the ACTIVE flag).
@@ -198,7 +225,8 @@ struct FileState {
 
 /// Bytes of page `idx` inside a file of `size` bytes.
 fn valid_bytes(size: u64, idx: PageIndex) -> usize {
-    size.saturating_sub(idx as u64 * PAGE_SIZE as u64).min(PAGE_SIZE as u64) as usize
+    size.saturating_sub(idx as u64 * PAGE_SIZE as u64)
+        .min(PAGE_SIZE as u64) as usize
 }
 
 /// Pages of a file of `size` bytes.
@@ -240,7 +268,9 @@ pub struct PageCache<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: Cle
     stats: Stats,
 }
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> PageCache<D, A, S, H> {
+impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
+    PageCache<D, A, S, H>
+{
     /// A page cache over a mounted filesystem. Mount it on
     /// `QueueMux::new(device)` so metadata I/O can run while data I/O is in
     /// flight.
@@ -345,12 +375,18 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
     }
     /// The flags of a cached page.
     pub fn page_flags(&self, file: FileId, index: PageIndex) -> Option<PageFlags> {
-        self.pages.get(&(file, index)).map(|p| self.states.flags(p.frame))
+        self.pages
+            .get(&(file, index))
+            .map(|p| self.states.flags(p.frame))
     }
     /// Cached pages from the oldest inactive to the newest active: eviction
     /// order, for tests and diagnostics.
     pub fn lru_order(&self) -> Vec<(FileId, PageIndex)> {
-        self.inactive.values().chain(self.active.values()).copied().collect()
+        self.inactive
+            .values()
+            .chain(self.active.values())
+            .copied()
+            .collect()
     }
 
     // ---- files ----
@@ -369,9 +405,7 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
                 },
             );
         }
-        self.files
-            .get_mut(&id)
-            .ok_or(Error::Fs(FsError::StaleFile))
+        self.files.get_mut(&id).ok_or(Error::Fs(FsError::StaleFile))
     }
 
     /// Opens a file by path.
@@ -423,11 +457,18 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
     pub fn remove(&mut self, path: &str) -> Result<(), Error> {
         self.reap();
         let m = self.fs.lookup(path)?;
-        let keys = if m.is_dir { Vec::new() } else { self.file_keys(m.id, 0) };
+        let keys = if m.is_dir {
+            Vec::new()
+        } else {
+            self.file_keys(m.id, 0)
+        };
         for k in &keys {
             self.wait_io(*k)?;
         }
-        if keys.iter().any(|k| self.states.pin_count(self.pages[k].frame) > 0) {
+        if keys
+            .iter()
+            .any(|k| self.states.pin_count(self.pages[k].frame) > 0)
+        {
             return Err(Error::Busy);
         }
         self.fs.remove(path)?;
@@ -481,7 +522,9 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
     }
 
     fn mark_accessed(&mut self, key: Key) {
-        let Some(p) = self.pages.get(&key) else { return };
+        let Some(p) = self.pages.get(&key) else {
+            return;
+        };
         let f = p.frame;
         let flags = self.states.flags(f);
         if !flags.contains(PageFlags::REFERENCED) {
@@ -496,7 +539,9 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
     /// Keeps the active list no longer than the inactive one.
     fn balance(&mut self) {
         while self.active.len() > self.inactive.len() {
-            let Some((_, key)) = self.active.pop_first() else { break };
+            let Some((_, key)) = self.active.pop_first() else {
+                break;
+            };
             if let Some(p) = self.pages.get(&key) {
                 self.states
                     .clear_flags(p.frame, PageFlags::ACTIVE | PageFlags::REFERENCED);
@@ -529,8 +574,16 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
 
     /// Drops a page that has no I/O in flight.
     fn remove_page(&mut self, key: Key) {
+        if let Some(f) = self.unlink_page(key) {
+            self.alloc.free_page(f);
+        }
+    }
+
+    /// Takes a page (with no I/O in flight) out of the index, the LRU and
+    /// the state store; returns its frame, which the caller now owns.
+    fn unlink_page(&mut self, key: Key) -> Option<Frame> {
         self.lru_remove(key);
-        let Some(p) = self.pages.remove(&key) else { return };
+        let p = self.pages.remove(&key)?;
         if self.states.flags(p.frame).contains(PageFlags::DIRTY) {
             self.dirty -= 1;
         }
@@ -538,15 +591,24 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
             self.stats.ra_wasted += 1;
         }
         self.states.detach(p.frame);
-        self.alloc.free_page(p.frame);
+        Some(p.frame)
     }
 
     fn evict(&mut self, key: Key) {
-        let Some(p) = self.pages.get(&key) else { return };
-        let f = p.frame;
+        if let Some(f) = self.evict_unlink(key) {
+            self.alloc.free_page(f);
+        }
+    }
+
+    /// Evicts an idle page: offered to cleancache if clean and valid, then
+    /// unlinked; returns its frame.
+    fn evict_unlink(&mut self, key: Key) -> Option<Frame> {
+        let f = self.pages.get(&key)?.frame;
         let flags = self.states.flags(f);
-        if flags.contains(PageFlags::UPTODATE) && !flags.intersects(PageFlags::ERROR | PageFlags::DIRTY) {
-            // SAFETY: a cached frame without I/O in flight (reclaim skips busy
+        if flags.contains(PageFlags::UPTODATE)
+            && !flags.intersects(PageFlags::ERROR | PageFlags::DIRTY)
+        {
+            // SAFETY: a cached frame without I/O in flight (callers skip busy
             // pages); read-only use while nothing else touches it.
             let data = unsafe { frame_bytes(f) };
             self.hooks.put_page(key.0, key.1, data);
@@ -555,7 +617,7 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
         } else {
             self.stats.error_drops += 1;
         }
-        self.remove_page(key);
+        self.unlink_page(key)
     }
 
     /// Evicts one page. Returns false if nothing could be evicted; with
@@ -573,7 +635,8 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
                     }
                     let flags = self.states.flags(f);
                     if flags.contains(PageFlags::DIRTY) {
-                        if !flags.contains(PageFlags::ERROR) && wb.len() < self.cfg.writeback_batch {
+                        if !flags.contains(PageFlags::ERROR) && wb.len() < self.cfg.writeback_batch
+                        {
                             wb.push(*key);
                         }
                         continue;
@@ -607,10 +670,10 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
     /// Readahead (`wait == false`) gets `None` instead of waiting.
     fn alloc_frame(&mut self, wait: bool) -> Result<Option<Frame>, Error> {
         loop {
-            if self.pages.len() < self.cfg.budget_pages {
-                if let Some(f) = self.alloc.alloc_page() {
-                    return Ok(Some(f));
-                }
+            if self.pages.len() < self.cfg.budget_pages
+                && let Some(f) = self.alloc.alloc_page()
+            {
+                return Ok(Some(f));
             }
             if !self.reclaim_one(wait)? {
                 return if wait { Err(Error::NoMemory) } else { Ok(None) };
@@ -679,7 +742,13 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
 
     /// Submits the requests of one page I/O: the first `bytes` (rounded up
     /// to sectors) of the page, along the page's sector runs.
-    fn submit_page_io(&mut self, key: Key, op: Op, runs: &[(u64, u32)], bytes: usize) -> Result<(), BlockError> {
+    fn submit_page_io(
+        &mut self,
+        key: Key,
+        op: Op,
+        runs: &[(u64, u32)],
+        bytes: usize,
+    ) -> Result<(), BlockError> {
         let frame = self.pages[&key].frame;
         let want = bytes.div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
         let mut off = 0;
@@ -713,7 +782,9 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
 
     /// Ends a page's I/O state after its last part (or a failed submission).
     fn finish_io(&mut self, key: Key, op: Op) {
-        let Some(p) = self.pages.get(&key) else { return };
+        let Some(p) = self.pages.get(&key) else {
+            return;
+        };
         let (f, err, valid) = (p.frame, p.err, p.valid as usize);
         match op {
             Op::Read => {
@@ -724,7 +795,8 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
                     data[valid..].fill(0);
                     self.states.set_flags(f, PageFlags::UPTODATE);
                 }
-                self.states.clear_flags(f, PageFlags::LOCKED | PageFlags::UNDER_IO);
+                self.states
+                    .clear_flags(f, PageFlags::LOCKED | PageFlags::UNDER_IO);
             }
             _ => {
                 if err.is_none() && self.states.flags(f).contains(PageFlags::DIRTY) {
@@ -741,8 +813,12 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
     }
 
     fn complete(&mut self, tag: u64, result: Result<(), BlockError>) {
-        let Some((key, op)) = self.inflight.remove(&tag) else { return };
-        let Some(p) = self.pages.get_mut(&key) else { return };
+        let Some((key, op)) = self.inflight.remove(&tag) else {
+            return;
+        };
+        let Some(p) = self.pages.get_mut(&key) else {
+            return;
+        };
         if let Err(e) = result {
             p.err = Some(e);
             match op {
@@ -764,7 +840,9 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
         let map = self.fs.bmap(key.0, key.1)?;
         let valid = valid_bytes(size, key.1);
         if map.bytes() < valid {
-            return Err(Error::Fs(FsError::Corrupt("file size exceeds its cluster chain")));
+            return Err(Error::Fs(FsError::Corrupt(
+                "file size exceeds its cluster chain",
+            )));
         }
         let p = self.pages.get_mut(&key).ok_or(Error::NoMemory)?;
         let f = p.frame;
@@ -977,7 +1055,9 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
     /// Submits the next window after a READAHEAD-marked page was hit.
     fn async_readahead(&mut self, file: FileId) {
         let max = self.cfg.ra_max_pages;
-        let Some(fs) = self.files.get_mut(&file) else { return };
+        let Some(fs) = self.files.get_mut(&file) else {
+            return;
+        };
         let npages = pages_of(fs.size);
         let start = fs.ra.start + fs.ra.size;
         if start >= npages || max <= 1 {
@@ -991,15 +1071,25 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
 
     /// Brings pages `from..to` in without waiting; stops early when memory is
     /// short or a read cannot be submitted.
-    fn readahead(&mut self, file: FileId, from: PageIndex, to: PageIndex, marker: Option<PageIndex>) {
-        let Some(size) = self.files.get(&file).map(|f| f.size) else { return };
+    fn readahead(
+        &mut self,
+        file: FileId,
+        from: PageIndex,
+        to: PageIndex,
+        marker: Option<PageIndex>,
+    ) {
+        let Some(size) = self.files.get(&file).map(|f| f.size) else {
+            return;
+        };
         let to = to.min(pages_of(size));
         for idx in from..to {
             let key = (file, idx);
             if self.pages.contains_key(&key) {
                 continue;
             }
-            let Ok(Some(f)) = self.alloc_frame(false) else { break };
+            let Ok(Some(f)) = self.alloc_frame(false) else {
+                break;
+            };
             self.insert_page(key, f, true);
             if marker == Some(idx) {
                 self.states.set_flags(f, PageFlags::READAHEAD);
@@ -1046,7 +1136,9 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
             return Ok(0);
         }
         let size = self.file(file)?.size;
-        let end = offset.checked_add(data.len() as u64).ok_or(Error::FileTooLarge)?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(Error::FileTooLarge)?;
         if end > u32::MAX as u64 {
             return Err(Error::FileTooLarge);
         }
@@ -1057,7 +1149,13 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
         Ok(data.len())
     }
 
-    fn write_inner(&mut self, file: FileId, offset: u64, src: Option<&[u8]>, len: usize) -> Result<(), Error> {
+    fn write_inner(
+        &mut self,
+        file: FileId,
+        offset: u64,
+        src: Option<&[u8]>,
+        len: usize,
+    ) -> Result<(), Error> {
         let old_size = self.file(file)?.size;
         let end = offset + len as u64;
         if end > old_size {
@@ -1146,15 +1244,16 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
             return Ok(());
         }
         let keys = self.file_keys(file, pages_of(len));
-        let partial = (len % PAGE_SIZE as u64 != 0).then_some((file, (len / PAGE_SIZE as u64) as PageIndex));
+        let partial = (!len.is_multiple_of(PAGE_SIZE as u64))
+            .then_some((file, (len / PAGE_SIZE as u64) as PageIndex));
         for k in keys.iter().chain(partial.iter()) {
             self.wait_io(*k)?;
         }
-        if keys
-            .iter()
-            .chain(partial.iter())
-            .any(|k| self.pages.get(k).is_some_and(|p| self.states.pin_count(p.frame) > 0))
-        {
+        if keys.iter().chain(partial.iter()).any(|k| {
+            self.pages
+                .get(k)
+                .is_some_and(|p| self.states.pin_count(p.frame) > 0)
+        }) {
             return Err(Error::Busy);
         }
         self.fs.set_len_uninit(file, len)?;
@@ -1162,12 +1261,12 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
             self.remove_page(k);
             self.stats.truncated_pages += 1;
         }
-        if let Some(k) = partial {
-            if let Some(p) = self.pages.get(&k) {
-                // SAFETY: no I/O on the page (waited above), not pinned.
-                let data = unsafe { frame_bytes(p.frame) };
-                data[(len % PAGE_SIZE as u64) as usize..].fill(0);
-            }
+        if let Some(k) = partial
+            && let Some(p) = self.pages.get(&k)
+        {
+            // SAFETY: no I/O on the page (waited above), not pinned.
+            let data = unsafe { frame_bytes(p.frame) };
+            data[(len % PAGE_SIZE as u64) as usize..].fill(0);
         }
         self.hooks
             .invalidate_file(file, (len / PAGE_SIZE as u64) as PageIndex);
@@ -1239,7 +1338,7 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
 
     /// Syncs, frees every frame (without offering pages to cleancache) and
     /// gives the parts back.
-    pub fn unmount(mut self) -> Result<(Fat32<QueueMux<D>>, A, S, H), Error> {
+    pub fn unmount(mut self) -> Result<Parts<D, A, S, H>, Error> {
         self.sync()?;
         self.drain()?;
         for k in self.pages.keys().copied().collect::<Vec<_>>() {
@@ -1281,6 +1380,22 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
         Ok(())
     }
 
+    /// Evicts the clean page cached in `frame` (an eviction: the page is
+    /// offered to cleancache) and hands the frame to the caller instead of
+    /// the allocator: Linux CMA's `reclaim_clean_pages_from_list`, the cheap
+    /// alternative to migration. Dirty pages are `Busy` (write back or
+    /// migrate them), as are pinned, locked and under-I/O ones.
+    pub fn release_frame(&mut self, frame: Frame) -> Result<(), MigrateError> {
+        self.reap();
+        let key = self.frame_owner(frame).ok_or(MigrateError::NotCached)?;
+        if self.states.is_busy(frame) || self.states.flags(frame).contains(PageFlags::DIRTY) {
+            self.stats.migrate_busy += 1;
+            return Err(MigrateError::Busy);
+        }
+        self.evict_unlink(key);
+        Ok(())
+    }
+
     /// Moves the page cached in `old` into `new` (copying its content and
     /// state) and updates the index. `new` becomes the page cache's; `old`
     /// is handed to the caller. Refuses busy pages (pinned, under I/O,
@@ -1292,12 +1407,13 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
             self.stats.migrate_busy += 1;
             return Err(MigrateError::Busy);
         }
-        // SAFETY: `old` is an idle cached frame (checked above); `new` is a
-        // frame the caller hands over (PageAllocator contract for it), and
-        // the two are different frames.
         if old != new {
+            // SAFETY: `old` is a cached frame with no I/O, no pin and no lock
+            // (checked above); only read here.
             let src = unsafe { frame_bytes(old) };
-            // SAFETY: see above.
+            // SAFETY: `new` is a frame the caller hands over (a page-sized,
+            // writable frame nobody else uses, as for PageAllocator), and it
+            // is not `old`.
             let dst = unsafe { frame_bytes(new) };
             dst.copy_from_slice(src);
         }
@@ -1311,13 +1427,4 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> Pa
         self.stats.migrations += 1;
         Ok(())
     }
-}
-
-/// A readable name for a directory entry (helper for listings).
-pub fn entry_label(e: &DirEntry) -> String {
-    let mut s = e.name.clone();
-    if e.is_dir {
-        s.push('/');
-    }
-    s
 }

@@ -92,7 +92,8 @@ impl Stats {
         if self.evictions != self.cc_puts {
             return Err("evictions != cc_puts");
         }
-        let added = self.pages_read + self.cc_demand_restores + self.cc_ra_restores + self.new_pages;
+        let added =
+            self.pages_read + self.cc_demand_restores + self.cc_ra_restores + self.new_pages;
         let removed = self.evictions + self.truncated_pages + self.error_drops;
         if added.checked_sub(removed) != Some(cached) {
             return Err("pages in - pages out != pages cached");

@@ -162,6 +162,16 @@ mod tests {
         assert_eq!(splitmix64(0), 0xe220_a839_7b1d_cdaf);
         let c = Content::new(1, "x.bin");
         assert_eq!(c.byte(0), c.word(0).to_le_bytes()[0]);
+        // The same values are pinned in tools/mkdata/mkdata.py --selftest.
+        let mut b = [0u8; 16];
+        c.fill(0, &mut b);
+        assert_eq!(
+            b,
+            *b"\xb7\xc4\x56\x37\xb5\xac\x66\x6d\xa8\x4f\xff\xe0\x23\xcb\x12\x3d"
+        );
+        let mut b = [0u8; 7];
+        Content::new(77, "/big/large_000.bin").fill(4093, &mut b);
+        assert_eq!(b, [0xd1, 0x65, 0xf3, 0x8e, 0x51, 0x54, 0x86]);
     }
 
     #[test]

@@ -1,0 +1,171 @@
+//! Reserved-memory areas in the running kernel: GCMA (lent to cleancache),
+//! CMA (lent to movable page-cache pages) and static carveouts, behind one
+//! interface.
+//!
+//! Rules:
+//! - Areas come from the device tree's `/reserved-memory` (typed by
+//!   `physmap`). A `no-map` region is never registered: cleancache copies
+//!   and CPU fills need it mapped.
+//! - One lock, [`MM`], covers the areas, the cleancache they own and (once
+//!   storage runs) the page cache, because a contiguous allocation may have
+//!   to take pages back from cleancache or migrate page-cache pages. Lock
+//!   order: `MM`, then the frame table.
+//! - Frame descriptors follow every change: GCMA pool pages through a
+//!   cleancache observer (Free -> ReservedArea, Cached -> Cleancache,
+//!   TakenBack -> Allocated); CMA and carveout ranges on allocate (Allocated)
+//!   and free (ReservedArea).
+//! - Memory accounting (see the `contig` crate): GCMA = allocated + cached +
+//!   idle; CMA = allocated + lent + idle (idle CMA memory is free system
+//!   memory); carveout = allocated + idle (idle carveout memory is wasted).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::ptr::NonNull;
+
+use cleancache::{Cleancache, PageState};
+use contig::{Allocation, AreaId, AreaKind, Areas, ContigError, MemReport, Migrator, Select};
+use frames::{FrameState, Pfn};
+use physmap::RegionKind;
+
+use crate::sync::IrqLock;
+use crate::{BootInfo, console, mm};
+
+/// Everything a contiguous allocation may touch.
+pub struct Mm {
+    pub areas: Areas<Cleancache>,
+}
+
+pub static MM: IrqLock<Mm> = IrqLock::new(Mm {
+    areas: Areas::new(Cleancache::new()),
+});
+
+probe::probe!(pub GCMA_ALLOC = "gcma.alloc");
+probe::probe!(pub CMA_ALLOC = "cma.alloc");
+probe::probe!(pub CARVEOUT_ALLOC = "carveout.alloc");
+
+fn frame_state(st: PageState) -> FrameState {
+    match st {
+        PageState::Free => FrameState::ReservedArea,
+        PageState::Cached { .. } => FrameState::Cleancache,
+        PageState::TakenBack => FrameState::Allocated,
+    }
+}
+
+/// Registers every reserved region of `info` as an area.
+pub fn init(info: &BootInfo) {
+    let mut mm = MM.lock();
+    for r in &info.regions {
+        let pfn = r.range.start >> frames::PAGE_SHIFT;
+        let pages = ((r.range.end - r.range.start) >> frames::PAGE_SHIFT) as usize;
+        let result = match r.kind {
+            _ if r.no_map => {
+                log::warn!(
+                    "'{}' is no-map: not registered (its pages cannot be filled or lent)",
+                    r.name
+                );
+                continue;
+            }
+            RegionKind::Gcma => {
+                // SAFETY: a `reusable` region the device tree reserved:
+                // identity-mapped RAM (not no-map), marked ReservedArea in
+                // the frame table so no other allocator hands it out, and
+                // lent to cleancache alone for the kernel's lifetime.
+                let base = NonNull::new(r.range.start as *mut u8).expect("region at address 0");
+                unsafe { mm.areas.add_gcma_memory(&r.name, base, pfn, pages) }
+            }
+            RegionKind::Cma => mm.areas.add_cma(&r.name, pfn, pages),
+            RegionKind::Carveout => mm.areas.add_carveout(&r.name, pfn, pages),
+        };
+        match result {
+            Ok(_) => log::info!(
+                "{} '{}' with {} pages at {:#x}",
+                r.kind.as_str(),
+                r.name,
+                pages,
+                r.range.start
+            ),
+            Err(e) => log::error!("'{}' not registered: {e}", r.name),
+        }
+    }
+    mm.areas
+        .backend_mut()
+        .set_observer(Some(Box::new(|pfn, st| {
+            let _ = mm::with_frames(|t| t.set_state(Pfn(pfn), frame_state(st)));
+        })));
+}
+
+/// A migrator for when nothing is lent (no page cache yet): any lent page
+/// would be reported busy.
+pub struct NothingLent;
+
+impl Migrator for NothingLent {
+    fn migrate(&mut self, _pfn: u64) -> Result<(), contig::MigrateError> {
+        Err(contig::MigrateError::Busy)
+    }
+}
+
+/// Allocates `count` contiguous pages aligned to `align` pages from the area
+/// `sel` selects, timing it with the area kind's probe.
+pub fn alloc(sel: Select<'_>, count: usize, align: usize) -> Result<Allocation, ContigError> {
+    let mut guard = MM.lock();
+    let mm = &mut *guard;
+    let kind = match sel {
+        Select::Kind(k) => Some(k),
+        Select::Id(id) => mm.areas.kind(id),
+        Select::Name(n) => mm.areas.find(n).and_then(|id| mm.areas.kind(id)),
+    };
+    let probe = match kind {
+        Some(AreaKind::Cma) => &CMA_ALLOC,
+        Some(AreaKind::Carveout) => &CARVEOUT_ALLOC,
+        _ => &GCMA_ALLOC,
+    };
+    let t = probe.start();
+    let result = mm.areas.alloc(sel, count, align, &mut NothingLent);
+    probe.stop(t);
+    if let Ok(a) = &result {
+        mark(mm, a, FrameState::Allocated);
+    }
+    result
+}
+
+/// Frees an allocation made by [`alloc`].
+pub fn free(a: Allocation) -> Result<(), ContigError> {
+    let mut guard = MM.lock();
+    let mm = &mut *guard;
+    mm.areas.free(a)?;
+    mark(mm, &a, FrameState::ReservedArea);
+    Ok(())
+}
+
+/// CMA and carveout ranges: descriptors follow allocations (GCMA's follow
+/// the cleancache observer).
+fn mark(mm: &Mm, a: &Allocation, state: FrameState) {
+    if mm.areas.kind(a.area) == Some(AreaKind::Gcma) {
+        return;
+    }
+    let range = Pfn(a.pfn)..Pfn(a.pfn + a.count as u64);
+    let _ = mm::with_frames(|t| t.set_state_range(range, state));
+}
+
+/// The memory report (total, free, lent, cached, allocated per kind).
+pub fn mem_report() -> MemReport {
+    MM.lock().areas.mem_report()
+}
+
+/// Prints the per-area table, the cleancache statistics and machine lines.
+pub fn print_stats() {
+    let mm = MM.lock();
+    let mut out = console::Writer;
+    let _ = mm.areas.write_table(&mut out);
+    let _ = mm.areas.write_machine(&mut out);
+    let _ = mm.areas.backend().write_machine(&mut out);
+    let _ = mm.areas.mem_report().write_machine(&mut out);
+}
+
+/// The first area of `kind`: its id, name, first pfn and size in pages.
+pub fn first_of(kind: AreaKind) -> Option<(AreaId, String, u64, usize)> {
+    let mm = MM.lock();
+    let id = mm.areas.ids().find(|id| mm.areas.kind(*id) == Some(kind))?;
+    let (pfn, pages) = mm.areas.span(id)?;
+    Some((id, String::from(mm.areas.name(id)?), pfn, pages))
+}

@@ -1,0 +1,388 @@
+//! In-kernel self-tests (`mode=selftest`).
+//!
+//! Each test runs in turn and prints one human line and one machine line:
+//!
+//! ```text
+//!   PASS  mmu.caches_on
+//! @test name=mmu.caches_on result=pass
+//!   FAIL  heap.alloc: read back 0x12 at 4096, wrote 0x13
+//! @test name=heap.alloc result=fail
+//! ```
+//!
+//! `@selftest planned=N` comes first and `@selftest passed=P failed=F` last,
+//! so the host harness can tell a kernel that stopped half way (hang, panic,
+//! fault) from one that finished. The exit status is 0 only if every test
+//! passed.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use frames::{FrameState, Pfn};
+
+use crate::arch::{mmu, timer};
+use crate::bootargs::Inject;
+use crate::exit::ExitStatus;
+use crate::{BootInfo, mm, println, probes};
+
+type TestResult = Result<(), String>;
+
+macro_rules! check {
+    ($cond:expr, $($msg:tt)*) => {
+        if !$cond {
+            return Err(format!($($msg)*));
+        }
+    };
+}
+
+mod area_tests;
+mod blk_tests;
+mod sched_tests;
+
+/// A named in-kernel test.
+type Test = (&'static str, fn(&BootInfo) -> TestResult);
+
+const BOOT_TESTS: &[Test] = &[
+    ("mmu.caches_on", mmu_caches_on),
+    ("mmu.attributes", mmu_attributes),
+    ("heap.alloc", heap_alloc),
+    ("heap.grow", heap_grow),
+    ("frames.alloc_free", frames_alloc_free),
+    ("frames.accounting", frames_accounting),
+    ("timer.monotonic", timer_monotonic),
+    ("probe.record", probes::selftest),
+    ("dt.reserved_regions", reserved_regions),
+    (
+        "gcma.whole_area_from_full_cleancache",
+        area_tests::gcma_whole_area_from_full_cleancache,
+    ),
+    (
+        "gcma.mixed_sizes_never_fail",
+        area_tests::gcma_mixed_sizes_never_fail,
+    ),
+    ("areas.bad_requests", area_tests::areas_bad_requests),
+    (
+        "areas.carveout_and_cma_idle",
+        area_tests::carveout_and_cma_idle,
+    ),
+    ("areas.accounting_adds_up", area_tests::accounting_adds_up),
+    ("sched.sleep", sched_tests::sched_sleep),
+    ("sched.preemption", sched_tests::sched_preemption),
+    ("sched.round_robin", sched_tests::sched_round_robin),
+    ("sched.fp_state_preserved", sched_tests::sched_fp_preserved),
+];
+
+/// Tests of the block device, planned on boards whose device tree lists
+/// virtio-mmio windows (a disk must then be attached).
+const BLOCK_TESTS: &[Test] = &[
+    ("blk.present", blk_tests::blk_present),
+    ("blk.read_boot_sector", blk_tests::blk_read_boot_sector),
+    ("blk.write_read_restore", blk_tests::blk_write_read_restore),
+    ("blk.many_in_flight", blk_tests::blk_many_in_flight),
+    ("blk.bad_requests", blk_tests::blk_bad_requests),
+];
+
+fn planned(info: &BootInfo) -> Vec<&'static Test> {
+    let mut tests: Vec<&'static Test> = BOOT_TESTS.iter().collect();
+    if info.virtio_mmio.is_empty() {
+        println!("selftest: no virtio-mmio on this board: block tests not planned");
+    } else {
+        tests.extend(BLOCK_TESTS);
+    }
+    tests
+}
+
+/// Runs every test; `inject` adds one that fails, panics or hangs.
+pub fn run(info: &BootInfo, inject: Option<Inject>) -> ExitStatus {
+    let tests = planned(info);
+    let planned = tests.len() + inject.is_some() as usize;
+    println!("selftest: {planned} tests on {}", info.board);
+    println!("@selftest planned={planned}");
+    let (mut passed, mut failed) = (0, 0);
+    let injected: Option<Test> = inject.map(|kind| -> Test {
+        match kind {
+            Inject::Fail => ("inject", |_| Err("failure injected by inject=fail".into())),
+            Inject::Panic => ("inject", |_| panic!("panic injected by inject=panic")),
+            Inject::Hang => ("inject", |_| {
+                loop {
+                    core::hint::spin_loop()
+                }
+            }),
+        }
+    });
+    for &(name, run) in tests.into_iter().chain(injected.iter()) {
+        match run(info) {
+            Ok(()) => {
+                passed += 1;
+                println!("  PASS  {name}");
+                println!("@test name={name} result=pass");
+            }
+            Err(msg) => {
+                failed += 1;
+                println!("  FAIL  {name}: {msg}");
+                println!("@test name={name} result=fail");
+            }
+        }
+    }
+    println!("selftest: {passed} passed, {failed} failed");
+    println!("@selftest passed={passed} failed={failed}");
+    if failed == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::TestsFailed
+    }
+}
+
+fn mmu_caches_on(_: &BootInfo) -> TestResult {
+    check!(
+        mmu::mmu_and_caches_on(),
+        "SCTLR_EL1: M, C and I are not all set"
+    );
+    Ok(())
+}
+
+fn mmu_attributes(info: &BootInfo) -> TestResult {
+    // Kernel code, stack, DTB and a free heap object: normal write-back.
+    let local = 0u64;
+    let heap = Box::new(0u64);
+    let probes = [
+        ("kernel image", info.kernel.start),
+        ("stack", &raw const local as u64),
+        ("heap", &*heap as *const u64 as u64),
+        ("device tree", info.dtb.start),
+    ];
+    for (what, va) in probes {
+        match mmu::translate(va) {
+            Some((pa, attr)) => {
+                check!(pa == va, "{what} {va:#x} maps to {pa:#x}, not identity");
+                check!(
+                    attr == mmu::MAIR_NORMAL_WB,
+                    "{what} {va:#x} has attributes {attr:#x}, not normal WB"
+                );
+            }
+            None => return Err(format!("{what} {va:#x} is not mapped")),
+        }
+    }
+    // The console UART: device memory.
+    let uart = info.uart_base as u64;
+    match mmu::translate(uart) {
+        Some((_, attr)) => check!(
+            attr == mmu::MAIR_DEVICE_NGNRE,
+            "UART {uart:#x} has attributes {attr:#x}, not device"
+        ),
+        None => return Err(format!("UART {uart:#x} is not mapped")),
+    }
+    // Every RAM range is normal memory at both ends; no-map regions unmapped.
+    for r in &info.ram {
+        for va in [r.start, r.end - 8] {
+            let inside_nomap = info
+                .regions
+                .iter()
+                .any(|g| g.no_map && g.range.contains(&va));
+            match (mmu::translate(va), inside_nomap) {
+                (None, true) => {}
+                (Some(_), true) => return Err(format!("no-map address {va:#x} is mapped")),
+                (Some((_, attr)), false) => check!(
+                    attr == mmu::MAIR_NORMAL_WB,
+                    "RAM {va:#x}: attributes {attr:#x}"
+                ),
+                (None, false) => return Err(format!("RAM {va:#x} is not mapped")),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn heap_alloc(_: &BootInfo) -> TestResult {
+    let mut v: Vec<u8> = Vec::new();
+    for i in 0..100_000u32 {
+        v.push((i * 7 + 3) as u8);
+    }
+    for (i, b) in v.iter().enumerate() {
+        check!(*b == (i as u32 * 7 + 3) as u8, "vec byte {i}: read {b:#x}");
+    }
+    let mut m = BTreeMap::new();
+    for i in 0..2000u64 {
+        m.insert(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i);
+    }
+    for (k, v) in &m {
+        check!(
+            k == &v.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            "btreemap entry {v} corrupted"
+        );
+    }
+    let boxes: Vec<Box<[u64; 64]>> = (0..256).map(|i| Box::new([i; 64])).collect();
+    for (i, b) in boxes.iter().enumerate() {
+        check!(b.iter().all(|x| *x == i as u64), "box {i} corrupted");
+    }
+    Ok(())
+}
+
+fn heap_grow(_: &BootInfo) -> TestResult {
+    // Larger than the initial heap's free space: the heap must grow from
+    // the frame allocator, and the memory must be real.
+    let (_, before) = mm::heap_stats();
+    let n = 3 << 20; // 3 MiB, several times over
+    let mut blocks = Vec::new();
+    for round in 0..8u8 {
+        let mut b = Vec::<u8>::with_capacity(n);
+        b.resize(n, round ^ 0x5a);
+        blocks.push(b);
+    }
+    for (round, b) in blocks.iter().enumerate() {
+        let want = round as u8 ^ 0x5a;
+        check!(b.iter().all(|x| *x == want), "block {round} corrupted");
+    }
+    let (_, after) = mm::heap_stats();
+    check!(
+        after > before,
+        "heap did not grow: {before} -> {after} bytes"
+    );
+    Ok(())
+}
+
+fn frames_alloc_free(_: &BootInfo) -> TestResult {
+    // Allocate blocks of several orders, fill each with its own pattern,
+    // check nothing overlaps or bleeds, free them all.
+    let mut got: Vec<(Pfn, u8)> = Vec::new();
+    for order in [0u8, 1, 3, 5, 8, 10, 0, 2, 4] {
+        let pfn = mm::with_frames(|t| t.alloc(order, FrameState::Kernel))
+            .map_err(|e| format!("alloc order {order}: {e:?}"))?;
+        let align = 1u64 << order;
+        check!(
+            pfn.0 % align == 0,
+            "order {order} block at pfn {:#x} not aligned",
+            pfn.0
+        );
+        got.push((pfn, order));
+    }
+    for (i, (pfn, order)) in got.iter().enumerate() {
+        let len = (frames::PAGE_SIZE << order) as usize;
+        // SAFETY: the block was allocated above for this test (state Kernel)
+        // and is identity-mapped RAM owned by nobody else until freed.
+        let mem = unsafe { core::slice::from_raw_parts_mut(pfn.addr() as *mut u8, len) };
+        mem.fill(i as u8 + 1);
+    }
+    for (i, (pfn, order)) in got.iter().enumerate() {
+        let len = (frames::PAGE_SIZE << order) as usize;
+        // SAFETY: as above; still allocated.
+        let mem = unsafe { core::slice::from_raw_parts(pfn.addr() as *const u8, len) };
+        check!(
+            mem.iter().all(|b| *b == i as u8 + 1),
+            "block {i} (pfn {:#x}) overwritten",
+            pfn.0
+        );
+    }
+    for (pfn, order) in &got {
+        mm::with_frames(|t| t.free(*pfn, *order))
+            .map_err(|e| format!("free pfn {:#x}: {e:?}", pfn.0))?;
+    }
+    // A double free is refused and changes nothing.
+    let (pfn, order) = got[0];
+    let free_before = mm::with_frames(|t| t.free_frames());
+    check!(
+        mm::with_frames(|t| t.free(pfn, order)).is_err(),
+        "double free accepted"
+    );
+    check!(
+        mm::with_frames(|t| t.free_frames()) == free_before,
+        "double free changed the free count"
+    );
+    Ok(())
+}
+
+fn frames_accounting(info: &BootInfo) -> TestResult {
+    mm::with_frames(|t| t.verify()).map_err(|e| format!("frame table inconsistent: {e:?}"))?;
+    let stats = mm::with_frames(|t| t.stats());
+    check!(
+        stats.free <= stats.managed,
+        "free {} > managed {}",
+        stats.free,
+        stats.managed
+    );
+    // Reserved areas are never managed by the buddy.
+    for (i, r) in info.regions.iter().enumerate() {
+        let want = if r.no_map {
+            FrameState::Reserved
+        } else {
+            FrameState::ReservedArea
+        };
+        for addr in [r.range.start, r.range.end - 1] {
+            let pfn = Pfn::from_addr(addr);
+            let st = mm::with_frames(|t| t.state(pfn));
+            check!(
+                st == Some(want),
+                "region {} frame {:#x}: state {st:?}, want {want:?}",
+                r.name,
+                pfn.0
+            );
+            let owner = mm::with_frames(|t| t.frame(pfn).map(|d| d.owner()));
+            check!(
+                owner == Some(1 + i as u16),
+                "region {} frame {:#x}: owner {owner:?}",
+                r.name,
+                pfn.0
+            );
+        }
+    }
+    let kstate = mm::with_frames(|t| t.state(Pfn::from_addr(info.kernel.start)));
+    check!(
+        kstate == Some(FrameState::Kernel),
+        "kernel image frame state {kstate:?}"
+    );
+    Ok(())
+}
+
+fn timer_monotonic(_: &BootInfo) -> TestResult {
+    let f = timer::frequency();
+    check!(f >= 1_000_000, "CNTFRQ_EL0 = {f} Hz, implausible");
+    let mut last = timer::ticks();
+    for i in 0..100_000 {
+        let now = timer::ticks();
+        check!(
+            now >= last,
+            "counter went back at read {i}: {last} -> {now}"
+        );
+        last = now;
+    }
+    let t0 = timer::now_ns();
+    timer::spin_ns(2_000_000);
+    let dt = timer::now_ns() - t0;
+    check!(dt >= 2_000_000, "spin_ns(2 ms) returned after {dt} ns");
+    Ok(())
+}
+
+fn reserved_regions(info: &BootInfo) -> TestResult {
+    use physmap::RegionKind;
+    for kind in [RegionKind::Gcma, RegionKind::Cma, RegionKind::Carveout] {
+        let n = info.regions.iter().filter(|r| r.kind == kind).count();
+        check!(n == 1, "{n} {} regions, want 1", kind.as_str());
+    }
+    for r in &info.regions {
+        check!(
+            r.range.start % frames::PAGE_SIZE == 0 && r.range.end % frames::PAGE_SIZE == 0,
+            "{} not page-aligned",
+            r.name
+        );
+        check!(
+            info.ram
+                .iter()
+                .any(|m| m.start <= r.range.start && r.range.end <= m.end),
+            "{} outside RAM",
+            r.name
+        );
+        check!(
+            r.range.end <= info.kernel.start || r.range.start >= info.kernel.end,
+            "{} overlaps the kernel",
+            r.name
+        );
+        check!(
+            r.range.end <= info.dtb.start || r.range.start >= info.dtb.end,
+            "{} overlaps the DTB",
+            r.name
+        );
+    }
+    Ok(())
+}
