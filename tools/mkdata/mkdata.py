@@ -67,6 +67,18 @@ def content(seed: int, path: str, offset: int, length: int) -> bytes:
     return bytes(out[start:start + length])
 
 
+def selftest():
+    """Known values, pinned identically in the Rust crate's tests."""
+    assert fnv1a64(b"a") == 0xAF63DC4C8601EC8C
+    assert splitmix64(0) == 0xE220A8397B1DCDAF
+    assert content(1, "x.bin", 0, 16).hex() == "b7c45637b5ac666da84fffe023cb123d"
+    assert content(77, "/big/large_000.bin", 4093, 7).hex() == "d165f38e515486"
+    whole = content(5, "f", 0, 100)
+    for off in range(0, 90, 7):
+        assert content(5, "f", off, 10) == whole[off:off + 10]
+    print("mkdata: selftest ok", file=sys.stderr)
+
+
 def plan(args):
     """Returns [(path, size)]."""
     rng = random.Random(args.seed)
@@ -109,7 +121,12 @@ def main():
                    help="sectors per cluster (default: the largest of 8, 4, 2, 1 that leaves"
                    " FAT32's minimum of 65525 clusters)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--selftest", action="store_true",
+                   help="check the content function against pinned values and exit")
     args = p.parse_args()
+    if args.selftest:
+        selftest()
+        return
 
     for tool in ("mkfs.fat", "mcopy", "mmd"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):

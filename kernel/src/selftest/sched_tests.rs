@@ -129,7 +129,10 @@ pub fn sched_fp_preserved(_: &BootInfo) -> TestResult {
             for x in v.iter_mut() {
                 *x = core::hint::black_box(*x * 1.000_001 + 0.25);
             }
-            sched::sleep_ns(200_000);
+            // 2 ms: long enough that even a slow TCG host leaves the
+            // computing task most of the CPU (a period shorter than the
+            // emulated wake-up cost would starve it).
+            sched::sleep_ns(2_000_000);
         }
     });
     let calc = sched::spawn("fp-calc", 5, || {
