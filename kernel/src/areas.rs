@@ -23,7 +23,9 @@ use alloc::string::String;
 use core::ptr::NonNull;
 
 use cleancache::{Cleancache, PageState};
-use contig::{Allocation, AreaId, AreaKind, Areas, ContigError, MemReport, Migrator, Select};
+use contig::{
+    Allocation, AreaId, AreaKind, Areas, ContigError, MemReport, MigrateError, Migrator, Select,
+};
 use frames::{FrameState, Pfn};
 use physmap::RegionKind;
 
@@ -33,10 +35,13 @@ use crate::{BootInfo, console, mm};
 /// Everything a contiguous allocation may touch.
 pub struct Mm {
     pub areas: Areas<Cleancache>,
+    /// The page cache, once a filesystem is mounted (see `fs`).
+    pub pc: Option<crate::fs::Pc>,
 }
 
 pub static MM: IrqLock<Mm> = IrqLock::new(Mm {
     areas: Areas::new(Cleancache::new()),
+    pc: None,
 });
 
 probe::probe!(pub GCMA_ALLOC = "gcma.alloc");
@@ -94,13 +99,40 @@ pub fn init(info: &BootInfo) {
         })));
 }
 
-/// A migrator for when nothing is lent (no page cache yet): any lent page
-/// would be reported busy.
-pub struct NothingLent;
+/// CMA's migration step over the kernel's page cache: a replacement frame
+/// from ordinary memory, the page copied and re-indexed, the old frame left
+/// to its area. Pinned, locked or under-I/O pages are busy.
+struct PcMigrator<'a> {
+    pc: Option<&'a mut crate::fs::Pc>,
+}
 
-impl Migrator for NothingLent {
-    fn migrate(&mut self, _pfn: u64) -> Result<(), contig::MigrateError> {
-        Err(contig::MigrateError::Busy)
+impl Migrator for PcMigrator<'_> {
+    fn migrate(&mut self, pfn: u64) -> Result<(), MigrateError> {
+        let Some(pc) = self.pc.as_deref_mut() else {
+            return Err(MigrateError::Busy);
+        };
+        let old = pagecache::Frame::from_addr((pfn << frames::PAGE_SHIFT) as usize)
+            .ok_or(MigrateError::Busy)?;
+        let new = pc
+            .allocator_mut()
+            .take_ordinary()
+            .ok_or(MigrateError::NoMemory)?;
+        match pc.migrate(old, new) {
+            Ok(()) => {
+                let pages = pc.allocator_mut();
+                pages.lent_out = pages.lent_out.saturating_sub(1);
+                let _ = mm::with_frames(|t| t.set_state(Pfn(pfn), FrameState::ReservedArea));
+                Ok(())
+            }
+            Err(_) => {
+                let new_pfn = Pfn(new.addr() as u64 >> frames::PAGE_SHIFT);
+                if mm::with_frames(|t| t.free(new_pfn, 0)).is_ok() {
+                    let pages = pc.allocator_mut();
+                    pages.ordinary_out = pages.ordinary_out.saturating_sub(1);
+                }
+                Err(MigrateError::Busy)
+            }
+        }
     }
 }
 
@@ -119,9 +151,15 @@ pub fn alloc(sel: Select<'_>, count: usize, align: usize) -> Result<Allocation, 
         Some(AreaKind::Carveout) => &CARVEOUT_ALLOC,
         _ => &GCMA_ALLOC,
     };
+    let Mm { areas, pc } = mm;
     let t = probe.start();
-    let result = mm.areas.alloc(sel, count, align, &mut NothingLent);
+    crate::fs::IN_AREAS_ALLOC.store(true, core::sync::atomic::Ordering::Relaxed);
+    let result = areas.alloc(sel, count, align, &mut PcMigrator { pc: pc.as_mut() });
+    crate::fs::IN_AREAS_ALLOC.store(false, core::sync::atomic::Ordering::Relaxed);
     probe.stop(t);
+    if let Some(pc) = pc.as_mut() {
+        pc.allocator_mut().return_deferred();
+    }
     if let Ok(a) = &result {
         mark(mm, a, FrameState::Allocated);
     }

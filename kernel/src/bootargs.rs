@@ -9,6 +9,7 @@
 //! | `loglevel=LEVEL`      | error, warn, info (default), debug or trace          |
 //! | `board=NAME`          | the board the host meant to boot (checked)           |
 //! | `inject=fail|panic|hang` | self-test mode: make one test fail, panic or hang, to show the harness catches it |
+//! | `persist=write:N`, `persist=check:N` | self-test mode: write a file derived from N / check it is on disk (two boots) |
 //!
 //! Unknown arguments and bad values are reported on the console, one line
 //! each, and ignored (the default stays).
@@ -42,12 +43,20 @@ impl fmt::Display for ArgError<'_> {
     }
 }
 
+/// The two halves of the persistence check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    Write(u64),
+    Check(u64),
+}
+
 pub struct BootArgs<'a> {
     pub mode: Mode,
     pub semihosting: bool,
     pub loglevel: log::LevelFilter,
     pub board: Option<&'a str>,
     pub inject: Option<Inject>,
+    pub persist: Option<Persist>,
 }
 
 impl<'a> BootArgs<'a> {
@@ -59,6 +68,7 @@ impl<'a> BootArgs<'a> {
             loglevel: log::LevelFilter::Info,
             board: None,
             inject: None,
+            persist: None,
         };
         for arg in line.split_ascii_whitespace() {
             let (key, value) = match arg.split_once('=') {
@@ -85,6 +95,12 @@ impl<'a> BootArgs<'a> {
                 ("inject", Some("panic")) => args.inject = Some(Inject::Panic),
                 ("inject", Some("hang")) => args.inject = Some(Inject::Hang),
                 ("inject", _) => report(bad("expected inject=fail, inject=panic or inject=hang")),
+                ("persist", Some(v)) => match v.split_once(':').map(|(k, n)| (k, n.parse::<u64>()))
+                {
+                    Some(("write", Ok(n))) => args.persist = Some(Persist::Write(n)),
+                    Some(("check", Ok(n))) => args.persist = Some(Persist::Check(n)),
+                    _ => report(bad("expected persist=write:N or persist=check:N")),
+                },
                 // Arguments Linux-style loaders add; harmless here.
                 ("console" | "earlycon", _) => {}
                 _ => report(bad("unknown argument")),

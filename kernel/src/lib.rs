@@ -24,6 +24,7 @@ pub mod console;
 pub mod demo;
 pub mod drivers;
 pub mod exit;
+pub mod fs;
 pub mod irq;
 pub mod mm;
 pub mod probes;
@@ -339,7 +340,7 @@ fn run(info: &BootInfo, args_line: &str) -> ! {
     let args = BootArgs::parse(args_line, |_| {});
     let status = match args.mode {
         Mode::Demo => demo::run(info),
-        Mode::SelfTest => selftest::run(info, args.inject),
+        Mode::SelfTest => selftest::run(info, args.inject, args.persist),
         Mode::Fault => {
             println!("fault: executing an undefined instruction on purpose");
             // SAFETY: deliberately raises an undefined-instruction exception,

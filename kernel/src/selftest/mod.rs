@@ -40,6 +40,7 @@ macro_rules! check {
 mod area_tests;
 mod blk_tests;
 mod sched_tests;
+mod storage_tests;
 
 /// A named in-kernel test.
 type Test = (&'static str, fn(&BootInfo) -> TestResult);
@@ -84,19 +85,66 @@ const BLOCK_TESTS: &[Test] = &[
     ("blk.bad_requests", blk_tests::blk_bad_requests),
 ];
 
-fn planned(info: &BootInfo) -> Vec<&'static Test> {
+/// Storage, GCMA and CMA over the page cache (need the data disk).
+const STORAGE_TESTS: &[Test] = &[
+    ("storage.mount", storage_tests::mount),
+    ("storage.read_every_byte", storage_tests::read_every_byte),
+    (
+        "storage.cleancache_saves_reads",
+        storage_tests::cleancache_saves_reads,
+    ),
+    (
+        "storage.write_append_truncate_delete",
+        storage_tests::write_append_truncate_delete,
+    ),
+    ("storage.no_stale_copies", storage_tests::no_stale_copies),
+    ("storage.bad_input", storage_tests::bad_input),
+    (
+        "gcma.whole_area_under_file_workload",
+        storage_tests::gcma_whole_area_under_file_workload,
+    ),
+    (
+        "cma.migrates_under_pressure",
+        storage_tests::cma_migrates_under_pressure,
+    ),
+];
+
+/// Nonce of the two-boot persistence check (`persist=write:N|check:N`).
+static PERSIST: spin::Once<crate::bootargs::Persist> = spin::Once::new();
+
+fn persist(_: &BootInfo) -> TestResult {
+    match PERSIST.get() {
+        Some(crate::bootargs::Persist::Write(n)) => storage_tests::persist_write(*n),
+        Some(crate::bootargs::Persist::Check(n)) => storage_tests::persist_check(*n),
+        None => Err("no persist= argument".into()),
+    }
+}
+
+fn planned(info: &BootInfo, with_persist: bool) -> Vec<&'static Test> {
+    static PERSIST_TEST: Test = ("storage.persist_across_boots", persist);
     let mut tests: Vec<&'static Test> = BOOT_TESTS.iter().collect();
     if info.virtio_mmio.is_empty() {
-        println!("selftest: no virtio-mmio on this board: block tests not planned");
+        println!("selftest: no virtio-mmio on this board: block and storage tests not planned");
     } else {
         tests.extend(BLOCK_TESTS);
+        tests.extend(STORAGE_TESTS);
+        if with_persist {
+            tests.push(&PERSIST_TEST);
+        }
     }
     tests
 }
 
 /// Runs every test; `inject` adds one that fails, panics or hangs.
-pub fn run(info: &BootInfo, inject: Option<Inject>) -> ExitStatus {
-    let tests = planned(info);
+pub fn run(
+    info: &BootInfo,
+    inject: Option<Inject>,
+    persist: Option<crate::bootargs::Persist>,
+) -> ExitStatus {
+    if let Some(p) = persist {
+        PERSIST.call_once(|| p);
+    }
+    let tests = planned(info, persist.is_some());
     let planned = tests.len() + inject.is_some() as usize;
     println!("selftest: {planned} tests on {}", info.board);
     println!("@selftest planned={planned}");

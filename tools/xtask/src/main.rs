@@ -268,7 +268,7 @@ fn test(o: &Options) -> ExitCode {
     if built {
         for board in &o.boards {
             let elf = root.join("target/aarch64-unknown-none/debug").join(board);
-            selftest_boot(&root, &elf, board, o, &mut report);
+            selftest_boots(&root, &elf, board, o, &mut report);
             fault_boot(&root, &elf, board, o, &mut report);
         }
     }
@@ -282,28 +282,57 @@ fn test(o: &Options) -> ExitCode {
     }
 }
 
-/// A fresh FAT32 disk image for the virt self-tests (raspi4b has no
-/// virtio-mmio, so no disk there).
-fn test_disk(root: &Path) -> Result<PathBuf, String> {
-    let path = root.join("build/selftest-disk.img");
-    let _ = fs::create_dir_all(root.join("build"));
-    let _ = fs::remove_file(&path);
-    let status = Command::new("mkfs.fat")
-        .args(["-F", "32", "-C", "-n", "GCMATEST"])
-        .arg(&path)
-        .arg((64 * 1024).to_string())
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("mkfs.fat: {e} (tools/setup-host.sh installs dosfstools)"))?;
-    if !status.success() {
-        return Err(format!("mkfs.fat failed: {status}"));
+/// The data image for the virt self-tests (tools/mkdata: FAT32, 300 files,
+/// 24 MiB whose every byte the kernel can check), made once and reused
+/// while mkdata.py is unchanged.
+fn data_image(root: &Path) -> Result<PathBuf, String> {
+    let image = root.join("build/selftest-data.img");
+    let script = root.join("tools/mkdata/mkdata.py");
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified());
+    if let (Ok(img), Ok(src)) = (modified(&image), modified(&script)) {
+        if img > src {
+            return Ok(image);
+        }
     }
-    Ok(path)
+    step("making the self-test data image (tools/mkdata/mkdata.py)");
+    let status = Command::new("python3")
+        .arg(&script)
+        .args([
+            "--image-mb",
+            "64",
+            "--files",
+            "300",
+            "--large",
+            "3",
+            "--total-mb",
+            "24",
+            "--seed",
+            "7",
+            "--out",
+        ])
+        .arg(&image)
+        .status()
+        .map_err(|e| format!("mkdata: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "mkdata failed: {status} (tools/setup-host.sh installs dosfstools and mtools)"
+        ));
+    }
+    Ok(image)
+}
+
+/// A fresh copy of the data image for one series of boots.
+fn test_disk(root: &Path) -> Result<PathBuf, String> {
+    let image = data_image(root)?;
+    let disk = root.join("build/selftest-disk.img");
+    fs::copy(&image, &disk).map_err(|e| format!("copy {}: {e}", image.display()))?;
+    Ok(disk)
 }
 
 fn boot(
     root: &Path,
     elf: &Path,
+    disk: Option<&Path>,
     o: &Options,
     kernel_args: &[&str],
     log_name: &str,
@@ -312,13 +341,8 @@ fn boot(
     cmd.current_dir(root)
         .arg("--timeout")
         .arg(o.timeout.to_string());
-    if elf.file_name().is_some_and(|n| n == "qemu-virt") {
-        match test_disk(root) {
-            Ok(disk) => {
-                cmd.arg("--disk").arg(disk);
-            }
-            Err(e) => return (None, e),
-        }
+    if let Some(disk) = disk {
+        cmd.arg("--disk").arg(disk);
     }
     cmd.arg(elf).arg("--").args(kernel_args);
     cmd.stdin(Stdio::null());
@@ -337,15 +361,78 @@ fn fields(line: &str) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-fn selftest_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
-    let group = format!("{board} selftest");
-    step(&format!("{board}: booting in self-test mode"));
+/// Self-test boots: one on raspi4b (no disk); two on virt over the same
+/// data disk, the first writing a file, the second checking it survived.
+fn selftest_boots(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
+    if board != "qemu-virt" {
+        selftest_boot(root, elf, None, board, "", o, report);
+        return;
+    }
+    let disk = match test_disk(root) {
+        Ok(d) => d,
+        Err(e) => {
+            report.add(&format!("{board} selftest"), "data disk", false, e);
+            return;
+        }
+    };
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(1);
+    selftest_boot(
+        root,
+        elf,
+        Some(&disk),
+        board,
+        &format!("persist=write:{nonce}"),
+        o,
+        report,
+    );
+    selftest_boot(
+        root,
+        elf,
+        Some(&disk),
+        board,
+        &format!("persist=check:{nonce}"),
+        o,
+        report,
+    );
+}
+
+fn selftest_boot(
+    root: &Path,
+    elf: &Path,
+    disk: Option<&Path>,
+    board: &str,
+    extra: &str,
+    o: &Options,
+    report: &mut Report,
+) {
+    let phase = extra
+        .split(':')
+        .next()
+        .and_then(|s| s.strip_prefix("persist="))
+        .unwrap_or("");
+    let group = if phase.is_empty() {
+        format!("{board} selftest")
+    } else {
+        format!("{board} selftest {phase}")
+    };
+    step(&format!("{board}: booting in self-test mode {phase}"));
     let mut args = vec!["mode=selftest".to_string()];
+    if !extra.is_empty() {
+        args.push(extra.to_string());
+    }
     if let Some(i) = &o.inject {
         args.push(format!("inject={i}"));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (status, out) = boot(root, elf, o, &args, &format!("{board}-selftest.log"));
+    let log = if phase.is_empty() {
+        format!("{board}-selftest.log")
+    } else {
+        format!("{board}-selftest-{phase}.log")
+    };
+    let (status, out) = boot(root, elf, disk, o, &args, &log);
 
     let mut planned = None;
     let mut summary = None;
@@ -424,7 +511,14 @@ fn fault_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Re
     step(&format!(
         "{board}: booting in fault mode (an undefined instruction on purpose)"
     ));
-    let (status, out) = boot(root, elf, o, &["mode=fault"], &format!("{board}-fault.log"));
+    let (status, out) = boot(
+        root,
+        elf,
+        None,
+        o,
+        &["mode=fault"],
+        &format!("{board}-fault.log"),
+    );
     report.add(
         &group,
         "exception reported",
