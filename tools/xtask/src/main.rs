@@ -269,6 +269,9 @@ fn test(o: &Options) -> ExitCode {
         for board in &o.boards {
             let elf = root.join("target/aarch64-unknown-none/debug").join(board);
             selftest_boots(&root, &elf, board, o, &mut report);
+            if board == "qemu-virt" {
+                no_filesystem_boot(&root, &elf, o, &mut report);
+            }
             fault_boot(&root, &elf, board, o, &mut report);
         }
     }
@@ -504,6 +507,50 @@ fn selftest_boot(
         clean,
         if clean { String::new() } else { why },
     );
+}
+
+/// A disk without a filesystem: storage must fail with a clear message and
+/// nothing else (no panic, no fault; the raw block tests still pass).
+fn no_filesystem_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
+    let group = "qemu-virt no-fs disk";
+    step("qemu-virt: booting with a zeroed disk (no FAT32)");
+    let disk = root.join("build/zero-disk.img");
+    if let Err(e) = fs::write(&disk, vec![0u8; 16 << 20]) {
+        report.add(group, "zeroed disk", false, e.to_string());
+        return;
+    }
+    let (status, out) = boot(
+        root,
+        elf,
+        Some(&disk),
+        o,
+        &["mode=selftest"],
+        "qemu-virt-nofs.log",
+    );
+    let mount = out
+        .lines()
+        .find(|l| l.contains("FAIL  storage.mount:"))
+        .unwrap_or("");
+    report.add(
+        group,
+        "mount refused with a clear error",
+        mount.contains("no FAT32"),
+        mount.trim().to_string(),
+    );
+    let raw_ok = out.contains("@test name=blk.read_boot_sector result=fail")
+        && out.contains("@test name=blk.bad_requests result=pass");
+    report.add(group, "raw device still usable", raw_ok, "");
+    let clean = status == Some(1) && out.contains("@exit status=1 reason=tests-failed");
+    report.add(
+        group,
+        "no panic or fault (status 1)",
+        clean,
+        format!("QEMU exit {status:?}"),
+    );
+    let untouched = fs::read(&disk)
+        .map(|d| d.iter().all(|b| *b == 0))
+        .unwrap_or(false);
+    report.add(group, "nothing written to the disk", untouched, "");
 }
 
 fn fault_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
