@@ -11,9 +11,10 @@
 //!   to take pages back from cleancache or migrate page-cache pages. Lock
 //!   order: `MM`, then the frame table.
 //! - Frame descriptors follow every change: GCMA pool pages through a
-//!   cleancache observer (Free -> ReservedArea, Cached -> Cleancache,
-//!   TakenBack -> Allocated); CMA and carveout ranges on allocate (Allocated)
-//!   and free (ReservedArea).
+//!   cleancache observer (Free -> ReservedArea, Cached -> Cleancache) as
+//!   cleancache stores and evicts; every allocated range, GCMA included, in
+//!   one pass on allocate (Allocated) and free (ReservedArea), the observer
+//!   standing aside meanwhile.
 //! - Memory accounting (see the `contig` crate): GCMA = allocated + cached +
 //!   idle; CMA = allocated + lent + idle (idle CMA memory is free system
 //!   memory); carveout = allocated + idle (idle carveout memory is wasted).
@@ -21,6 +22,7 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use cleancache::{Cleancache, PageState};
 use contig::{
@@ -43,6 +45,10 @@ pub static MM: IrqLock<Mm> = IrqLock::new(Mm {
     areas: Areas::new(Cleancache::new()),
     pc: None,
 });
+
+/// Set while a GCMA range is allocated or freed: the observer skips its
+/// per-page updates and the range is updated in one pass afterwards.
+static BULK: AtomicBool = AtomicBool::new(false);
 
 probe::probe!(pub GCMA_ALLOC = "gcma.alloc");
 probe::probe!(pub CMA_ALLOC = "cma.alloc");
@@ -153,9 +159,14 @@ pub fn alloc(sel: Select<'_>, count: usize, align: usize) -> Result<Allocation, 
     };
     let Mm { areas, pc } = mm;
     let t = probe.start();
-    crate::fs::IN_AREAS_ALLOC.store(true, core::sync::atomic::Ordering::Relaxed);
+    // GCMA takes pages back from cleancache one by one; their descriptors
+    // are updated in one pass below. (A failed GCMA allocation takes nothing
+    // back: it fails on the bitmap before touching cleancache.)
+    BULK.store(kind == Some(AreaKind::Gcma), Ordering::Relaxed);
+    crate::fs::IN_AREAS_ALLOC.store(true, Ordering::Relaxed);
     let result = areas.alloc(sel, count, align, &mut PcMigrator { pc: pc.as_mut() });
-    crate::fs::IN_AREAS_ALLOC.store(false, core::sync::atomic::Ordering::Relaxed);
+    crate::fs::IN_AREAS_ALLOC.store(false, Ordering::Relaxed);
+    BULK.store(false, Ordering::Relaxed);
     probe.stop(t);
     if let Some(pc) = pc.as_mut() {
         pc.allocator_mut().return_deferred();
@@ -170,17 +181,17 @@ pub fn alloc(sel: Select<'_>, count: usize, align: usize) -> Result<Allocation, 
 pub fn free(a: Allocation) -> Result<(), ContigError> {
     let mut guard = MM.lock();
     let mm = &mut *guard;
-    mm.areas.free(a)?;
+    let gcma = mm.areas.kind(a.area) == Some(AreaKind::Gcma);
+    BULK.store(gcma, Ordering::Relaxed);
+    let r = mm.areas.free(a);
+    BULK.store(false, Ordering::Relaxed);
+    r?;
     mark(mm, &a, FrameState::ReservedArea);
     Ok(())
 }
 
-/// CMA and carveout ranges: descriptors follow allocations (GCMA's follow
-/// the cleancache observer).
-fn mark(mm: &Mm, a: &Allocation, state: FrameState) {
-    if mm.areas.kind(a.area) == Some(AreaKind::Gcma) {
-        return;
-    }
+/// Descriptors of an allocated or freed range, in one pass.
+fn mark(_mm: &Mm, a: &Allocation, state: FrameState) {
     let range = Pfn(a.pfn)..Pfn(a.pfn + a.count as u64);
     let _ = mm::with_frames(|t| t.set_state_range(range, state));
 }

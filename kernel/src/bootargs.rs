@@ -9,6 +9,8 @@
 //! | `loglevel=LEVEL`      | error, warn, info (default), debug or trace          |
 //! | `board=NAME`          | the board the host meant to boot (checked)           |
 //! | `inject=fail|panic|hang` | self-test mode: make one test fail, panic or hang, to show the harness catches it |
+//! | `scale=quick|full`    | demo length: about 2 or 15 minutes under TCG (default quick) |
+//! | `seed=N`              | demo workload seed (default 42)                      |
 //! | `persist=write:N`, `persist=check:N` | self-test mode: write a file derived from N / check it is on disk (two boots) |
 //!
 //! Unknown arguments and bad values are reported on the console, one line
@@ -57,6 +59,8 @@ pub struct BootArgs<'a> {
     pub board: Option<&'a str>,
     pub inject: Option<Inject>,
     pub persist: Option<Persist>,
+    pub scale: crate::demo::Scale,
+    pub seed: u64,
 }
 
 impl<'a> BootArgs<'a> {
@@ -69,6 +73,8 @@ impl<'a> BootArgs<'a> {
             board: None,
             inject: None,
             persist: None,
+            scale: crate::demo::Scale::Quick,
+            seed: 42,
         };
         for arg in line.split_ascii_whitespace() {
             let (key, value) = match arg.split_once('=') {
@@ -95,6 +101,13 @@ impl<'a> BootArgs<'a> {
                 ("inject", Some("panic")) => args.inject = Some(Inject::Panic),
                 ("inject", Some("hang")) => args.inject = Some(Inject::Hang),
                 ("inject", _) => report(bad("expected inject=fail, inject=panic or inject=hang")),
+                ("scale", Some("quick")) => args.scale = crate::demo::Scale::Quick,
+                ("scale", Some("full")) => args.scale = crate::demo::Scale::Full,
+                ("scale", _) => report(bad("expected scale=quick or scale=full")),
+                ("seed", Some(v)) => match v.parse() {
+                    Ok(n) => args.seed = n,
+                    Err(_) => report(bad("expected seed=NUMBER")),
+                },
                 ("persist", Some(v)) => match v.split_once(':').map(|(k, n)| (k, n.parse::<u64>()))
                 {
                     Some(("write", Ok(n))) => args.persist = Some(Persist::Write(n)),

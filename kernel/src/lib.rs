@@ -339,7 +339,7 @@ fn gic_info(tree: &DeviceTree) -> Option<irq::GicInfo> {
 fn run(info: &BootInfo, args_line: &str) -> ! {
     let args = BootArgs::parse(args_line, |_| {});
     let status = match args.mode {
-        Mode::Demo => demo::run(info),
+        Mode::Demo => demo::run(info, args.scale, args.seed),
         Mode::SelfTest => selftest::run(info, args.inject, args.persist),
         Mode::Fault => {
             println!("fault: executing an undefined instruction on purpose");

@@ -1,0 +1,139 @@
+//! The camera pipeline: contiguous frame buffers, 30 frames per second.
+//!
+//! A stream start allocates a ring of [`RING`] frame buffers (1080p NV12,
+//! 3 MiB each); every frame is "captured" (the buffer filled at memory
+//! bandwidth with a pattern that depends on the frame number, as a DMA
+//! engine would) and "processed" (a checksum pass that must match the
+//! pattern), against a 33.3 ms deadline. The stream stops and restarts
+//! every [`SESSION_FRAMES`] frames, as a camera app does, so allocations
+//! recur; every other session allocates per frame instead of using a ring,
+//! and every session ends with a still photo that needs one 4K buffer
+//! (12 MiB). Every allocation is timed.
+
+use alloc::vec::Vec;
+
+use contig::{Allocation, AreaKind, Select};
+
+use crate::arch::timer;
+use crate::{areas, sched};
+
+/// 1920 x 1080 NV12 (12 bits per pixel), in pages.
+pub const FRAME_PAGES: usize = (1920 * 1080 * 3 / 2usize).div_ceil(4096);
+/// 3840 x 2160 NV12, in pages (the 12 MiB request).
+pub const PHOTO_PAGES: usize = (3840 * 2160 * 3 / 2usize).div_ceil(4096);
+/// Buffers in the streaming ring.
+pub const RING: usize = 4;
+/// Frames per stream session.
+pub const SESSION_FRAMES: usize = 15;
+/// Frame period: 30 frames per second.
+pub const PERIOD_NS: u64 = 1_000_000_000 / 30;
+/// Alignment of a buffer, in pages (64 KiB, a typical DMA constraint).
+pub const ALIGN_PAGES: usize = 16;
+/// Priority of the camera task: above everything else.
+pub const PRIO_CAMERA: u8 = 30;
+
+/// What one run measured.
+#[derive(Default, Clone)]
+pub struct CameraStats {
+    /// Latency of every frame-buffer allocation attempt, ns.
+    pub frame_alloc_ns: Vec<u64>,
+    pub frame_attempts: u64,
+    pub frame_successes: u64,
+    /// The same for the 12 MiB photo buffer.
+    pub photo_alloc_ns: Vec<u64>,
+    pub photo_attempts: u64,
+    pub photo_successes: u64,
+    pub frames: u64,
+    pub deadline_misses: u64,
+    /// Frames whose checksum did not match what was captured.
+    pub corrupt_frames: u64,
+    pub dropped_frames: u64,
+}
+
+fn alloc_timed(kind: AreaKind, pages: usize, lat: &mut Vec<u64>) -> Option<Allocation> {
+    let t0 = timer::ticks();
+    let r = areas::alloc(Select::Kind(kind), pages, ALIGN_PAGES);
+    lat.push(timer::ticks_to_ns(timer::ticks() - t0));
+    r.ok()
+}
+
+fn pattern(frame: u64, i: usize) -> u64 {
+    (frame << 32) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Capture: fill the buffer; process: checksum it against the pattern.
+fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
+    let words = buf.count * 4096 / 8;
+    // SAFETY: the allocation owns `count` identity-mapped pages until it is
+    // freed, and only this task uses it.
+    let mem = unsafe { core::slice::from_raw_parts_mut((buf.pfn << 12) as *mut u64, words) };
+    for (i, w) in mem.iter_mut().enumerate() {
+        *w = pattern(frame, i);
+    }
+    let mut sum = 0u64;
+    let mut want = 0u64;
+    for (i, w) in mem.iter().enumerate() {
+        sum = sum.wrapping_add(*w);
+        want = want.wrapping_add(pattern(frame, i));
+    }
+    sum == want
+}
+
+/// Runs the pipeline for `frames` frames on areas of `kind`.
+pub fn run(kind: AreaKind, frames: usize) -> CameraStats {
+    let mut st = CameraStats::default();
+    let start = timer::ticks();
+    let period = timer::ns_to_ticks(PERIOD_NS);
+    let mut ring: Vec<Allocation> = Vec::new();
+    let mut session = 0usize;
+    for f in 0..frames as u64 {
+        let deadline = start + (f + 1) * period;
+        let per_frame = session % 2 == 1;
+        if ring.is_empty() {
+            let n = if per_frame { 1 } else { RING };
+            for _ in 0..n {
+                st.frame_attempts += 1;
+                if let Some(a) = alloc_timed(kind, FRAME_PAGES, &mut st.frame_alloc_ns) {
+                    st.frame_successes += 1;
+                    ring.push(a);
+                }
+            }
+        }
+        let slot = (f as usize) % ring.len().max(1);
+        match ring.get(slot) {
+            Some(buf) => {
+                if !capture_and_process(buf, f) {
+                    st.corrupt_frames += 1;
+                }
+            }
+            None => st.dropped_frames += 1,
+        }
+        st.frames += 1;
+        if timer::ticks() > deadline || ring.is_empty() {
+            st.deadline_misses += 1;
+        }
+        let session_end = (f as usize + 1) % SESSION_FRAMES == 0;
+        if per_frame || session_end {
+            for a in ring.drain(..) {
+                let _ = areas::free(a);
+            }
+        }
+        if session_end {
+            // A still photo: one 4K buffer, filled once, then freed.
+            st.photo_attempts += 1;
+            if let Some(a) = alloc_timed(kind, PHOTO_PAGES, &mut st.photo_alloc_ns) {
+                st.photo_successes += 1;
+                if !capture_and_process(&a, f) {
+                    st.corrupt_frames += 1;
+                }
+                let _ = areas::free(a);
+            }
+            session += 1;
+        }
+        sched::sleep_until(deadline);
+    }
+    for a in ring.drain(..) {
+        let _ = areas::free(a);
+    }
+    st
+}
