@@ -187,6 +187,25 @@ CMD=("$QEMU" "${QEMU_MACHINE[@]}" -nographic
     -kernel "$IMAGE" -dtb "$DTB" -append "$KERNEL_ARGS"
     -semihosting-config enable=on,target=native)
 
+# The demo (no mode= argument, or mode=demo) on virt reads the data set
+# from build/demo-data.img unless --disk names another image.
+DEMO=1
+for a in "${USER_ARGS[@]}"; do
+    [[ "$a" == mode=* && "$a" != mode=demo ]] && DEMO=0
+done
+if [[ "$DEMO" == 1 && "$BOARD" == virt && -z "$DISK" ]]; then
+    DISK="$REPO_ROOT/build/demo-data.img"
+    if [[ ! -s "$DISK" || "$DISK" -ot "$REPO_ROOT/tools/mkdata/mkdata.py" ]]; then
+        echo "$PROG: making the demo data set $DISK (tools/mkdata, 128 MiB, once)" >&2
+        python3 "$REPO_ROOT/tools/mkdata/mkdata.py" --out "$DISK" --image-mb 192 --files 800 \
+            --large 8 --total-mb 128 --seed 42 || die "could not make the demo data image"
+    fi
+fi
+BENCH_PYTHON=python3
+if ! python3 -c 'import matplotlib' 2>/dev/null && [[ -x /usr/bin/python3 ]]; then
+    BENCH_PYTHON=/usr/bin/python3
+fi
+
 if [[ -n "$DISK" ]]; then
     [[ -f "$DISK" ]] || die "no such disk image: $DISK"
     case "$BOARD" in
@@ -209,22 +228,41 @@ done
 echo "$PROG:$shown" >&2
 [[ "$DRY" == 1 ]] && exit 0
 
-if [[ -z "$TIMEOUT" ]]; then
+run_qemu() {
+    if [[ -z "$TIMEOUT" ]]; then
+        "${CMD[@]}"
+        return
+    fi
+    # --foreground: QEMU keeps the terminal (with -nographic it reads stdin,
+    # and in a background process group it would be stopped). -k: SIGKILL if
+    # QEMU does not end 5 s after SIGTERM.
+    local start=$SECONDS rc=0
+    timeout --foreground -k 5 "$TIMEOUT" "${CMD[@]}" || rc=$?
+    if [[ ($rc == 124 || $rc == 137) && $((SECONDS - start)) -ge $TIMEOUT ]]; then
+        [[ -t 0 ]] && stty sane 2>/dev/null
+        echo >&2
+        echo "$PROG: TIMEOUT: QEMU ($BOARD) killed after $TIMEOUT s; the kernel did not exit (hung?)" >&2
+        return 124
+    fi
+    return "$rc"
+}
+
+if [[ "$DEMO" != 1 ]]; then
     rc=0
-    "${CMD[@]}" || rc=$?
+    run_qemu || rc=$?
     exit "$rc"
 fi
 
-# --foreground: QEMU keeps the terminal (with -nographic it reads stdin, and
-# in a background process group it would be stopped). -k: SIGKILL if QEMU
-# does not end 5 s after SIGTERM.
-start=$SECONDS
+# The demo: keep the console log and turn it into results/ (JSON, plots,
+# results page) with tools/bench/collect.py.
+LOG="$REPO_ROOT/build/logs/demo-$DTB_NAME.log"
+mkdir -p "$(dirname "$LOG")"
 rc=0
-timeout --foreground -k 5 "$TIMEOUT" "${CMD[@]}" || rc=$?
-if [[ ($rc == 124 || $rc == 137) && $((SECONDS - start)) -ge $TIMEOUT ]]; then
-    [[ -t 0 ]] && stty sane 2>/dev/null
-    echo >&2
-    echo "$PROG: TIMEOUT: QEMU ($BOARD) killed after $TIMEOUT s; the kernel did not exit (hung?)" >&2
-    exit 124
+run_qemu 2>&1 | tee "$LOG" || true
+rc=${PIPESTATUS[0]}
+if [[ "$rc" == 0 && -f "$REPO_ROOT/tools/bench/collect.py" ]]; then
+    echo "$PROG: demo log in ${LOG#"$REPO_ROOT"/}; writing results/ (tools/bench/collect.py)" >&2
+    "$BENCH_PYTHON" "$REPO_ROOT/tools/bench/collect.py" "$LOG" --board "$DTB_NAME" --accel tcg --out "$REPO_ROOT/results" ||
+        echo "$PROG: warning: collect.py failed; the log is in $LOG" >&2
 fi
 exit "$rc"

@@ -21,6 +21,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use core::fmt::Write as _;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -201,10 +202,38 @@ pub fn mem_report() -> MemReport {
     MM.lock().areas.mem_report()
 }
 
-/// Prints the per-area table, the cleancache statistics and machine lines.
+/// Prints the kernel's memory report (every frame by state, and each kind
+/// of reserved memory split the way the `contig` crate's accounting says),
+/// the per-area table, the cleancache statistics and machine lines.
 pub fn print_stats() {
     let mm = MM.lock();
     let mut out = console::Writer;
+    let stats = mm::with_frames(|t| t.stats());
+    let mib = |pages: u64| pages as f64 / 256.0;
+    let _ = writeln!(out, "memory report (MiB)");
+    for st in FrameState::ALL {
+        let n = stats.state(*st);
+        if n > 0 && *st != FrameState::Absent {
+            let _ = writeln!(out, "  {:<14} {:>9.1}", st.name(), mib(n));
+        }
+    }
+    let r = mm.areas.mem_report();
+    let _ = writeln!(
+        out,
+        "  {:<9} {:>9} {:>9} {:>9} {:>9} {:>9}   (pages)",
+        "reserved", "size", "allocated", "cached", "lent", "idle"
+    );
+    for (name, k) in [("gcma", r.gcma), ("cma", r.cma), ("carveout", r.carveout)] {
+        let _ = writeln!(
+            out,
+            "  {:<9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            name, k.size, k.allocated, k.cached, k.lent, k.idle
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  GCMA cached pages count as available (dropped instantly), never as free; idle CMA pages are free system memory; idle carveout pages are wasted"
+    );
     let _ = mm.areas.write_table(&mut out);
     let _ = mm.areas.write_machine(&mut out);
     let _ = mm.areas.backend().write_machine(&mut out);

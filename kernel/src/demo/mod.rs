@@ -154,7 +154,12 @@ struct RunRow {
 fn progress(step: &mut usize, of: usize, what: &str) {
     *step += 1;
     println!("@progress step={} of={} what={}", step, of, what);
-    println!("demo [{:>2}/{}] {}", step, of, what);
+    let long = match what {
+        "scan" => "sequential scan with and without readahead",
+        "per-page" => "per-page costs",
+        other => other,
+    };
+    println!("demo [{:>2}/{}] {}", step, of, long);
 }
 
 pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
@@ -265,7 +270,7 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
         );
     }
 
-    progress(&mut step, steps, "per-page costs");
+    progress(&mut step, steps, "per-page");
     per_page(data, seed, cma_pages);
 
     summary(&rows);
