@@ -200,15 +200,7 @@ fn boot(
         kernel.start,
         kernel.end
     );
-    for d in map.diagnostics.as_slice() {
-        log::warn!("{d}");
-    }
-    if map.diagnostics_dropped > 0 {
-        log::warn!(
-            "reserved-memory: {} more problems not shown",
-            map.diagnostics_dropped
-        );
-    }
+    // Bad reserved-memory nodes: one line each, printed with the map below.
     println!("{}", physmap::Table(&map));
     print!("{}", physmap::MachineLines(&map));
 

@@ -148,6 +148,11 @@ fn step(msg: &str) {
 
 /// Runs `cmd`, echoing its output live and returning it (stdout+stderr).
 fn run_echo(cmd: &mut Command) -> (Option<i32>, String) {
+    run_cmd(cmd, true)
+}
+
+/// Runs `cmd` and returns its output; echoes it live if `echo`.
+fn run_cmd(cmd: &mut Command, echo: bool) -> (Option<i32>, String) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -157,7 +162,9 @@ fn run_echo(cmd: &mut Command) -> (Option<i32>, String) {
     let err_thread = std::thread::spawn(move || {
         let mut out = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{line}");
+            if echo {
+                eprintln!("{line}");
+            }
             out.push_str(&line);
             out.push('\n');
         }
@@ -167,7 +174,9 @@ fn run_echo(cmd: &mut Command) -> (Option<i32>, String) {
     let stdout = child.stdout.take().expect("piped stdout");
     for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
         let line = String::from_utf8_lossy(&line).replace('\r', "");
-        println!("{line}");
+        if echo {
+            println!("{line}");
+        }
         out.push_str(&line);
         out.push('\n');
     }
@@ -271,6 +280,7 @@ fn test(o: &Options) -> ExitCode {
             selftest_boots(&root, &elf, board, o, &mut report);
             if board == "qemu-virt" {
                 no_filesystem_boot(&root, &elf, o, &mut report);
+                bad_dtb_boot(&root, &elf, o, &mut report);
             }
             fault_boot(&root, &elf, board, o, &mut report);
         }
@@ -340,6 +350,20 @@ fn boot(
     kernel_args: &[&str],
     log_name: &str,
 ) -> (Option<i32>, String) {
+    boot_with(root, elf, disk, o, kernel_args, log_name, true)
+}
+
+/// As `boot`; `echo` false keeps the console in the log only (boots whose
+/// guest-side FAIL lines are expected).
+fn boot_with(
+    root: &Path,
+    elf: &Path,
+    disk: Option<&Path>,
+    o: &Options,
+    kernel_args: &[&str],
+    log_name: &str,
+    echo: bool,
+) -> (Option<i32>, String) {
     let mut cmd = Command::new(root.join("qemu-run.sh"));
     cmd.current_dir(root)
         .arg("--timeout")
@@ -349,7 +373,10 @@ fn boot(
     }
     cmd.arg(elf).arg("--").args(kernel_args);
     cmd.stdin(Stdio::null());
-    let (status, out) = run_echo(&mut cmd);
+    let (status, out) = run_cmd(&mut cmd, echo);
+    if !echo {
+        println!("(console in build/logs/{log_name}; its FAIL lines are expected)");
+    }
     let logs = root.join("build/logs");
     let _ = fs::create_dir_all(&logs);
     let _ = fs::write(logs.join(log_name), &out);
@@ -519,13 +546,14 @@ fn no_filesystem_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report)
         report.add(group, "zeroed disk", false, e.to_string());
         return;
     }
-    let (status, out) = boot(
+    let (status, out) = boot_with(
         root,
         elf,
         Some(&disk),
         o,
         &["mode=selftest"],
         "qemu-virt-nofs.log",
+        false,
     );
     let mount = out
         .lines()
@@ -551,6 +579,109 @@ fn no_filesystem_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report)
         .map(|d| d.iter().all(|b| *b == 0))
         .unwrap_or(false);
     report.add(group, "nothing written to the disk", untouched, "");
+}
+
+/// Bad reserved-memory nodes added to the virt tree: each gets one console
+/// line naming the node and the problem, is skipped, and boot goes on with
+/// the three good regions intact.
+fn bad_dtb_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
+    let group = "qemu-virt bad dtb";
+    step("qemu-virt: booting with bad reserved-memory nodes");
+    let good = root.join("build/dtb/qemu-virt.dts");
+    let bad_dts = root.join("build/dtb/qemu-virt-bad.dts");
+    let bad_dtb = root.join("build/dtb/qemu-virt-bad.dtb");
+    let cases = [
+        (
+            "overlap@50800000",
+            "reg = <0x0 0x50800000 0x0 0x100000>;",
+            "overlaps",
+        ),
+        ("zero@60000000", "reg = <0x0 0x60000000 0x0 0x0>;", "size"),
+        (
+            "outside@100000000",
+            "reg = <0x1 0x0 0x0 0x100000>;",
+            "outside ram",
+        ),
+        (
+            "nomapreuse@61000000",
+            "reg = <0x0 0x61000000 0x0 0x100000>; no-map; reusable;",
+            "no-map",
+        ),
+        (
+            "misaligned@62000800",
+            "reg = <0x0 0x62000800 0x0 0x100000>;",
+            "align",
+        ),
+        ("huge", "size = <0x0 0x80000000>;", "place"),
+    ];
+    let mut extra = String::from("\n/ {\n\treserved-memory {\n");
+    for (node, props, _) in &cases {
+        extra.push_str(&format!("\t\t{node} {{ {props} }};\n"));
+    }
+    extra.push_str("\t};\n};\n");
+    let made = fs::read_to_string(&good)
+        .map_err(|e| format!("{}: {e} (tools/dtb/make-dtbs.sh makes it)", good.display()))
+        .and_then(|t| fs::write(&bad_dts, t + &extra).map_err(|e| e.to_string()))
+        .and_then(|_| {
+            let st = Command::new("dtc")
+                .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+                .arg(&bad_dtb)
+                .arg(&bad_dts)
+                .status()
+                .map_err(|e| format!("dtc: {e}"))?;
+            if st.success() {
+                Ok(())
+            } else {
+                Err(format!("dtc failed: {st}"))
+            }
+        });
+    if let Err(e) = made {
+        report.add(group, "bad device tree built", false, e);
+        return;
+    }
+    let mut cmd = Command::new(root.join("qemu-run.sh"));
+    cmd.current_dir(root)
+        .arg("--timeout")
+        .arg(o.timeout.to_string())
+        .arg("--dtb")
+        .arg(&bad_dtb)
+        .arg(elf)
+        .arg("--")
+        .arg("mode=selftest")
+        .stdin(Stdio::null());
+    let (status, out) = run_cmd(&mut cmd, false);
+    println!("(console in build/logs/qemu-virt-bad-dtb.log; its FAIL lines are expected: no disk)");
+    let _ = fs::write(root.join("build/logs/qemu-virt-bad-dtb.log"), &out);
+    for (node, _, word) in &cases {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("'{node}'")))
+            .unwrap_or("");
+        report.add(
+            group,
+            &format!("{node}: one clear line"),
+            line.to_lowercase().contains(word),
+            line.trim().to_string(),
+        );
+        let kept = out
+            .lines()
+            .any(|l| l.starts_with("@region ") && l.contains(&format!("name={node} ")));
+        report.add(group, &format!("{node}: skipped"), !kept, "");
+    }
+    let three = ["gcma@50000000", "carveout@54000000", "name=cma "]
+        .iter()
+        .all(|n| {
+            out.lines()
+                .any(|l| l.starts_with("@region ") && l.contains(n))
+        });
+    report.add(group, "good regions intact", three, "");
+    report.add(
+        group,
+        "boot went on (reserved-region tests pass)",
+        out.contains("@test name=dt.reserved_regions result=pass")
+            && out.contains("@test name=gcma.mixed_sizes_never_fail result=pass"),
+        format!("QEMU exit {status:?}"),
+    );
 }
 
 fn fault_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
