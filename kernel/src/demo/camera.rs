@@ -79,6 +79,17 @@ fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
     sum == want
 }
 
+/// One untimed allocation and free of each buffer size, done before the
+/// system is loaded (for every allocator alike): under TCG the first run of
+/// a code path includes translating it.
+pub fn warm_up(kind: AreaKind) {
+    for pages in [FRAME_PAGES, PHOTO_PAGES] {
+        if let Ok(a) = areas::alloc(Select::Kind(kind), pages, ALIGN_PAGES) {
+            let _ = areas::free(a);
+        }
+    }
+}
+
 /// Runs the pipeline for `frames` frames on areas of `kind`.
 pub fn run(kind: AreaKind, frames: usize) -> CameraStats {
     let mut st = CameraStats::default();

@@ -107,6 +107,11 @@ pub fn start(cond: Condition, data: &'static DataSet, seed: u64) -> Vec<TaskId> 
     tasks
 }
 
+/// Lets `read_file` run again after a `stop` (for work done inline).
+pub fn resume() {
+    STOP.store(false, Ordering::Relaxed);
+}
+
 /// Stops and joins the tasks `start` returned.
 pub fn stop(tasks: Vec<TaskId>) {
     STOP.store(true, Ordering::Relaxed);
@@ -200,14 +205,16 @@ fn anon_worker(seed: u64) {
 fn pin_worker(data: &'static DataSet, seed: u64) {
     let mut rng = Rng::new(seed);
     let mut pins: Vec<pagecache::Frame> = Vec::new();
+    let mut one = [0u8; 1];
     while !stopped() {
-        let path = pick(data, &mut rng);
+        // A reader that reads a page and keeps holding it (as a DMA engine
+        // or a reader copying out would): uniformly chosen, so the page is
+        // usually new to the cache and lands wherever the cache grows.
+        let (size, path) = &data.files[rng.below(data.files.len() as u64) as usize];
+        let index = rng.below(size.div_ceil(4096).max(1)) as u32;
         let pinned = fs::with(|pc| {
             let id = pc.open(path).ok()?;
-            let pages = pc.file_size(id).ok()?.div_ceil(4096).max(1);
-            let index = rng.below(pages) as u32;
-            // Only pages already cached: a reader holding what it read.
-            pc.page_frame(id, index)?;
+            pc.read(id, index as u64 * 4096, &mut one).ok()?;
             pc.pin_page(id, index).ok()
         })
         .flatten();

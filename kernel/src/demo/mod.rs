@@ -60,10 +60,10 @@ impl Scale {
             Scale::Full => 450,
         }
     }
-    fn util_seconds(self) -> u64 {
+    fn util_reads(self) -> usize {
         match self {
-            Scale::Quick => 4,
-            Scale::Full => 30,
+            Scale::Quick => 600,
+            Scale::Full => 4000,
         }
     }
     fn warmup_ms(self) -> u64 {
@@ -238,6 +238,10 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
                 &format!("{}/{}", kind_name(kind), cond.name()),
             );
             apply(setup_for(Some(kind), cma_pages));
+            camera::warm_up(kind);
+            if cond != Condition::Idle {
+                prefill(kind, data, cma_pages.min(gcma_pages));
+            }
             let tasks = load::start(cond, data, seed);
             crate::sched::sleep_ns(scale.warmup_ms() * 1_000_000);
             let stats = camera_task(kind, scale.frames());
@@ -266,7 +270,7 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
             setup_for(setup, cma_pages.max(gcma_pages)),
             data,
             seed,
-            scale.util_seconds(),
+            scale.util_reads(),
         );
     }
 
@@ -286,6 +290,32 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
         ExitStatus::Success
     } else {
         ExitStatus::TestsFailed
+    }
+}
+
+/// Reads the data set in order until the memory the setup can use for file
+/// pages is nearly full: the page-cache budget (carveout), the CMA area
+/// lent to the page cache (CMA), cleancache (GCMA). At most one pass.
+fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize) {
+    let full = || -> bool {
+        let target = area_pages * 95 / 100;
+        match kind {
+            AreaKind::Cma => fs::with(|pc| pc.allocator_mut().lent_out >= target).unwrap_or(true),
+            AreaKind::Gcma => {
+                areas::MM.lock().areas.backend().stats().cached_now as usize >= target
+            }
+            AreaKind::Carveout => {
+                fs::with(|pc| pc.cached_pages() * 100 >= BUDGET_PAGES * 95).unwrap_or(true)
+            }
+        }
+    };
+    load::resume();
+    let mut buf = vec![0u8; 64 * 1024];
+    for (_, path) in &data.files {
+        if full() {
+            break;
+        }
+        load::read_file(data, path, false, &mut buf);
     }
 }
 
@@ -537,15 +567,20 @@ fn summary(rows: &[RunRow]) {
     print!("{t}");
 }
 
-/// The file workload alone under one setup: device reads and hit ratios.
-fn utilization(name: &str, s: Setup, data: &'static DataSet, seed: u64, seconds: u64) {
+/// The file workload alone under one setup, the same fixed sequence of
+/// file reads (from the seed) every time: device reads and hit ratios.
+fn utilization(name: &str, s: Setup, data: &'static DataSet, seed: u64, reads: usize) {
     apply(s);
     let cc_before = areas::MM.lock().areas.backend().stats();
     let before = fs::with(|pc| *pc.stats()).unwrap_or_default();
+    load::resume();
     let t0 = timer::ticks();
-    let tasks = load::start(Condition::PageCache, data, seed);
-    crate::sched::sleep_ns(seconds * 1_000_000_000);
-    load::stop(tasks);
+    let mut rng = load::Rng::new(seed);
+    let mut buf = vec![0u8; 16 * 1024];
+    for _ in 0..reads {
+        let path = load::pick(data, &mut rng);
+        load::read_file(data, path, false, &mut buf);
+    }
     let secs = timer::ticks_to_ns(timer::ticks() - t0) as f64 / 1e9;
     let after = fs::with(|pc| *pc.stats()).unwrap_or_default();
     let cc_after = areas::MM.lock().areas.backend().stats();
@@ -561,13 +596,12 @@ fn utilization(name: &str, s: Setup, data: &'static DataSet, seed: u64, seconds:
     } else {
         String::from("null")
     };
+    let sectors = after.sectors_read - before.sectors_read;
     println!(
-        "utilization {name:<9}: {secs:.1} s, {} sectors read, page-cache hit ratio {pc_ratio:.3}, cleancache hit ratio {cc_ratio}",
-        after.sectors_read - before.sectors_read
+        "utilization {name:<9}: {reads} file reads in {secs:.1} s, {sectors} sectors read, page-cache hit ratio {pc_ratio:.3}, cleancache hit ratio {cc_ratio}"
     );
     println!(
-        "@util setup={name} seconds={secs:.2} read_sectors={} page_cache_hit_ratio={pc_ratio:.4} cleancache_hit_ratio={cc_ratio}",
-        after.sectors_read - before.sectors_read
+        "@util setup={name} seconds={secs:.2} read_sectors={sectors} page_cache_hit_ratio={pc_ratio:.4} cleancache_hit_ratio={cc_ratio}"
     );
 }
 
@@ -586,6 +620,22 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
         if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Gcma), pages, 1) {
             gcma.push(timer::ticks_to_ns(timer::ticks() - t0));
             let _ = areas::free(a);
+        }
+    }
+    // The part of a GCMA allocation that is cleancache's: taking the pages
+    // back (dropping the copies) and giving them back, timed alone.
+    let mut take = Vec::new();
+    if let Some((_, _, base, _)) = areas::first_of(AreaKind::Gcma) {
+        for _ in 0..ROUNDS {
+            let mut mm = areas::MM.lock();
+            let cc = mm.areas.backend_mut();
+            if let Some((pool, first)) = cc.locate_pfn(base) {
+                let t0 = timer::ticks();
+                if cc.take_back_range(pool, first, pages).is_ok() {
+                    take.push(timer::ticks_to_ns(timer::ticks() - t0));
+                    let _ = cc.give_back_range(pool, first, pages);
+                }
+            }
         }
     }
     // CMA: allocations from an area full of lent page-cache pages.
@@ -636,6 +686,10 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
         "GCMA allocation costs {:.2} of zeroing the same pages; CMA costs {:.2}",
         g / s,
         c / s
+    );
+    println!(
+        "  of which cleancache take-back {:.1} ns per page",
+        per(&take)
     );
     println!("@perpage gcma_alloc_ns={g:.1} cma_alloc_ns={c:.1} memset_ns={s:.1} memcpy_ns={m:.1}");
 }

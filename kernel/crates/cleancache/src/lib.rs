@@ -29,8 +29,9 @@
 //! * `Cached(file, index)`: owned by cleancache, holds the only copy cleancache
 //!   has of that page. On the LRU list and in the index.
 //! * `TakenBack`: owned by the GCMA area (a contiguous allocation). Cleancache
-//!   never reads or writes it and keeps no reference to it, until the GCMA area
-//!   calls [`Cleancache::give_back`].
+//!   never reads or writes it, until the GCMA area calls
+//!   [`Cleancache::give_back`]. The index may still hold a *stale* entry
+//!   naming it (see below), which is never followed without a check.
 //!
 //! Who moves a page:
 //! * the page cache (through `put_page`, `get_page`, `invalidate_*`) moves
@@ -41,7 +42,38 @@
 //!
 //! Nothing outside this crate can hold a reference to a pool page: data goes
 //! in and out by copy. That is what makes `take_back` unconditional and
-//! bounded: O(log n) for the index removal, O(1) for the list unlinking.
+//! bounded: O(1), a list unlinking and a state change (the index is left
+//! alone, see below), no I/O, no copy, no waiting, never a sweep.
+//!
+//! # The index and lazy deletion
+//!
+//! The index maps `(file, index)` to a slot. `take_back` of a `Cached` slot
+//! does *not* remove the slot's key from it (a B-tree removal is the one
+//! O(log n) step GCMA would otherwise pay per page): the entry becomes
+//! *stale*, and the key is queued for removal. Rules:
+//!
+//! * An entry `key -> s` is **valid** iff slot `s` is `Cached` with exactly
+//!   `key`; otherwise it is stale. Every `Cached` slot has a valid entry (a
+//!   put of `key` into slot `s` always inserts `key -> s`), so a key has at
+//!   most one slot holding it and that slot's entry is the one in the index.
+//! * Every lookup (`get_page`, `put_page`, `invalidate_page`,
+//!   `invalidate_file`, `contains`) checks validity and treats a stale entry
+//!   as absent (and removes it, except `contains`, which cannot mutate).
+//! * A taken-back slot that is given back and reused holds a different key
+//!   (or the same key through a new put, which rewrote the entry), so an old
+//!   stale entry naming it still fails the check: reuse never revives a copy.
+//! * Garbage is bounded without any O(n) sweep: `take_back` pushes
+//!   `(key, slot)` on a pending queue (O(1), never reallocates: its capacity
+//!   is the number of slots), and every `put_page` first pops one pending
+//!   item and removes its entry if that entry still names the slot and is
+//!   stale (O(log n), on the page cache's path, never on GCMA's). A valid
+//!   entry only goes stale through a take-back, which queues it, so every
+//!   stale entry has its pending item. With `P` pending items and `C` cached
+//!   slots, a take-back moves one from `C` to `P`, a put drains one from `P`
+//!   and adds at most one to `C` (or finds `P == 0` and `C <= slots`), and
+//!   nothing else adds to either: `P + C <= slots` at all times, so the index
+//!   (`C` valid + at most `P` stale entries) never holds more entries than
+//!   there are slots.
 //!
 //! # Eviction
 //!
@@ -73,7 +105,10 @@
 //!   invalidations seen here is the order in which they happened: for a key,
 //!   a hit returns the content of the last put, and nothing put before the
 //!   last invalidation of that key.
-//! * `take_back` only drops copies; it never makes an old copy reappear.
+//! * `take_back` only drops copies; it never makes an old copy reappear: the
+//!   index entry it leaves behind is stale, and every lookup checks that the
+//!   slot still holds exactly that key in state `Cached`, which a slot only
+//!   reaches again through a put (that rewrites the entry).
 //!
 //! # Frame descriptors
 //!
@@ -308,7 +343,14 @@ struct Pool {
 pub struct Cleancache {
     pools: Vec<Pool>,
     slots: Vec<Slot>,
+    /// Key -> slot; valid entries plus `stale` stale ones (see the module
+    /// documentation).
     index: BTreeMap<(FileId, PageIndex), u32>,
+    /// Index entries whose slot no longer holds their key.
+    stale: usize,
+    /// `(file, index, slot)` of entries `take_back` left stale, to remove on
+    /// later puts; capacity >= number of slots, see the module documentation.
+    pending: Vec<(FileId, PageIndex, u32)>,
     free: List,
     lru: List,
     missed: u64,
@@ -341,6 +383,8 @@ impl Cleancache {
             pools: Vec::new(),
             slots: Vec::new(),
             index: BTreeMap::new(),
+            stale: 0,
+            pending: Vec::new(),
             free: List::EMPTY,
             lru: List::EMPTY,
             missed: 0,
@@ -392,6 +436,9 @@ impl Cleancache {
             });
             self.free.push_back(&mut self.slots, s as u32);
         }
+        // `take_back` pushes without allocating: room for one pending item
+        // per slot, the most there can be.
+        self.pending.reserve(self.slots.len() - self.pending.len());
         self.pools.push(Pool {
             base,
             pages,
@@ -485,21 +532,29 @@ impl Cleancache {
     /// Whether a copy of `(file, index)` is held (no copy is made, LRU order
     /// unchanged).
     pub fn contains(&self, file: FileId, index: PageIndex) -> bool {
-        self.index.contains_key(&(file, index))
+        self.index
+            .get(&(file, index))
+            .is_some_and(|&s| self.holds(s, file, index))
     }
 
     /// A clean page evicted from the page cache: keep a copy if there is room
     /// (a free page, or else the least recently stored copy is dropped).
     pub fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
+        self.drain_one();
         let key = (file, index);
-        let slot = if let Some(&s) = self.index.get(&key) {
+        let held = self
+            .index
+            .get(&key)
+            .copied()
+            .filter(|&s| self.holds(s, file, index));
+        let slot = if let Some(s) = held {
             // Replace in place and make it the most recent.
             self.lru.unlink(&mut self.slots, s);
             s
         } else if self.free.head != NIL {
             let s = self.free.head;
             self.free.unlink(&mut self.slots, s);
-            self.index.insert(key, s);
+            self.index_insert(key, s);
             let p = self.slots[s as usize].pool as usize;
             self.pools[p].stats.cached_now += 1;
             s
@@ -507,13 +562,16 @@ impl Cleancache {
             let s = self.lru.head;
             self.lru.unlink(&mut self.slots, s);
             if let PageState::Cached { file, index } = self.slots[s as usize].state {
-                self.index.remove(&(file, index));
+                // A `Cached` slot's entry is valid: it names `s`.
+                let old = self.index.remove(&(file, index));
+                debug_assert_eq!(old, Some(s));
             }
-            self.index.insert(key, s);
+            self.index_insert(key, s);
             let p = self.slots[s as usize].pool as usize;
             self.pools[p].stats.evicted += 1;
             s
         } else {
+            // A stale entry for `key`, if any, stays counted.
             self.put_rejected += 1;
             return;
         };
@@ -534,15 +592,16 @@ impl Cleancache {
     /// copy (exclusive) and return `true`; on a miss return `false` and leave
     /// `out` untouched.
     pub fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE]) -> bool {
-        let Some(s) = self.index.remove(&(file, index)) else {
+        let Some(s) = self.index_remove(file, index) else {
             self.missed += 1;
             return false;
         };
         let src = self.page_ptr(s);
-        // SAFETY: `src` is the start of a `Cached` page of a pool, valid for
-        // reads of PAGE_SIZE bytes (contract of `add_pool`) and accessed by
-        // nobody else while not taken back; `out` is an exclusive Rust borrow
-        // and cannot alias pool memory, which Rust code never references.
+        // SAFETY: `src` is the start of a `Cached` page of a pool (checked by
+        // `index_remove`), valid for reads of PAGE_SIZE bytes (contract of
+        // `add_pool`) and accessed by nobody else while not taken back; `out`
+        // is an exclusive Rust borrow and cannot alias pool memory, which Rust
+        // code never references.
         unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), PAGE_SIZE) };
         self.lru.unlink(&mut self.slots, s);
         self.make_free(s);
@@ -553,52 +612,85 @@ impl Cleancache {
 
     /// The copy of `(file, index)`, if any, is stale: drop it.
     pub fn invalidate_page(&mut self, file: FileId, index: PageIndex) {
-        if let Some(s) = self.index.remove(&(file, index)) {
-            self.lru.unlink(&mut self.slots, s);
-            self.make_free(s);
-            let p = self.slots[s as usize].pool as usize;
-            self.pools[p].stats.invalidated += 1;
+        if let Some(s) = self.index_remove(file, index) {
+            self.drop_invalidated(s);
         }
     }
 
     /// Drops every copy of `file` with index `>= from` (truncate when
-    /// `from > 0`, delete when `from == 0`). O(k log n) for k copies dropped.
+    /// `from > 0`, delete when `from == 0`), and every stale index entry in
+    /// that range. O(k log n) for k entries removed.
     pub fn invalidate_file(&mut self, file: FileId, from: PageIndex) {
-        while let Some((&key, &s)) = self
+        while let Some((&(_, index), _)) = self
             .index
             .range((file, from)..=(file, PageIndex::MAX))
             .next()
         {
-            self.index.remove(&key);
-            self.lru.unlink(&mut self.slots, s);
-            self.make_free(s);
-            let p = self.slots[s as usize].pool as usize;
-            self.pools[p].stats.invalidated += 1;
+            if let Some(s) = self.index_remove(file, index) {
+                self.drop_invalidated(s);
+            }
         }
+    }
+
+    /// Whether slot `s` holds exactly `(file, index)`: the check that makes
+    /// an index entry naming `s` valid.
+    fn holds(&self, s: u32, file: FileId, index: PageIndex) -> bool {
+        self.slots[s as usize].state == PageState::Cached { file, index }
+    }
+
+    /// Removes the entry of `(file, index)` and returns its slot if the entry
+    /// was valid (the slot holds the key, still on the LRU); a stale entry is
+    /// removed and uncounted, and reads as absent.
+    fn index_remove(&mut self, file: FileId, index: PageIndex) -> Option<u32> {
+        let s = self.index.remove(&(file, index))?;
+        if self.holds(s, file, index) {
+            Some(s)
+        } else {
+            self.stale -= 1;
+            None
+        }
+    }
+
+    /// Inserts `key -> s` for a key with no valid entry; replaces (and
+    /// uncounts) a stale one.
+    fn index_insert(&mut self, key: (FileId, PageIndex), s: u32) {
+        if let Some(old) = self.index.insert(key, s) {
+            debug_assert!(!self.holds(old, key.0, key.1), "valid entry replaced");
+            self.stale -= 1;
+        }
+    }
+
+    /// Pops one pending item and removes its entry if the entry still names
+    /// that slot and is stale. O(log n).
+    fn drain_one(&mut self) {
+        let Some((file, index, s)) = self.pending.pop() else {
+            return;
+        };
+        if self.index.get(&(file, index)) == Some(&s) && !self.holds(s, file, index) {
+            self.index.remove(&(file, index));
+            self.stale -= 1;
+        }
+    }
+
+    /// A `Cached` slot whose entry was just removed is invalidated.
+    fn drop_invalidated(&mut self, s: u32) {
+        self.lru.unlink(&mut self.slots, s);
+        self.make_free(s);
+        let p = self.slots[s as usize].pool as usize;
+        self.pools[p].stats.invalidated += 1;
     }
 
     /// GCMA reclaims page `page` of `pool`: drops its copy if it holds one;
     /// cleancache will not use it until [`give_back`](Self::give_back).
-    /// Bounded time: O(log n) (index removal), no I/O, no copy, no waiting.
+    /// Bounded time: O(1) (the index entry is left stale), no I/O, no copy,
+    /// no waiting.
     pub fn take_back(&mut self, pool: PoolId, page: usize) -> Result<Reclaimed, PoolError> {
         let s = self.slot_of(pool, page)?;
-        let p = pool.index();
-        let found = match self.slots[s as usize].state {
-            PageState::TakenBack => return Err(PoolError::AlreadyTakenBack { pool, page }),
-            PageState::Free => {
-                self.free.unlink(&mut self.slots, s);
-                Reclaimed::Idle
-            }
-            PageState::Cached { file, index } => {
-                self.index.remove(&(file, index));
-                self.lru.unlink(&mut self.slots, s);
-                self.pools[p].stats.cached_now -= 1;
-                self.pools[p].stats.dropped_by_take_back += 1;
-                Reclaimed::DroppedCopy { file, index }
-            }
-        };
-        self.set_state(s, PageState::TakenBack);
-        let st = &mut self.pools[p].stats;
+        if self.slots[s as usize].state == PageState::TakenBack {
+            return Err(PoolError::AlreadyTakenBack { pool, page });
+        }
+        let found = self.take_slot(s);
+        let st = &mut self.pools[pool.index()].stats;
         st.taken_back += 1;
         st.lendable_now -= 1;
         Ok(found)
@@ -610,8 +702,7 @@ impl Cleancache {
         if self.slots[s as usize].state != PageState::TakenBack {
             return Err(PoolError::NotTakenBack { pool, page });
         }
-        self.set_state(s, PageState::Free);
-        self.free.push_back(&mut self.slots, s);
+        self.give_slot(s);
         let st = &mut self.pools[pool.index()].stats;
         st.given_back += 1;
         st.lendable_now += 1;
@@ -619,23 +710,29 @@ impl Cleancache {
     }
 
     /// Takes back pages `first .. first + count` of `pool`, all or nothing:
-    /// if any page is out of range or already taken back, nothing changes.
-    /// Returns how many cached copies were dropped.
+    /// if any page is out of range or already taken back, nothing changes
+    /// (no copy is dropped, no counter moves, the observer is not called).
+    /// Returns how many cached copies were dropped. One check pass over the
+    /// page states, then O(1) per page; the observer is called per page as
+    /// for [`take_back`](Self::take_back).
     pub fn take_back_range(
         &mut self,
         pool: PoolId,
         first: usize,
         count: usize,
     ) -> Result<usize, PoolError> {
-        self.check_range(pool, first, count, |st, page| {
+        let base = self.check_range(pool, first, count, |st, page| {
             (st == PageState::TakenBack).then_some(PoolError::AlreadyTakenBack { pool, page })
         })?;
         let mut dropped = 0;
-        for page in first..first + count {
-            if let Reclaimed::DroppedCopy { .. } = self.take_back(pool, page)? {
+        for s in base..base + count as u32 {
+            if let Reclaimed::DroppedCopy { .. } = self.take_slot(s) {
                 dropped += 1;
             }
         }
+        let st = &mut self.pools[pool.index()].stats;
+        st.taken_back += count as u64;
+        st.lendable_now -= count;
         Ok(dropped)
     }
 
@@ -647,22 +744,60 @@ impl Cleancache {
         first: usize,
         count: usize,
     ) -> Result<(), PoolError> {
-        self.check_range(pool, first, count, |st, page| {
+        let base = self.check_range(pool, first, count, |st, page| {
             (st != PageState::TakenBack).then_some(PoolError::NotTakenBack { pool, page })
         })?;
-        for page in first..first + count {
-            self.give_back(pool, page)?;
+        for s in base..base + count as u32 {
+            self.give_slot(s);
         }
+        let st = &mut self.pools[pool.index()].stats;
+        st.given_back += count as u64;
+        st.lendable_now += count;
         Ok(())
     }
 
+    /// Moves a slot that is not `TakenBack` to `TakenBack`: O(1). A `Cached`
+    /// slot's index entry is left in place, stale, and queued for removal.
+    /// Updates the per-copy counters; the caller counts `taken_back` and
+    /// `lendable_now`.
+    fn take_slot(&mut self, s: u32) -> Reclaimed {
+        let slot = self.slots[s as usize];
+        let found = match slot.state {
+            PageState::Free => {
+                self.free.unlink(&mut self.slots, s);
+                Reclaimed::Idle
+            }
+            PageState::Cached { file, index } => {
+                self.lru.unlink(&mut self.slots, s);
+                debug_assert!(self.pending.len() < self.pending.capacity());
+                self.pending.push((file, index, s));
+                self.stale += 1;
+                let st = &mut self.pools[slot.pool as usize].stats;
+                st.cached_now -= 1;
+                st.dropped_by_take_back += 1;
+                Reclaimed::DroppedCopy { file, index }
+            }
+            PageState::TakenBack => unreachable!("take_slot of a taken-back slot"),
+        };
+        self.set_state(s, PageState::TakenBack);
+        found
+    }
+
+    /// A `TakenBack` slot becomes `Free`; the caller counts it.
+    fn give_slot(&mut self, s: u32) {
+        self.set_state(s, PageState::Free);
+        self.free.push_back(&mut self.slots, s);
+    }
+
+    /// Checks that `first .. first + count` lies in `pool` and that no page's
+    /// state is `bad`; returns the slot of page `first`.
     fn check_range(
         &self,
         pool: PoolId,
         first: usize,
         count: usize,
         bad: impl Fn(PageState, usize) -> Option<PoolError>,
-    ) -> Result<(), PoolError> {
+    ) -> Result<u32, PoolError> {
         let p = self.pool(pool)?;
         let end = first.checked_add(count);
         if end.is_none_or(|e| e > p.pages) {
@@ -672,13 +807,13 @@ impl Cleancache {
                 pages: p.pages,
             });
         }
-        let base = p.first_slot as usize;
-        for page in first..first + count {
-            if let Some(e) = bad(self.slots[base + page].state, page) {
+        let base = p.first_slot as usize + first;
+        for (k, slot) in self.slots[base..base + count].iter().enumerate() {
+            if let Some(e) = bad(slot.state, first + k) {
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(base as u32)
     }
 
     fn pool(&self, pool: PoolId) -> Result<&Pool, PoolError> {
@@ -782,8 +917,35 @@ impl Cleancache {
                 }
             }
         }
-        if self.index.len() != cached.iter().sum::<usize>() {
-            return Err("index holds keys without a cached page");
+        // Every cached page has its valid entry (above); every other entry is
+        // stale, counted, and queued for removal.
+        let queued: alloc::collections::BTreeSet<_> = self.pending.iter().copied().collect();
+        let mut stale = 0;
+        for (&(file, index), &s) in &self.index {
+            let valid = self
+                .slots
+                .get(s as usize)
+                .is_some_and(|slot| slot.state == PageState::Cached { file, index });
+            if !valid {
+                stale += 1;
+                if !queued.contains(&(file, index, s)) {
+                    return Err("stale index entry not queued for removal");
+                }
+            }
+        }
+        if stale != self.stale {
+            return Err("stale index entries miscounted");
+        }
+        if self.index.len() != cached.iter().sum::<usize>() + stale {
+            return Err("index entries neither valid nor stale");
+        }
+        // The bound of the module documentation: the index never holds more
+        // entries than there are slots.
+        if self.pending.len() + cached.iter().sum::<usize>() > self.slots.len() {
+            return Err("more pending removals than slots not cached");
+        }
+        if self.pending.capacity() < self.slots.len() {
+            return Err("pending queue could reallocate in take_back");
         }
         for (p, pool) in self.pools.iter().enumerate() {
             if pool.stats.cached_now != cached[p] || pool.stats.lendable_now != lendable[p] {

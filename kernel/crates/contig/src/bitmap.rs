@@ -66,17 +66,47 @@ impl Bitmap {
         was
     }
 
-    /// Sets bits `start .. start + n`.
+    /// Sets bits `start .. start + n` (panics past the end), a word at a
+    /// time.
     pub fn set_range(&mut self, start: usize, n: usize) {
-        for i in start..start + n {
-            self.set(i);
-        }
+        self.for_range(start, n, |w, mask| {
+            let new = (mask & !*w).count_ones() as usize;
+            *w |= mask;
+            new as isize
+        });
     }
 
-    /// Clears bits `start .. start + n`.
+    /// Clears bits `start .. start + n` (panics past the end), a word at a
+    /// time.
     pub fn clear_range(&mut self, start: usize, n: usize) {
-        for i in start..start + n {
-            self.clear(i);
+        self.for_range(start, n, |w, mask| {
+            let gone = (mask & *w).count_ones() as usize;
+            *w &= !mask;
+            -(gone as isize)
+        });
+    }
+
+    /// Calls `f(word, mask)` for every word overlapping `start .. start + n`
+    /// with the mask of the range's bits in it; `f` returns the change in
+    /// set bits.
+    fn for_range(&mut self, start: usize, n: usize, mut f: impl FnMut(&mut u64, u64) -> isize) {
+        if n == 0 {
+            return;
+        }
+        let end = start.checked_add(n).expect("bit range overflows");
+        assert!(end <= self.len, "bits {start}..{end} out of {}", self.len);
+        let mut i = start;
+        while i < end {
+            let bit = i % 64;
+            let take = (64 - bit).min(end - i);
+            let mask = if take == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << take) - 1) << bit
+            };
+            let d = f(&mut self.words[i / 64], mask);
+            self.ones = self.ones.wrapping_add_signed(d);
+            i += take;
         }
     }
 
@@ -191,6 +221,43 @@ mod tests {
         assert_eq!(b.find_fit(0, 64, 64, 0), Some(128));
         assert_eq!(b.find_fit(5, 4, 4, 0), Some(8));
         assert_eq!(b.find_fit(0, 201, 1, 0), None);
+    }
+
+    /// Word-at-a-time ranges against bit-at-a-time, across word boundaries
+    /// and over bits already set or clear.
+    #[test]
+    fn ranges_match_single_bits() {
+        let mut fast = Bitmap::new(300);
+        let mut slow = Bitmap::new(300);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for round in 0..400 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let start = (x % 300) as usize;
+            let n = ((x >> 20) % (300 - start as u64 + 1)) as usize;
+            if round % 3 == 0 {
+                fast.clear_range(start, n);
+                (start..start + n).for_each(|i| {
+                    slow.clear(i);
+                });
+            } else {
+                fast.set_range(start, n);
+                (start..start + n).for_each(|i| {
+                    slow.set(i);
+                });
+            }
+            assert_eq!(fast, slow, "after range {start}+{n}");
+        }
+        fast.set_range(0, 300);
+        assert_eq!(fast.count_ones(), 300);
+        fast.clear_range(300, 0);
+    }
+
+    #[test]
+    #[should_panic]
+    fn range_past_the_end_panics() {
+        Bitmap::new(100).set_range(60, 41);
     }
 
     /// Against a naive search, on a pseudo-random pattern.

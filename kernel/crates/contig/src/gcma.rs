@@ -1,9 +1,7 @@
 //! GCMA area: a reserved area whose idle frames are a cleancache pool.
 
 use crate::book::RangeBook;
-use crate::{
-    AreaKind, AreaStats, ContigError, PageState, Pfn, PoolBackend, PoolError, PoolId, Reclaimed,
-};
+use crate::{AreaKind, AreaStats, ContigError, PageState, Pfn, PoolBackend, PoolError, PoolId};
 
 /// A GCMA area over the frames of one cleancache pool.
 ///
@@ -45,9 +43,9 @@ impl GcmaArea {
     }
 
     /// Allocates `count` pages aligned to `align` pages (physical pfn):
-    /// first fit in the bitmap, then every page is taken back from
-    /// cleancache. If a take-back fails, the pages already taken are given
-    /// back and the error is returned: all or nothing.
+    /// first fit in the bitmap, then the range is taken back from cleancache
+    /// in one [`PoolBackend::take_back_range`] (all or nothing: on an error
+    /// no page stays taken back and the bitmap is unchanged).
     pub fn alloc<B: PoolBackend + ?Sized>(
         &mut self,
         backend: &mut B,
@@ -73,31 +71,15 @@ impl GcmaArea {
             .book
             .find(0, count, align)
             .ok_or(ContigError::NoSpace { count, align })?;
-        let mut dropped = 0;
-        for k in 0..count {
-            match backend.take_back(self.pool, start + k) {
-                Ok(Reclaimed::DroppedCopy { .. }) => dropped += 1,
-                Ok(Reclaimed::Idle) => {}
-                Err(e) => {
-                    for j in 0..k {
-                        // The page was taken back just above under the same
-                        // lock, so giving it back cannot fail.
-                        let undo = backend.give_back(self.pool, start + j);
-                        debug_assert!(undo.is_ok(), "rollback give_back: {undo:?}");
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
+        let dropped = backend.take_back_range(self.pool, start, count)?;
         self.book.commit(start, count);
-        self.stats.dropped_copies += dropped;
+        self.stats.dropped_copies += dropped as u64;
         Ok(self.book.pfn(start))
     }
 
     /// Frees the allocation `pfn, count` (exactly as allocated) and gives its
-    /// pages back to cleancache. Two passes: check every page is taken back,
-    /// then give them back; if a give-back still fails, the pages already
-    /// given are taken back again and nothing changes.
+    /// pages back to cleancache in one [`PoolBackend::give_back_range`]: all
+    /// or nothing (if a page is not taken back, nothing changes).
     pub fn free<B: PoolBackend + ?Sized>(
         &mut self,
         backend: &mut B,
@@ -105,26 +87,7 @@ impl GcmaArea {
         count: usize,
     ) -> Result<(), ContigError> {
         let start = self.book.check_free(pfn, count)?;
-        for page in start..start + count {
-            if backend.page_state(self.pool, page)? != PageState::TakenBack {
-                return Err(PoolError::NotTakenBack {
-                    pool: self.pool,
-                    page,
-                }
-                .into());
-            }
-        }
-        for k in 0..count {
-            if let Err(e) = backend.give_back(self.pool, start + k) {
-                for j in 0..k {
-                    // Given back just above and nobody ran since: the page
-                    // is Free, so taking it back cannot fail.
-                    let undo = backend.take_back(self.pool, start + j);
-                    debug_assert!(undo.is_ok(), "rollback take_back: {undo:?}");
-                }
-                return Err(e.into());
-            }
-        }
+        backend.give_back_range(self.pool, start, count)?;
         self.book.release(start);
         self.stats.frees += 1;
         Ok(())

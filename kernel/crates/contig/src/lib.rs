@@ -35,10 +35,13 @@
 //!
 //! # Rules
 //!
-//! * Every allocation is all or nothing. A GCMA allocation that fails to take
-//!   back a page half way gives back the pages it already took; a GCMA free
-//!   first checks that every page is taken back, then gives them back, and
-//!   takes back again what it gave if a give-back fails half way.
+//! * Every allocation is all or nothing. A GCMA allocation takes its range
+//!   back with one [`PoolBackend::take_back_range`] and a free gives it back
+//!   with one [`PoolBackend::give_back_range`]: [`Cleancache`] checks the
+//!   whole range, then changes every page in O(1), so a refused range
+//!   changes nothing; a backend going page by page (the default methods)
+//!   gives back the pages it already took when a take-back fails half way,
+//!   and takes back again what it gave if a give-back fails half way.
 //! * A free must name exactly one live allocation (`pfn`, `count`): a double
 //!   free, a range never allocated and a part of an allocation (or a range
 //!   spanning several) are distinct errors and change nothing.
@@ -254,6 +257,12 @@ impl Migrator for NoMigrator {
 
 /// What a GCMA area needs from the cleancache that borrows its frames.
 /// Implemented by [`Cleancache`]; tests wrap it to inject faults.
+///
+/// GCMA allocates and frees through the range methods. Their default
+/// implementations go page by page through `take_back` / `give_back` and roll
+/// back on a failure half way; [`Cleancache`] overrides them with its own
+/// range operations, which check the whole range first and then change every
+/// page in O(1), so a refused range changes nothing at all.
 pub trait PoolBackend {
     /// First pfn and number of pages of the pool.
     fn pool_span(&self, pool: PoolId) -> Result<(Pfn, usize), PoolError>;
@@ -265,6 +274,62 @@ pub trait PoolBackend {
     fn give_back(&mut self, pool: PoolId, page: usize) -> Result<(), PoolError>;
     /// Pages of the pool holding a cached copy now.
     fn cached_pages(&self, pool: PoolId) -> Result<usize, PoolError>;
+
+    /// Takes back pages `first .. first + count`, all or nothing; returns how
+    /// many cached copies were dropped. On an error every page this call
+    /// took is given back (the copies it dropped stay dropped).
+    fn take_back_range(
+        &mut self,
+        pool: PoolId,
+        first: usize,
+        count: usize,
+    ) -> Result<usize, PoolError> {
+        let mut dropped = 0;
+        for k in 0..count {
+            match self.take_back(pool, first + k) {
+                Ok(Reclaimed::DroppedCopy { .. }) => dropped += 1,
+                Ok(Reclaimed::Idle) => {}
+                Err(e) => {
+                    for j in 0..k {
+                        // Taken back just above under the same lock, so
+                        // giving it back cannot fail.
+                        let undo = self.give_back(pool, first + j);
+                        debug_assert!(undo.is_ok(), "rollback give_back: {undo:?}");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Gives back pages `first .. first + count`, all or nothing: first
+    /// checks that every page is taken back, then gives them back; if a
+    /// give-back still fails, the pages already given are taken back again.
+    fn give_back_range(
+        &mut self,
+        pool: PoolId,
+        first: usize,
+        count: usize,
+    ) -> Result<(), PoolError> {
+        for page in first..first + count {
+            if self.page_state(pool, page)? != PageState::TakenBack {
+                return Err(PoolError::NotTakenBack { pool, page });
+            }
+        }
+        for k in 0..count {
+            if let Err(e) = self.give_back(pool, first + k) {
+                for j in 0..k {
+                    // Given back just above and nobody ran since: the page
+                    // is Free, so taking it back cannot fail.
+                    let undo = self.take_back(pool, first + j);
+                    debug_assert!(undo.is_ok(), "rollback take_back: {undo:?}");
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl PoolBackend for Cleancache {
@@ -282,6 +347,22 @@ impl PoolBackend for Cleancache {
     }
     fn cached_pages(&self, pool: PoolId) -> Result<usize, PoolError> {
         Ok(self.pool_stats(pool)?.cached_now)
+    }
+    fn take_back_range(
+        &mut self,
+        pool: PoolId,
+        first: usize,
+        count: usize,
+    ) -> Result<usize, PoolError> {
+        Cleancache::take_back_range(self, pool, first, count)
+    }
+    fn give_back_range(
+        &mut self,
+        pool: PoolId,
+        first: usize,
+        count: usize,
+    ) -> Result<(), PoolError> {
+        Cleancache::give_back_range(self, pool, first, count)
     }
 }
 
