@@ -24,7 +24,8 @@ Steps:
   3. apt-get update (only when something is to be installed or was added)
   4. qemu-system-arm from bookworm-backports: qemu-system-aarch64 >= 9 with
      -machine raspi4b (bookworm's own QEMU 7.2 has no raspi4b)
-  5. device-tree-compiler (dtc, fdtget), mtools, dosfstools, python3
+  5. device-tree-compiler (dtc, fdtget), mtools, dosfstools, python3,
+     python3-matplotlib (plots of the demo's results)
   6. rustup target aarch64-unknown-none, rustup component llvm-tools
      (for the toolchain the repository's rust-toolchain.toml selects)
 
@@ -188,8 +189,12 @@ for pair in dtc:device-tree-compiler fdtget:device-tree-compiler mcopy:mtools \
         [[ " ${PKGS[*]} " == *" $pkg "* ]] || PKGS+=("$pkg")
     fi
 done
+# Plots of the demo's results (tools/bench): Debian's matplotlib, for /usr/bin/python3.
+if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+    PKGS+=(python3-matplotlib)
+fi
 if [[ ${#PKGS[@]} -eq 0 ]]; then
-    step "dtc, fdtget, mtools, mkfs.vfat, python3" "present"
+    step "dtc, fdtget, mtools, mkfs.vfat, python3, matplotlib" "present"
 elif todo "packages ${PKGS[*]}" "apt-get install"; then
     apt_update
     step "packages ${PKGS[*]}" "installing"

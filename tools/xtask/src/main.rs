@@ -258,6 +258,61 @@ fn test(o: &Options) -> ExitCode {
         );
     }
 
+    if o.host {
+        // The results tool (tools/bench): Debian's python3, which has matplotlib.
+        step("host tests: tools/bench (python3 -m unittest)");
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let mut cmd = Command::new(python);
+        cmd.current_dir(&root).args([
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            "tools/bench",
+            "-p",
+            "test_*.py",
+        ]);
+        let (status, out) = run_echo(&mut cmd);
+        // "Ran 38 tests in 1.8s" then "OK" / "FAILED (failures=1, errors=2)".
+        let ran: u64 = out
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Ran ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0);
+        let bad: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("FAILED ("))
+            .map(|r| {
+                r.trim_end_matches(')')
+                    .split(", ")
+                    .filter_map(|kv| kv.split_once('='))
+                    .filter(|(k, _)| *k == "failures" || *k == "errors")
+                    .filter_map(|(_, v)| v.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let ok = status == Some(0) && ran > 0;
+        report.host_passed += ran.saturating_sub(bad);
+        report.host_failed += if ok { 0 } else { bad.max(1) };
+        report.add(
+            "host",
+            "tools/bench unittest",
+            ok,
+            if ok {
+                String::new()
+            } else {
+                format!("exit {status:?}, ran {ran}")
+            },
+        );
+    }
+
     step(&format!("building {}", o.boards.join(", ")));
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root)

@@ -1,0 +1,424 @@
+"""Parse the demo's `@` lines, build bench.json, and validate it.
+
+Stdlib only. The line format and the JSON contract are described in
+tools/bench/README.md.
+"""
+
+import math
+import re
+
+ALLOCATORS = ("gcma", "cma", "carveout")
+CONDITIONS = ("idle", "pagecache", "anon", "pinned")
+SETUPS = ("none", "carveout", "cma", "gcma")
+BOARDS = ("qemu-virt", "rpi4")
+ACCELS = ("tcg", "kvm", "hw")
+
+# Field kinds: an enum (tuple of allowed strings), int, float, or
+# "float|null" (a float that may legitimately be null).
+NULLABLE_FLOAT = "float|null"
+
+ROW_FIELDS = {
+    "alloc": (
+        ("allocator", ALLOCATORS),
+        ("condition", CONDITIONS),
+        ("pages", int),
+        ("attempts", int),
+        ("successes", int),
+        ("p50_us", float),
+        ("p99_us", float),
+        ("max_us", float),
+    ),
+    "frames": (
+        ("allocator", ALLOCATORS),
+        ("condition", CONDITIONS),
+        ("frames", int),
+        ("deadline_misses", int),
+    ),
+    "utilization": (
+        ("setup", SETUPS),
+        ("seconds", float),
+        ("read_sectors", int),
+        ("page_cache_hit_ratio", float),
+        ("cleancache_hit_ratio", NULLABLE_FLOAT),
+    ),
+}
+PER_PAGE_FIELDS = (
+    ("gcma_alloc_ns", float),
+    ("cma_alloc_ns", float),
+    ("memset_ns", float),
+    ("memcpy_ns", float),
+)
+# The fields that identify a row (its key), per section.
+# An alloc row per buffer size: (allocator, condition, pages).
+ROW_KEYS = {
+    "alloc": ("allocator", "condition", "pages"),
+    "frames": ("allocator", "condition"),
+    "utilization": ("setup",),
+}
+# Log tag -> JSON section.
+TAG_SECTION = {"@alloc": "alloc", "@frames": "frames", "@util": "utilization"}
+TOP_KEYS = ("commit", "board", "accel", "alloc", "frames", "utilization", "per_page")
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+class Parsed:
+    """Everything read from one console log."""
+
+    def __init__(self):
+        self.meta = {}  # the @bench line's fields
+        self.rows = {section: {} for section in ROW_FIELDS}  # key tuple -> row
+        self.row_lines = {section: {} for section in ROW_FIELDS}  # key -> line no
+        self.per_page = None  # dict, or None when there was no @perpage
+        self.latency = {}  # (allocator, condition) -> [us, ...]
+        self.latency_pages = {}  # (allocator, condition) -> pages of the kept samples
+        self.exit = None  # the @exit line's fields
+        self.progress = None  # the last @progress line's fields
+        self.problems = []  # malformed or duplicate lines (fail --check)
+        self.warnings = []  # worth saying, but not a contract violation
+        self.lines = 0
+        self.records = 0  # `@` lines seen, known tags or not
+
+
+# --- values -------------------------------------------------------------------
+
+
+def convert(kind, text):
+    """Convert one `key=value` value; return (value, error message or None)."""
+    if text == "null":
+        return None, None
+    if isinstance(kind, tuple):
+        if text in kind:
+            return text, None
+        return None, f"'{text}' is not one of {', '.join(kind)}"
+    if kind is int:
+        if _INT_RE.match(text):
+            return int(text), None
+        return None, f"'{text}' is not an integer"
+    try:
+        value = float(text)
+    except ValueError:
+        return None, f"'{text}' is not a number"
+    if not math.isfinite(value):
+        return None, f"'{text}' is not a finite number"
+    return value, None
+
+
+def split_fields(line):
+    """Split '@tag k=v k=v' into (tag, {k: v}, [bad tokens])."""
+    tokens = line.split()
+    fields, bad = {}, []
+    for token in tokens[1:]:
+        key, sep, value = token.partition("=")
+        if not sep or not key:
+            bad.append(token)
+        else:
+            fields[key] = value
+    return tokens[0], fields, bad
+
+
+def typed_fields(schema, raw, where, problems):
+    """Convert the schema's fields of `raw`; record problems; missing -> None."""
+    out = {}
+    for name, kind in schema:
+        if name not in raw:
+            problems.append(f"{where}: missing key '{name}'")
+            out[name] = None
+            continue
+        value, error = convert(kind, raw[name])
+        if error:
+            problems.append(f"{where}: {name}={error}")
+        out[name] = value
+    return out
+
+
+# --- lines --------------------------------------------------------------------
+
+
+def record_row(parsed, section, line_no, raw):
+    where = f"line {line_no}: @{section if section != 'utilization' else 'util'}"
+    row = typed_fields(ROW_FIELDS[section], raw, where, parsed.problems)
+    key = tuple(row[k] for k in ROW_KEYS[section])
+    if None in key:
+        parsed.problems.append(f"{where}: row ignored (no valid {'/'.join(ROW_KEYS[section])})")
+        return
+    previous = parsed.row_lines[section].get(key)
+    if previous is not None:
+        parsed.problems.append(
+            f"{where}: second row for {'/'.join(map(str, key))} (first on line {previous}); keeping the last"
+        )
+    parsed.rows[section][key] = row
+    parsed.row_lines[section][key] = line_no
+
+
+def record_latency(parsed, line_no, raw):
+    where = f"line {line_no}: @latency"
+    allocator, err_a = convert(ALLOCATORS, raw.get("allocator", "null"))
+    condition, err_c = convert(CONDITIONS, raw.get("condition", "null"))
+    if err_a or err_c or allocator is None or condition is None:
+        parsed.problems.append(f"{where}: ignored (needs a valid allocator= and condition=)")
+        return
+    samples, bad = [], 0
+    for text in raw.get("us", "").split(","):
+        value, error = convert(float, text)
+        if error or value is None:
+            bad += 1
+        else:
+            samples.append(value)
+    if bad and raw.get("us", ""):
+        parsed.problems.append(f"{where}: {bad} sample(s) of {allocator}/{condition} are not numbers")
+    pages, _ = convert(int, raw.get("pages", "null"))
+    pages = pages if pages is not None else 0
+    previous = parsed.latency_pages.get((allocator, condition))
+    if previous is not None and previous == pages:
+        parsed.warnings.append(f"{where}: second @latency for {allocator}/{condition}/{pages}; keeping the last")
+    # The CDF plots show the frame buffers: the smallest size per pair.
+    if previous is None or pages <= previous:
+        parsed.latency[(allocator, condition)] = samples
+        parsed.latency_pages[(allocator, condition)] = pages
+
+
+def record_per_page(parsed, line_no, raw):
+    if parsed.per_page is not None:
+        parsed.problems.append(f"line {line_no}: @perpage: second @perpage line; keeping the last")
+    parsed.per_page = typed_fields(PER_PAGE_FIELDS, raw, f"line {line_no}: @perpage", parsed.problems)
+
+
+def parse_line(parsed, line_no, line):
+    tag, raw, bad = split_fields(line)
+    section = TAG_SECTION.get(tag)
+    known = section or tag in ("@latency", "@perpage", "@bench", "@exit", "@progress")
+    if known and bad:
+        shown = " ".join(b[:40] for b in bad[:3])
+        parsed.problems.append(f"line {line_no}: {tag}: not key=value: {shown}")
+    if section:
+        record_row(parsed, section, line_no, raw)
+    elif tag == "@latency":
+        record_latency(parsed, line_no, raw)
+    elif tag == "@perpage":
+        record_per_page(parsed, line_no, raw)
+    elif tag == "@bench":
+        parsed.meta = raw
+    elif tag == "@exit":
+        parsed.exit = raw
+    elif tag == "@progress":
+        parsed.progress = raw
+
+
+def parse_lines(lines):
+    """Parse an iterable of console lines (str) into a Parsed."""
+    parsed = Parsed()
+    for line_no, line in enumerate(lines, 1):
+        parsed.lines = line_no
+        line = line.strip()
+        if not line.startswith("@"):
+            continue
+        parsed.records += 1
+        parse_line(parsed, line_no, line)
+    add_run_warnings(parsed)
+    return parsed
+
+
+def add_run_warnings(parsed):
+    """Warnings about the run as a whole: how it ended, missing samples."""
+    if parsed.exit is None:
+        where = ""
+        if parsed.progress:
+            p = parsed.progress
+            where = f"; last progress: step {p.get('step', '?')} of {p.get('of', '?')} ({p.get('what', '?')})"
+        parsed.warnings.append(f"no @exit line: the run did not finish{where}")
+    elif parsed.exit.get("status") != "0":
+        parsed.warnings.append(
+            f"@exit status={parsed.exit.get('status')} reason={parsed.exit.get('reason')}: the run failed"
+        )
+    for key in {k[:2] for k in parsed.rows["alloc"]}:
+        if key not in parsed.latency:
+            parsed.warnings.append(f"no @latency samples for {'/'.join(key)}: its CDF is not plotted")
+
+
+# --- JSON ---------------------------------------------------------------------
+
+
+def _order(section, key):
+    """Sort key: by condition first, then allocator (or by setup)."""
+    kinds = [dict(ROW_FIELDS[section])[k] for k in ROW_KEYS[section]]
+    return tuple(v if kind is int else kind.index(v) for kind, v in zip(kinds, key))[::-1]
+
+
+def build_json(parsed, commit, board, accel):
+    """The bench.json document (the issue's contract), rows in canonical order."""
+    data = {"commit": commit, "board": board, "accel": accel}
+    for section in ROW_FIELDS:
+        rows = parsed.rows[section]
+        data[section] = [rows[k] for k in sorted(rows, key=lambda k: _order(section, k))]
+    per_page = parsed.per_page or {}
+    data["per_page"] = {name: per_page.get(name) for name, _ in PER_PAGE_FIELDS}
+    return data
+
+
+# --- validation ---------------------------------------------------------------
+
+
+def _type_ok(kind, value):
+    if isinstance(kind, tuple):
+        return value in kind
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == NULLABLE_FLOAT and value is None:
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _kind_name(kind):
+    if isinstance(kind, tuple):
+        return "one of " + "|".join(kind)
+    if kind == NULLABLE_FLOAT:
+        return "a number or null"
+    return "an integer" if kind is int else "a number"
+
+
+def _row_label(section, index, row):
+    # Named by its enum fields (allocator/condition, or setup).
+    keys = [k for k in ROW_KEYS[section] if k != "pages"]
+    if isinstance(row, dict) and all(isinstance(row.get(k), str) for k in keys):
+        return f"{section}[{'/'.join(row[k] for k in keys)}]"
+    return f"{section}[{index}]"
+
+
+def check_fields(label, schema, row, allow_null=()):
+    """Exact key set and types of one object."""
+    problems = []
+    if not isinstance(row, dict):
+        return [f"{label}: expected an object, got {type(row).__name__}"]
+    names = [name for name, _ in schema]
+    for extra in sorted(set(row) - set(names)):
+        problems.append(f"{label}: unexpected key '{extra}'")
+    for name, kind in schema:
+        if name not in row:
+            problems.append(f"{label}.{name}: missing")
+        elif row[name] is None and (name in allow_null or kind == NULLABLE_FLOAT):
+            continue
+        elif row[name] is None:
+            problems.append(f"{label}.{name}: null, expected {_kind_name(kind)}")
+        elif not _type_ok(kind, row[name]):
+            problems.append(f"{label}.{name}: {row[name]!r} is not {_kind_name(kind)}")
+    return problems
+
+
+def _num(row, name):
+    value = row.get(name)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value if ok else None
+
+
+def check_alloc_row(label, row):
+    # A row where nothing succeeded may have no latency to report.
+    nothing = _num(row, "successes") == 0
+    allow = ("p50_us", "p99_us", "max_us") if nothing else ()
+    problems = check_fields(label, ROW_FIELDS["alloc"], row, allow)
+    succ, att = _num(row, "successes"), _num(row, "attempts")
+    if succ is not None and att is not None and succ > att:
+        problems.append(f"{label}: successes={succ} > attempts={att}")
+    for name in ("pages", "attempts", "successes", "p50_us", "p99_us", "max_us"):
+        if (_num(row, name) or 0) < 0:
+            problems.append(f"{label}.{name}: negative ({row[name]})")
+    p50, p99, mx = (_num(row, n) for n in ("p50_us", "p99_us", "max_us"))
+    if p50 is not None and p99 is not None and p50 > p99:
+        problems.append(f"{label}: p50_us={p50} > p99_us={p99}")
+    if p99 is not None and mx is not None and p99 > mx:
+        problems.append(f"{label}: p99_us={p99} > max_us={mx}")
+    return problems
+
+
+def check_frames_row(label, row):
+    problems = check_fields(label, ROW_FIELDS["frames"], row)
+    frames, misses = _num(row, "frames"), _num(row, "deadline_misses")
+    if frames is not None and misses is not None and misses > frames:
+        problems.append(f"{label}: deadline_misses={misses} > frames={frames}")
+    for name in ("frames", "deadline_misses"):
+        if (_num(row, name) or 0) < 0:
+            problems.append(f"{label}.{name}: negative ({row[name]})")
+    return problems
+
+
+def check_util_row(label, row):
+    problems = check_fields(label, ROW_FIELDS["utilization"], row)
+    for name in ("page_cache_hit_ratio", "cleancache_hit_ratio"):
+        value = _num(row, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            problems.append(f"{label}.{name}: {value} is outside [0, 1]")
+    if isinstance(row, dict) and row.get("setup") == "gcma" and row.get("cleancache_hit_ratio", 0) is None:
+        problems.append(f"{label}.cleancache_hit_ratio: null, but GCMA lends memory to cleancache")
+    for name in ("seconds", "read_sectors"):
+        if (_num(row, name) or 0) < 0:
+            problems.append(f"{label}.{name}: negative ({row[name]})")
+    return problems
+
+
+ROW_CHECKS = {"alloc": check_alloc_row, "frames": check_frames_row, "utilization": check_util_row}
+
+
+def expected_keys(section):
+    if section == "utilization":
+        return [(s,) for s in SETUPS]
+    return [(a, c) for c in CONDITIONS for a in ALLOCATORS]
+
+
+def check_coverage(section, rows):
+    """Every expected row present exactly once."""
+    seen, problems = {}, []
+    for row in rows:
+        if isinstance(row, dict):
+            key = tuple(row.get(k) for k in ROW_KEYS[section])
+            seen[key] = seen.get(key, 0) + 1
+    # Coverage is per (allocator, condition) / setup; alloc may have one row
+    # per buffer size.
+    covered = {k[:len(expected_keys(section)[0])] for k in seen}
+    for key, count in seen.items():
+        if count > 1 and None not in key:
+            problems.append(f"{section}: {'/'.join(map(str, key))} appears {count} times")
+    missing = ["/".join(k) for k in expected_keys(section) if k not in covered]
+    if missing:
+        problems.append(f"{section}: missing {len(missing)} row(s): {', '.join(missing)}")
+    return problems
+
+
+def check_section(data, section):
+    rows = data.get(section)
+    if not isinstance(rows, list):
+        return [f"{section}: expected a list, got {type(rows).__name__}"]
+    problems = []
+    for index, row in enumerate(rows):
+        problems += ROW_CHECKS[section](_row_label(section, index, row), row)
+    return problems + check_coverage(section, rows)
+
+
+def check_per_page(per_page):
+    if isinstance(per_page, dict) and per_page and all(v is None for v in per_page.values()):
+        return ["per_page: missing (no @perpage line in the log)"]
+    problems = check_fields("per_page", PER_PAGE_FIELDS, per_page)
+    for name, _ in PER_PAGE_FIELDS:
+        value = _num(per_page, name) if isinstance(per_page, dict) else None
+        if value is not None and value < 0:
+            problems.append(f"per_page.{name}: negative ({value})")
+    return problems
+
+
+def validate(data):
+    """Every way `data` breaks the bench.json contract, one line each."""
+    if not isinstance(data, dict):
+        return [f"bench.json: expected an object, got {type(data).__name__}"]
+    problems = [f"unexpected top-level key '{k}'" for k in sorted(set(data) - set(TOP_KEYS))]
+    problems += [f"missing top-level key '{k}'" for k in TOP_KEYS if k not in data]
+    commit = data.get("commit")
+    if "commit" in data and not (isinstance(commit, str) and commit):
+        problems.append(f"commit: {commit!r} is not a non-empty string")
+    for key, allowed in (("board", BOARDS), ("accel", ACCELS)):
+        if key in data and data[key] not in allowed:
+            problems.append(f"{key}: {data[key]!r} is not one of {', '.join(allowed)}")
+    for section in ROW_FIELDS:
+        if section in data:
+            problems += check_section(data, section)
+    if "per_page" in data:
+        problems += check_per_page(data["per_page"])
+    return problems
