@@ -78,11 +78,11 @@ pub fn init(info: &BootInfo) {
                 continue;
             }
             RegionKind::Gcma => {
+                let base = NonNull::new(r.range.start as *mut u8).expect("region at address 0");
                 // SAFETY: a `reusable` region the device tree reserved:
                 // identity-mapped RAM (not no-map), marked ReservedArea in
                 // the frame table so no other allocator hands it out, and
                 // lent to cleancache alone for the kernel's lifetime.
-                let base = NonNull::new(r.range.start as *mut u8).expect("region at address 0");
                 unsafe { mm.areas.add_gcma_memory(&r.name, base, pfn, pages) }
             }
             RegionKind::Cma => mm.areas.add_cma(&r.name, pfn, pages),

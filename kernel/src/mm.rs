@@ -38,6 +38,7 @@ struct IrqSafeHeap;
 // SAFETY: forwards to LockedHeapWithRescue's GlobalAlloc implementation,
 // which upholds the contract; masking IRQs changes nothing about it.
 unsafe impl core::alloc::GlobalAlloc for IrqSafeHeap {
+    // SAFETY (contract): as GlobalAlloc::alloc; forwarded unchanged.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let saved = mask_irqs();
         // SAFETY: forwarded contract.
@@ -46,6 +47,7 @@ unsafe impl core::alloc::GlobalAlloc for IrqSafeHeap {
         p
     }
 
+    // SAFETY (contract): as GlobalAlloc::dealloc; forwarded unchanged.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let saved = mask_irqs();
         // SAFETY: forwarded contract.

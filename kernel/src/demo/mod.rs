@@ -222,11 +222,7 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
 
     let steps = 1 + ALLOCATORS.len() * Condition::ALL.len() + 4 + 1;
     let mut step = 0;
-    progress(
-        &mut step,
-        steps,
-        "sequential scan with and without readahead",
-    );
+    progress(&mut step, steps, "scan");
     scan(data);
 
     let mut rows = Vec::new();

@@ -192,6 +192,9 @@ impl BlockDevice for VirtioBlk {
         self.in_flight
     }
 
+    // SAFETY (contract): the caller keeps `req.buf` valid and untouched until
+    // the completion is reaped (BlockDevice::submit); the device only DMAs
+    // into it in that window.
     unsafe fn submit(&mut self, req: Request) -> Result<(), BlockError> {
         if self.transport.needs_reset() {
             return Err(BlockError::NotReady);
