@@ -37,6 +37,8 @@ Options (each also settable from the environment, for use through cargo):
                       (environment: space-separated list)
   --gdb               wait for gdb on tcp::1234 (-s -S)       QEMU_RUN_GDB=1
   --dry-run           print the QEMU command, do not run it   QEMU_RUN_DRY=1
+  (demo runs write results/ through tools/bench/collect.py unless
+   QEMU_RUN_NO_RESULTS=1; the test harness sets it)
   -h, --help          this text
 
 What it does:
@@ -260,7 +262,7 @@ mkdir -p "$(dirname "$LOG")"
 rc=0
 run_qemu 2>&1 | tee "$LOG" || true
 rc=${PIPESTATUS[0]}
-if [[ "$rc" == 0 && -f "$REPO_ROOT/tools/bench/collect.py" ]]; then
+if [[ "$rc" == 0 && -z "${QEMU_RUN_NO_RESULTS:-}" && -f "$REPO_ROOT/tools/bench/collect.py" ]]; then
     echo "$PROG: demo log in ${LOG#"$REPO_ROOT"/}; writing results/ (tools/bench/collect.py)" >&2
     "$BENCH_PYTHON" "$REPO_ROOT/tools/bench/collect.py" "$LOG" --board "$DTB_NAME" --accel tcg --out "$REPO_ROOT/results" ||
         echo "$PROG: warning: collect.py failed; the log is in $LOG" >&2

@@ -6,7 +6,9 @@
 //! 3. each board booted under QEMU in self-test mode: every `@test` line must
 //!    say pass, the kernel must announce as many tests as it runs, report the
 //!    three reserved regions, and exit with status 0 before the timeout;
-//! 4. each board booted in fault mode: the undefined instruction must be
+//! 4. virt: a boot with a zeroed disk, one with bad reserved-memory nodes,
+//!    and a quick demo whose tables and bench.json fields are checked;
+//! 5. each board booted in fault mode: the undefined instruction must be
 //!    reported (exception class, ESR, registers) and the kernel must stop
 //!    with the fatal-exception status.
 //!
@@ -29,10 +31,11 @@ const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
 const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];
 
 fn usage() -> &'static str {
-    "usage: cargo xtask test [--inject fail|panic|hang] [--timeout SECS] [--board qemu-virt|rpi4] [--skip-host]\n\
+    "usage: cargo xtask test [--inject fail|panic|hang] [--timeout SECS] [--board qemu-virt|rpi4] [--skip-host] [--skip-demo]\n\
      \n\
      Runs the host tests of kernel/crates/*, builds both boards, boots each under\n\
-     QEMU in self-test and fault mode and checks every result line."
+     QEMU in self-test and fault mode and checks every result line, then runs a\n\
+     quick demo on virt and checks its tables and bench.json fields."
 }
 
 struct Options {
@@ -40,14 +43,16 @@ struct Options {
     timeout: u64,
     boards: Vec<String>,
     host: bool,
+    demo: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         inject: None,
-        timeout: 600,
+        timeout: 300,
         boards: BOARDS.iter().map(|s| s.to_string()).collect(),
         host: true,
+        demo: true,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -81,6 +86,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 o.boards = vec![v];
             }
             "--skip-host" => o.host = false,
+            "--skip-demo" => o.demo = false,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -336,6 +342,9 @@ fn test(o: &Options) -> ExitCode {
             if board == "qemu-virt" {
                 no_filesystem_boot(&root, &elf, o, &mut report);
                 bad_dtb_boot(&root, &elf, o, &mut report);
+                if o.demo {
+                    demo_boot(&root, &elf, o, &mut report);
+                }
             }
             fault_boot(&root, &elf, board, o, &mut report);
         }
@@ -736,6 +745,73 @@ fn bad_dtb_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
         out.contains("@test name=dt.reserved_regions result=pass")
             && out.contains("@test name=gcma.mixed_sizes_never_fail result=pass"),
         format!("QEMU exit {status:?}"),
+    );
+}
+
+/// A quick demo run: every console table present, and the @-lines turned
+/// into a bench.json that tools/bench/collect.py --check accepts (every
+/// field present and consistent). The numbers themselves are not judged.
+fn demo_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
+    let group = "qemu-virt demo";
+    step("qemu-virt: quick demo (about 2 minutes under TCG)");
+    let mut cmd = Command::new(root.join("qemu-run.sh"));
+    cmd.current_dir(root)
+        .env("QEMU_RUN_NO_RESULTS", "1")
+        .arg("--timeout")
+        .arg(o.timeout.max(600).to_string())
+        .arg(elf)
+        .arg("--")
+        .args(["mode=demo", "scale=quick"])
+        .stdin(Stdio::null());
+    let (status, out) = run_echo(&mut cmd);
+    let log = root.join("build/logs/xtask-demo.log");
+    let _ = fs::write(&log, &out);
+    report.add(
+        group,
+        "exit status 0",
+        status == Some(0) && out.contains("@exit status=0"),
+        format!("QEMU exit {status:?}"),
+    );
+    for table in [
+        "scan of the data set",
+        "probe ",
+        "contiguous allocations under the camera pipeline",
+        "CMA p99 / GCMA p99",
+        "utilization gcma",
+        "per page (median",
+        "memory report (MiB)",
+        "kind       size  allocated",
+    ] {
+        report.add(
+            group,
+            &format!("table: {}", table.trim()),
+            out.contains(table),
+            "",
+        );
+    }
+    report.add(
+        group,
+        "data verified (0 mismatches, 0 corrupt frames)",
+        out.contains(", 0 mismatches; 0 corrupt frames"),
+        "",
+    );
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let mut check = Command::new(python);
+    check
+        .current_dir(root)
+        .arg("tools/bench/collect.py")
+        .arg(&log)
+        .args(["--check", "--board", "qemu-virt", "--accel", "tcg"]);
+    let (st, msg) = run_echo(&mut check);
+    report.add(
+        group,
+        "bench.json complete and consistent (collect.py --check)",
+        st == Some(0),
+        msg.lines().last().unwrap_or("").to_string(),
     );
 }
 
