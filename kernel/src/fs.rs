@@ -115,11 +115,11 @@ impl KernelPages {
 unsafe impl PageAllocator for KernelPages {
     fn alloc_page(&mut self) -> Option<pagecache::Frame> {
         self.return_deferred();
-        if self.ordinary_out < self.ordinary_limit {
-            if let Ok(p) = mm::with_frames(|t| t.alloc(0, FrameState::PageCache)) {
-                self.ordinary_out += 1;
-                return pagecache::Frame::from_addr(p.addr() as usize);
-            }
+        if self.ordinary_out < self.ordinary_limit
+            && let Ok(p) = mm::with_frames(|t| t.alloc(0, FrameState::PageCache))
+        {
+            self.ordinary_out += 1;
+            return pagecache::Frame::from_addr(p.addr() as usize);
         }
         if !self.cma_lending || IN_AREAS_ALLOC.load(Ordering::Relaxed) {
             return None;

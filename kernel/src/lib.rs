@@ -107,7 +107,7 @@ fn boot(
     dtb_addr: u64,
     kernel: Range<u64>,
 ) -> (BootInfo, &'static str) {
-    if dtb_addr == 0 || dtb_addr % 8 != 0 {
+    if dtb_addr == 0 || !dtb_addr.is_multiple_of(8) {
         println!(
             "boot: no device tree (x0 = {dtb_addr:#x}); boot an arm64 Image with a DTB (qemu-run.sh passes -dtb)"
         );
@@ -161,36 +161,37 @@ fn boot(
         });
     exit::configure(args.semihosting, psci);
     console::init_logger(args.loglevel);
-    if let Some(b) = args.board {
-        if b != board.name() {
-            log::warn!(
-                "bootargs: board={b} but this kernel was built for {}",
-                board.name()
-            );
-        }
+    if let Some(b) = args.board
+        && b != board.name()
+    {
+        log::warn!(
+            "bootargs: board={b} but this kernel was built for {}",
+            board.name()
+        );
     }
 
     // The console the device tree names if it is a PL011, else its first PL011.
     let stdout = map.chosen.stdout.and_then(|d| d.reg()).map(|r| r.base);
     let mut uart = None;
     tree.for_each_compatible("arm,pl011", |d| {
-        if let Some(r) = d.reg() {
-            if uart.is_none() || Some(r.base) == stdout {
-                uart = Some(r);
-            }
+        if let Some(r) = d.reg()
+            && (uart.is_none() || Some(r.base) == stdout)
+        {
+            uart = Some(r);
         }
         true
     });
-    if let Some(u) = uart {
-        if Some(u.base as usize) != console::uart_base() && u.base < (4 << 30) {
-            log::info!(
-                "console: moving to the device tree's PL011 at {:#x}",
-                u.base
-            );
-            // SAFETY: a PL011 the device tree reports, below 4 GiB and not in
-            // RAM, so both maps give it device memory.
-            unsafe { console::init(u.base as usize, board.uart_clock_hz()) };
-        }
+    if let Some(u) = uart
+        && Some(u.base as usize) != console::uart_base()
+        && u.base < (4 << 30)
+    {
+        log::info!(
+            "console: moving to the device tree's PL011 at {:#x}",
+            u.base
+        );
+        // SAFETY: a PL011 the device tree reports, below 4 GiB and not in
+        // RAM, so both maps give it device memory.
+        unsafe { console::init(u.base as usize, board.uart_clock_hz()) };
     }
 
     log::info!(

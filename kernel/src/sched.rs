@@ -65,6 +65,9 @@ struct Task {
 }
 
 struct Scheduler {
+    // Boxed: a switched-out task's saved SP is written through a pointer
+    // into its Task, which must not move when the Vec grows.
+    #[allow(clippy::vec_box)]
     tasks: Vec<Box<Task>>,
     current: TaskId,
     /// Counter value at which the running task's slice ends.
@@ -169,10 +172,10 @@ fn exit_current() -> ! {
     {
         let mut s = SCHED.lock();
         let cur = s.current;
-        if let Some(j) = s.tasks[cur].joiner.take() {
-            if s.tasks[j].state == State::Blocked {
-                s.tasks[j].state = State::Ready;
-            }
+        if let Some(j) = s.tasks[cur].joiner.take()
+            && s.tasks[j].state == State::Blocked
+        {
+            s.tasks[j].state = State::Ready;
         }
     }
     switch_away(State::Finished);
@@ -342,12 +345,12 @@ fn on_timer() {
     let cur_prio = s.tasks[cur].prio;
     let mut resched = false;
     for t in s.tasks.iter_mut() {
-        if let State::Sleeping { deadline } = t.state {
-            if deadline <= now {
-                t.state = State::Ready;
-                if t.prio > cur_prio {
-                    resched = true;
-                }
+        if let State::Sleeping { deadline } = t.state
+            && deadline <= now
+        {
+            t.state = State::Ready;
+            if t.prio > cur_prio {
+                resched = true;
             }
         }
     }

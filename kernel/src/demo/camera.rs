@@ -123,7 +123,7 @@ pub fn run(kind: AreaKind, frames: usize) -> CameraStats {
         if timer::ticks() > deadline || ring.is_empty() {
             st.deadline_misses += 1;
         }
-        let session_end = (f as usize + 1) % SESSION_FRAMES == 0;
+        let session_end = (f as usize + 1).is_multiple_of(SESSION_FRAMES);
         if per_frame || session_end {
             for a in ring.drain(..) {
                 let _ = areas::free(a);

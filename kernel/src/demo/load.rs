@@ -175,7 +175,7 @@ fn file_worker(data: &'static DataSet, seed: u64) {
     while !stopped() {
         let path = pick(data, &mut rng);
         // Check every byte of every fourth file read.
-        if !read_file(data, path, k % 4 == 0, &mut buf) {
+        if !read_file(data, path, k.is_multiple_of(4), &mut buf) {
             sched::sleep_ns(1_000_000);
         }
         k += 1;

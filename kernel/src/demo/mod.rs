@@ -297,9 +297,7 @@ fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize) {
         let target = area_pages * 95 / 100;
         match kind {
             AreaKind::Cma => fs::with(|pc| pc.allocator_mut().lent_out >= target).unwrap_or(true),
-            AreaKind::Gcma => {
-                areas::MM.lock().areas.backend().stats().cached_now as usize >= target
-            }
+            AreaKind::Gcma => areas::MM.lock().areas.backend().stats().cached_now >= target,
             AreaKind::Carveout => {
                 fs::with(|pc| pc.cached_pages() * 100 >= BUDGET_PAGES * 95).unwrap_or(true)
             }

@@ -154,7 +154,7 @@ impl VirtioBlk {
                     log::info!(
                         "virtio-blk at {base:#x}: {} sectors ({} MiB){}, queue of {} ({} requests in flight)",
                         dev.capacity,
-                        dev.capacity * SECTOR_SIZE as u64 >> 20,
+                        (dev.capacity * SECTOR_SIZE as u64) >> 20,
                         if dev.read_only { ", read-only" } else { "" },
                         dev.queue.size(),
                         dev.queue_depth()

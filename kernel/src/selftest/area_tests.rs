@@ -28,7 +28,7 @@ fn fill_cleancache(base_file: u64, pages: usize) -> usize {
         page[8..12].copy_from_slice(&index.to_le_bytes());
         cc.put_page(file, index, &page);
     }
-    cc.stats().cached_now as usize - before as usize
+    cc.stats().cached_now - before
 }
 
 fn gcma() -> Result<(contig::AreaId, u64, usize), alloc::string::String> {

@@ -301,7 +301,7 @@ pub fn bad_input(_: &BootInfo) -> TestResult {
             pc.write(big, u32::MAX as u64, b"x").is_err(),
             "a write past 4 GiB succeeded"
         );
-        let disk = pc.fs().geometry().total_sectors as u64 * 512;
+        let disk = pc.fs().geometry().total_sectors * 512;
         let r = pc.truncate(big, disk + (1 << 20));
         check!(
             matches!(
