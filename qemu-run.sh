@@ -117,7 +117,14 @@ esac
 if [[ -n "$TIMEOUT" && ! "$TIMEOUT" =~ ^[1-9][0-9]*$ ]]; then
     die "--timeout wants a whole number of seconds, not '$TIMEOUT'"
 fi
-command -v "$QEMU" >/dev/null || die "$QEMU not found: run tools/setup-host.sh"
+if ! command -v "$QEMU" >/dev/null || ! command -v dtc >/dev/null; then
+    # First run on a fresh machine: install the host side (as root).
+    if [[ "$(id -u)" == 0 ]]; then
+        echo "$PROG: $QEMU or dtc missing: running tools/setup-host.sh" >&2
+        bash "$REPO_ROOT/tools/setup-host.sh" || die "tools/setup-host.sh failed"
+    fi
+    command -v "$QEMU" >/dev/null || die "$QEMU not found: run tools/setup-host.sh (as root)"
+fi
 
 # --- kernel image -----------------------------------------------------------
 

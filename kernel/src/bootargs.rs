@@ -9,7 +9,7 @@
 //! | `loglevel=LEVEL`      | error, warn, info (default), debug or trace          |
 //! | `board=NAME`          | the board the host meant to boot (checked)           |
 //! | `inject=fail|panic|hang` | self-test mode: make one test fail, panic or hang, to show the harness catches it |
-//! | `scale=quick|full`    | demo length: about 2 or 15 minutes under TCG (default quick) |
+//! | `scale=quick|full`    | demo length: about 2.5 or 10 minutes under TCG (default quick) |
 //! | `seed=N`              | demo workload seed (default 42)                      |
 //! | `persist=write:N`, `persist=check:N` | self-test mode: write a file derived from N / check it is on disk (two boots) |
 //!

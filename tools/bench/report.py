@@ -401,7 +401,10 @@ def targets_table(v):
 def run_table(v, run):
     meta = run.get("meta") or {}
     exit_ = run.get("exit")
+    scale = meta.get("scale")
+    demo = "cargo run" if scale in (None, "quick") else f"cargo run -- scale={scale}"
     rows = [
+        ["demo", f"`{demo}` (QEMU {v.data.get('board')}, `build/logs/demo-*.log`)"],
         ["command", f"`{run.get('command', DASH)}`"],
         ["commit", f"`{v.data.get('commit')}`"],
         ["date (UTC)", run.get("date", DASH)],

@@ -222,6 +222,25 @@ fn test(o: &Options) -> ExitCode {
     let started = Instant::now();
     let mut report = Report::default();
 
+    // Host set-up first (idempotent, about a second when all is there): so
+    // that this one command works on a fresh Debian 12 machine.
+    step("host set-up (tools/setup-host.sh)");
+    let (status, _) = run_echo(
+        Command::new("bash")
+            .current_dir(&root)
+            .arg("tools/setup-host.sh"),
+    );
+    if status != Some(0) {
+        report.add(
+            "host",
+            "tools/setup-host.sh",
+            false,
+            format!("exit {status:?}"),
+        );
+        print_summary(&report, started.elapsed().as_secs_f64());
+        return ExitCode::FAILURE;
+    }
+
     if o.host {
         let crates = host_crates(&root);
         step(&format!("host tests: {}", crates.join(", ")));
