@@ -68,6 +68,7 @@ impl<D: BlockDevice> BlockDevice for FaultyDisk<D> {
     fn in_flight(&self) -> usize {
         self.inner.in_flight() + self.failed.len()
     }
+    // SAFETY (contract): BlockDevice::submit's; the body keeps it.
     unsafe fn submit(&mut self, req: Request) -> Result<(), BlockError> {
         check_request(&req, self.sector_count())?;
         let set = match req.op {

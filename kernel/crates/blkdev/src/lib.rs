@@ -218,6 +218,7 @@ pub trait BlockDevice {
     /// stay valid (and, for reads, writable) and are not accessed by anyone
     /// else until this request's completion has been returned by
     /// [`poll`](Self::poll) or [`wait`](Self::wait).
+    // SAFETY: the caller's obligations are the `# Safety` section above.
     unsafe fn submit(&mut self, req: Request) -> Result<(), BlockError>;
 
     /// Returns one completed request, if any, without blocking.
@@ -307,6 +308,7 @@ impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
     fn in_flight(&self) -> usize {
         (**self).in_flight()
     }
+    // SAFETY (contract): BlockDevice::submit's; the body keeps it.
     unsafe fn submit(&mut self, req: Request) -> Result<(), BlockError> {
         // SAFETY: forwarded with the caller's guarantee unchanged.
         unsafe { (**self).submit(req) }
@@ -332,6 +334,7 @@ impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
     fn in_flight(&self) -> usize {
         (**self).in_flight()
     }
+    // SAFETY (contract): BlockDevice::submit's; the body keeps it.
     unsafe fn submit(&mut self, req: Request) -> Result<(), BlockError> {
         // SAFETY: forwarded with the caller's guarantee unchanged.
         unsafe { (**self).submit(req) }

@@ -55,6 +55,7 @@ impl<D: BlockDevice> BlockDevice for QueueMux<D> {
     fn in_flight(&self) -> usize {
         self.inner.in_flight() + self.stash.len()
     }
+    // SAFETY (contract): BlockDevice::submit's; the body keeps it.
     unsafe fn submit(&mut self, req: Request) -> Result<(), BlockError> {
         // SAFETY: forwarded with the caller's guarantee unchanged.
         unsafe { self.inner.submit(req) }

@@ -112,6 +112,7 @@ impl BlockDevice for RamDisk {
         self.queue.len()
     }
 
+    // SAFETY (contract): BlockDevice::submit's; the body keeps it.
     unsafe fn submit(&mut self, req: Request) -> Result<(), BlockError> {
         check_request(&req, self.sector_count())?;
         if req.op == Op::Write && self.read_only {

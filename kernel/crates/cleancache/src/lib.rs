@@ -402,6 +402,7 @@ impl Cleancache {
     /// for as long as this `Cleancache` exists. Nobody else may access a page
     /// of the pool except while it is taken back (between a successful
     /// `take_back` of that page and the matching `give_back`).
+    // SAFETY (contract): the `# Safety` section above; callers uphold it.
     pub unsafe fn add_pool(
         &mut self,
         base: NonNull<u8>,

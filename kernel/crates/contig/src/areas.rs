@@ -679,6 +679,7 @@ impl Areas<Cleancache> {
     /// `pages * PAGE_SIZE` bytes for the life of this registry, and nobody
     /// else touches those frames except the owner of a live GCMA allocation,
     /// within it.
+    // SAFETY (contract): the `# Safety` section above; callers uphold it.
     pub unsafe fn add_gcma_memory(
         &mut self,
         name: &str,

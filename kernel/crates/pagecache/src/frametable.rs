@@ -210,6 +210,7 @@ impl<T: FrameTableAccess> BuddyPages<T> {
     /// Every frame the table's buddy hands out must be RAM mapped 1:1 (its
     /// physical address is a valid, writable kernel address) and used by no
     /// one else while allocated.
+    // SAFETY (contract): the `# Safety` section above; callers uphold it.
     pub unsafe fn new(table: T) -> Self {
         BuddyPages { table }
     }

@@ -241,6 +241,7 @@ fn pages_of(size: u64) -> u32 {
 /// `f` must come from the page cache's allocator (or a migration) and be
 /// owned by the page cache, with no I/O in flight on it and no other
 /// reference to its bytes alive.
+// SAFETY (contract): the `# Safety` section above; callers uphold it.
 unsafe fn frame_bytes<'a>(f: Frame) -> &'a mut [u8; PAGE_SIZE] {
     // SAFETY: per the function's contract the frame is PAGE_SIZE bytes of
     // RAM owned by the caller and not aliased.

@@ -70,6 +70,7 @@ impl BlockDevice for TestDisk {
     fn in_flight(&self) -> usize {
         self.inner.in_flight()
     }
+    // SAFETY (contract): BlockDevice::submit's; the body keeps it.
     unsafe fn submit(&mut self, req: Request) -> Result<(), BlockError> {
         // SAFETY: forwarded with the caller's guarantee.
         unsafe { self.inner.submit(req)? };
