@@ -29,11 +29,13 @@ def load_pyplot():
 
 def subtitle(data):
     accel = data.get("accel")
-    how = "QEMU TCG (emulation): compare ratios, not absolute times" if accel == "tcg" else accel
+    how = "QEMU TCG (emulation): compare ratios, not times" if accel == "tcg" else accel
     return f"{data.get('board')} / {how} / commit {data.get('commit')}"
 
 
 def cdf_axes(ax, condition, latency):
+    from matplotlib.ticker import FuncFormatter
+
     drawn = 0
     for allocator in ALLOCATORS:
         samples = sorted(s for s in latency.get((allocator, condition), []) if s > 0)
@@ -48,6 +50,8 @@ def cdf_axes(ax, condition, latency):
     ax.grid(True, which="both", alpha=0.3)
     if drawn:
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _: ""))
         ax.legend(loc="lower right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes, color="#888")
@@ -87,6 +91,9 @@ def plot_frames(plt, data, path):
             labels.append(f"{misses}/{frames}" if row else "missing")
         bars = ax.bar(xs, heights, width, color=COLORS[allocator], label=NAMES[allocator])
         label_bars(ax, bars, labels)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xticks(range(len(CONDITIONS)), CONDITIONS)
     ax.set_ylabel("frame deadline misses (labels: misses/frames)")
     ax.set_ylim(0, max(1, ax.get_ylim()[1] * 1.15))
@@ -99,6 +106,8 @@ def plot_frames(plt, data, path):
 
 
 def plot_reads(plt, data, path):
+    from matplotlib.ticker import FuncFormatter
+
     rows = {r.get("setup"): r for r in data.get("utilization", []) if isinstance(r, dict)}
     none = (rows.get("none") or {}).get("read_sectors")
     heights, labels = [], []
@@ -111,12 +120,13 @@ def plot_reads(plt, data, path):
             labels.append(f"{sectors:,} ({100 * (sectors / none - 1):+.1f}%)")
         else:
             labels.append(f"{sectors:,}")
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     bars = ax.bar(range(len(SETUPS)), heights, color=[COLORS[s] for s in SETUPS])
     label_bars(ax, bars, labels)
     ax.set_xticks(range(len(SETUPS)), [NAMES[s] for s in SETUPS])
     ax.set_ylabel("device sectors read (lower is better; % vs none)")
     ax.set_ylim(0, max(1, ax.get_ylim()[1] * 1.12))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}"))
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_title("Device reads of the same workload per reserved-memory setup\n" + subtitle(data), fontsize=11)
     fig.tight_layout()

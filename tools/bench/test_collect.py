@@ -454,27 +454,34 @@ class PlotTest(Workspace):
         probe = subprocess.run([python, "-c", "import matplotlib"], capture_output=True)
         return python if probe.returncode == 0 else None
 
-    def test_plots_written(self):
+    def collect_with_plots(self, text):
+        """Run collect with plots, in this interpreter if it has matplotlib,
+        else with /usr/bin/python3 (Debian's python3-matplotlib)."""
         if has_matplotlib():
-            code, _, _ = self.run_collect(make_log(), plots=True)
-            self.assertEqual(code, 0)
-            return self.assert_plots()
+            code, _, err = self.run_collect(text, plots=True)
+            self.assertEqual(code, 0, err)
+            return
         python = self.other_python_with_matplotlib()
         if python is None:
             self.skipTest("matplotlib is missing for every python3 here (apt-get install python3-matplotlib)")
-        log = self.write_log(make_log())
+        log = self.write_log(text)
         done = subprocess.run([python, os.path.join(HERE, "collect.py"), log, "--out", self.out,
                                "--readme", self.readme, "--commit", "abc"], capture_output=True, text=True)
         self.assertEqual(done.returncode, 0, done.stderr)
+
+    def test_plots_written(self):
+        self.collect_with_plots(make_log())
         self.assert_plots()
 
     def test_plots_with_partial_data(self):
-        if not has_matplotlib():
-            self.skipTest(f"matplotlib is missing for {sys.executable}; covered by test_plots_written")
-        text = make_log(skip=("condition=pinned", "@util setup=none", "@latency allocator=cma"))
-        code, _, _ = self.run_collect(text, plots=True)
-        self.assertEqual(code, 0)
+        self.collect_with_plots(make_log(skip=("condition=pinned", "@util setup=none", "@latency allocator=cma")))
         self.assert_plots()
+
+    def test_no_plots_is_reported(self):
+        self.run_collect(make_log())
+        with open(os.path.join(self.out, "README.md")) as f:
+            page = f.read()
+        self.assertIn("*Plot not written (--no-plots).*", page)
 
     def test_script_reexecs_with_system_python_for_plots(self):
         if has_matplotlib() or self.other_python_with_matplotlib() is None:
