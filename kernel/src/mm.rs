@@ -110,12 +110,10 @@ pub fn init(map: &MemoryMap, kernel: Range<u64>, dtb: Range<u64>) -> Result<(), 
         .ok_or(MmError::NoUsableRam)?;
     let table_mem = largest.base..largest.base + table_bytes;
     let count = (span.end.0 - span.start.0) as usize;
-    // SAFETY: `table_mem` is usable RAM (in no reserved region, not the
-    // image, not the DTB), identity-mapped as normal memory, and nothing
-    // else will ever use it: it is marked Kernel below and excluded from the
-    // ranges given to the buddy. Its start is page-aligned, which satisfies
-    // FrameDesc's alignment.
     let mem: &'static mut [MaybeUninit<frames::FrameDesc>] =
+        // SAFETY: `table_mem` is usable, identity-mapped RAM (no reserved
+        // region, image or DTB), page-aligned, marked Kernel below and kept
+        // out of the buddy, so nothing else ever uses it.
         unsafe { core::slice::from_raw_parts_mut(table_mem.start as *mut _, count) };
     let mut table = FrameTable::new_uninit(mem, span.start).map_err(MmError::FrameTable)?;
 

@@ -312,11 +312,9 @@ fn switch_away(state: State) {
         }
     };
     if let Some((from, to)) = switch {
-        // SAFETY: IRQs are masked and no lock is held. `from` points into
-        // the old task's boxed Task, which outlives this switch (finished
-        // tasks are never removed, only their stacks freed after they have
-        // switched away for good); `to` is the saved SP of a task that was
-        // switched out by __switch (or a fresh initial frame).
+        // SAFETY: IRQs masked, no lock held; `from` is in the old task's
+        // boxed Task (never removed, so it outlives the switch); `to` is a
+        // SP saved by __switch or a fresh initial frame.
         unsafe { context::__switch(from, to) };
     }
     restore_irqs(saved);

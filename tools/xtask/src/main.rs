@@ -191,6 +191,15 @@ fn run_cmd(cmd: &mut Command, echo: bool) -> (Option<i32>, String) {
     (status, out)
 }
 
+/// The python3 for tools/bench: Debian's, which has python3-matplotlib.
+fn bench_python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
 fn host_crates(root: &Path) -> Vec<String> {
     let mut names = Vec::new();
     let Ok(dir) = fs::read_dir(root.join("kernel/crates")) else {
@@ -286,12 +295,7 @@ fn test(o: &Options) -> ExitCode {
     if o.host {
         // The results tool (tools/bench): Debian's python3, which has matplotlib.
         step("host tests: tools/bench (python3 -m unittest)");
-        let python = if Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
-        let mut cmd = Command::new(python);
+        let mut cmd = Command::new(bench_python());
         cmd.current_dir(&root).args([
             "-m",
             "unittest",
@@ -425,20 +429,10 @@ fn test_disk(root: &Path) -> Result<PathBuf, String> {
     Ok(disk)
 }
 
+/// Boots `elf` through qemu-run.sh and keeps its console in
+/// build/logs/`log_name`; `echo` false keeps it in the log only (boots
+/// whose guest-side FAIL lines are expected).
 fn boot(
-    root: &Path,
-    elf: &Path,
-    disk: Option<&Path>,
-    o: &Options,
-    kernel_args: &[&str],
-    log_name: &str,
-) -> (Option<i32>, String) {
-    boot_with(root, elf, disk, o, kernel_args, log_name, true)
-}
-
-/// As `boot`; `echo` false keeps the console in the log only (boots whose
-/// guest-side FAIL lines are expected).
-fn boot_with(
     root: &Path,
     elf: &Path,
     disk: Option<&Path>,
@@ -545,7 +539,7 @@ fn selftest_boot(
     } else {
         format!("{board}-selftest-{phase}.log")
     };
-    let (status, out) = boot(root, elf, disk, o, &args, &log);
+    let (status, out) = boot(root, elf, disk, o, &args, &log, true);
 
     let mut planned = None;
     let mut summary = None;
@@ -629,7 +623,7 @@ fn no_filesystem_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report)
         report.add(group, "zeroed disk", false, e.to_string());
         return;
     }
-    let (status, out) = boot_with(
+    let (status, out) = boot(
         root,
         elf,
         Some(&disk),
@@ -814,12 +808,7 @@ fn demo_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
         out.contains(", 0 mismatches; 0 corrupt frames"),
         "",
     );
-    let python = if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let mut check = Command::new(python);
+    let mut check = Command::new(bench_python());
     check
         .current_dir(root)
         .arg("tools/bench/collect.py")
@@ -846,6 +835,7 @@ fn fault_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Re
         o,
         &["mode=fault"],
         &format!("{board}-fault.log"),
+        true,
     );
     report.add(
         &group,

@@ -579,11 +579,9 @@ impl Cleancache {
         self.set_state(slot, PageState::Cached { file, index });
         self.lru.push_back(&mut self.slots, slot);
         let dst = self.page_ptr(slot);
-        // SAFETY: `dst` points at the start of a page of a pool, inside the
-        // `pages * PAGE_SIZE` bytes that `add_pool`'s caller guaranteed valid
-        // for writes; the page is `Cached` (not taken back), so nobody else
-        // accesses it, and `data` is a distinct Rust borrow, so the ranges do
-        // not overlap.
+        // SAFETY: `dst` is a pool page, valid for writes (add_pool's contract)
+        // and untouched by others while Cached (not taken back); `data` is a
+        // distinct Rust borrow, so the ranges do not overlap.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, PAGE_SIZE) };
         let p = self.slots[slot as usize].pool as usize;
         self.pools[p].stats.stored += 1;
@@ -598,11 +596,9 @@ impl Cleancache {
             return false;
         };
         let src = self.page_ptr(s);
-        // SAFETY: `src` is the start of a `Cached` page of a pool (checked by
-        // `index_remove`), valid for reads of PAGE_SIZE bytes (contract of
-        // `add_pool`) and accessed by nobody else while not taken back; `out`
-        // is an exclusive Rust borrow and cannot alias pool memory, which Rust
-        // code never references.
+        // SAFETY: `src` is a Cached pool page (checked by `index_remove`),
+        // valid for reads (add_pool's contract) and untouched by others while
+        // not taken back; `out` is an exclusive borrow outside pool memory.
         unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), PAGE_SIZE) };
         self.lru.unlink(&mut self.slots, s);
         self.make_free(s);

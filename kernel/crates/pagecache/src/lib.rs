@@ -61,6 +61,7 @@
 //! let fs = fat32::Fat32::mount(blkdev::QueueMux::new(virtio_blk))?;
 //! let pc = PageCache::new(
 //!     fs,
+//!     // SAFETY: the kernel maps RAM 1:1 (BuddyPages::new's contract).
 //!     unsafe { BuddyPages::new(frame_table_handle) },  // or the kernel's own PageAllocator
 //!     FrameDescStates::new(frame_table_handle),         // page state in FrameDesc
 //!     cleancache_hooks,                                 // impl CleancacheHooks (or NoCleancache)
