@@ -37,8 +37,10 @@ Options (each also settable from the environment, for use through cargo):
                       (environment: space-separated list)
   --gdb               wait for gdb on tcp::1234 (-s -S)       QEMU_RUN_GDB=1
   --dry-run           print the QEMU command, do not run it   QEMU_RUN_DRY=1
-  (demo runs write results/ through tools/bench/collect.py unless
-   QEMU_RUN_NO_RESULTS=1; the test harness sets it)
+  (a demo run keeps its log, bench.json, plots and results page in
+   build/results/BOARD/SCALE/ through tools/bench/collect.py unless
+   QEMU_RUN_NO_RESULTS=1 (the test harness sets it); the committed
+   results/ change only through `cargo xtask publish`)
   -h, --help          this text
 
 What it does:
@@ -124,6 +126,10 @@ if ! command -v "$QEMU" >/dev/null || ! command -v dtc >/dev/null; then
         bash "$REPO_ROOT/tools/setup-host.sh" || die "tools/setup-host.sh failed"
     fi
     command -v "$QEMU" >/dev/null || die "$QEMU not found: run tools/setup-host.sh (as root)"
+    command -v dtc >/dev/null || die "dtc not found: run tools/setup-host.sh (as root)"
+fi
+if ! command -v python3 >/dev/null; then
+    die "python3 not found (it makes the demo's data set and results): run tools/setup-host.sh (as root)"
 fi
 
 # --- kernel image -----------------------------------------------------------
@@ -144,7 +150,7 @@ find_objcopy() {
             return
         fi
     done
-    die "llvm-objcopy not found: rustup component add llvm-tools (or run tools/setup-host.sh)"
+    die "llvm-objcopy not found: run tools/setup-host.sh (it runs rustup component add llvm-tools)"
 }
 
 if [[ "$(head -c 4 "$ELF" | od -An -tx1 | tr -d ' \n')" == 7f454c46 ]]; then
@@ -262,16 +268,29 @@ if [[ "$DEMO" != 1 ]]; then
     exit "$rc"
 fi
 
-# The demo: keep the console log and turn it into results/ (JSON, plots,
-# results page) with tools/bench/collect.py.
-LOG="$REPO_ROOT/build/logs/demo-$DTB_NAME.log"
-mkdir -p "$(dirname "$LOG")"
+# The demo: keep the console log and turn it into bench.json, plots and a
+# results page with tools/bench/collect.py, all under build/results/BOARD/SCALE/.
+# Nothing here writes the committed results/ or the README: only
+# `cargo xtask publish` does, from a complete full-scale run.
+SCALE=quick
+for a in "${USER_ARGS[@]}"; do
+    [[ "$a" == scale=* ]] && SCALE="${a#scale=}"
+done
+[[ "$SCALE" =~ ^[a-z]+$ ]] || SCALE=other
+OUT="$REPO_ROOT/build/results/$DTB_NAME/$SCALE"
+LOG="$OUT/demo.log"
+mkdir -p "$OUT"
 rc=0
 run_qemu 2>&1 | tee "$LOG" || true
 rc=${PIPESTATUS[0]}
 if [[ "$rc" == 0 && -z "${QEMU_RUN_NO_RESULTS:-}" && -f "$REPO_ROOT/tools/bench/collect.py" ]]; then
-    echo "$PROG: demo log in ${LOG#"$REPO_ROOT"/}; writing results/ (tools/bench/collect.py)" >&2
-    "$BENCH_PYTHON" "$REPO_ROOT/tools/bench/collect.py" "$LOG" --board "$DTB_NAME" --accel tcg --out "$REPO_ROOT/results" ||
+    echo "$PROG: demo log in ${LOG#"$REPO_ROOT"/}; writing ${OUT#"$REPO_ROOT"/}/ (tools/bench/collect.py)" >&2
+    if "$BENCH_PYTHON" "$REPO_ROOT/tools/bench/collect.py" "$LOG" --board "$DTB_NAME" --accel tcg --out "$OUT"; then
+        if [[ "$SCALE" == full ]]; then
+            echo "$PROG: to make this run the committed results: cargo xtask publish --board $DTB_NAME" >&2
+        fi
+    else
         echo "$PROG: warning: collect.py failed; the log is in $LOG" >&2
+    fi
 fi
 exit "$rc"

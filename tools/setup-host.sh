@@ -158,6 +158,25 @@ qemu_ok() {
     QEMU_VERSION="$version"
 }
 
+# qemu_starts: QEMU starts the project's virt machine with exactly the options
+# qemu-run.sh uses (tools/dtb/qemu-machines.sh) and dumps its device tree. A
+# missing firmware file or option ROM (a package that --no-install-recommends
+# left out) shows up here, with QEMU's own message, not at the first boot.
+qemu_starts() {
+    local dtb out
+    # shellcheck source=tools/dtb/qemu-machines.sh
+    source "$REPO_ROOT/tools/dtb/qemu-machines.sh"
+    local QEMU_MACHINE=()
+    qemu_machine_args virt
+    dtb="$(mktemp "${TMPDIR:-/tmp}/setup-host.XXXXXX.dtb")"
+    if ! out="$(qemu-system-aarch64 "${QEMU_MACHINE[@]}" -machine "dumpdtb=$dtb" -display none 2>&1)"; then
+        rm -f "$dtb"
+        QEMU_START_ERROR="$out"
+        return 1
+    fi
+    rm -f "$dtb"
+}
+
 if [[ "${NEED_UPDATE:-0}" == 1 && "$CHECK" == 0 ]]; then
     apt_update
 fi
@@ -176,6 +195,14 @@ elif todo "qemu-system-aarch64 >= $QEMU_MIN_MAJOR with raspi4b" "qemu-system-arm
     fi
     qemu_ok || die "installed QEMU is $(qemu-system-aarch64 --version | head -n 1); need >= $QEMU_MIN_MAJOR with -machine raspi4b"
     step "qemu-system-aarch64 >= $QEMU_MIN_MAJOR with raspi4b" "installed ($QEMU_VERSION)"
+fi
+if [[ "$CHECK" == 0 ]] || qemu_ok; then
+    QEMU_START_ERROR=""
+    if qemu_starts; then
+        step "qemu starts the virt machine (-nic none)" "ok"
+    else
+        die "QEMU cannot start the project's virt machine: ${QEMU_START_ERROR:-no message}"
+    fi
 fi
 
 # --- 5. other host tools -------------------------------------------------------------

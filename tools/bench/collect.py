@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Collect the GCMA demo's benchmark lines from a console log.
 
-Writes results/bench.json, PNG plots, results/README.md, and the block
-between <!-- bench:start --> and <!-- bench:end --> of the top-level
-README.md. With --check it only validates. See tools/bench/README.md.
+Writes bench.json, PNG plots and a results page (README.md) into
+build/results/<board>/<scale>/ (or --out). Committed results are written
+only by --publish (through `cargo xtask publish`): into results/<board>/,
+plus the block between <!-- bench:start --> and <!-- bench:end --> of the
+top-level README.md, and only from a complete full-scale run without
+problems. With --check it only validates. See tools/bench/README.md.
 """
 
 import argparse
@@ -33,18 +36,20 @@ def say(message):
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="collect.py",
-        description="Turn the demo's @-lines (console log) into results/bench.json, plots and results/README.md.",
+        description="Turn the demo's @-lines (console log) into bench.json, plots and a results page.",
     )
     p.add_argument("log", metavar="LOG", help="console log file, '-' for stdin; with --check also a bench.json")
-    p.add_argument("--out", default=os.path.join(REPO_ROOT, "results"), help="output folder (default: <repo>/results)")
+    p.add_argument("--out", help="output folder (default: <repo>/build/results/<board>/<scale>)")
     p.add_argument("--board", choices=benchlog.BOARDS, help="board (default: the @bench line's, else qemu-virt)")
     p.add_argument("--accel", choices=benchlog.ACCELS, help="accelerator (default: the @bench line's, else tcg)")
     p.add_argument("--check", action="store_true", help="validate only, write nothing; exit 1 on any problem")
     p.add_argument("--strict", action="store_true", help="when writing, exit 1 if the data has problems")
     p.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
-    p.add_argument("--readme", default=os.path.join(REPO_ROOT, "README.md"),
-                   help="README whose bench markers get the headline (default: <repo>/README.md)")
-    p.add_argument("--no-readme", action="store_true", help="leave the top-level README alone")
+    p.add_argument("--readme", help="README whose bench markers get the headline (default: none is touched)")
+    p.add_argument("--no-readme", action="store_true", help="leave every README alone (overrides --readme)")
+    p.add_argument("--publish", action="store_true",
+                   help="refuse (write nothing, exit 1) unless the run is complete, full-scale, exited 0 "
+                        "and has no problems; used by `cargo xtask publish`")
     p.add_argument("--commit", help="commit to record (default: git rev-parse --short HEAD, +-dirty)")
     return p.parse_args(argv)
 
@@ -186,6 +191,8 @@ def make_plots(args, data, latency):
 def update_top_readme(args, data, run):
     if args.no_readme:
         return "skipped (--no-readme)"
+    if not args.readme:
+        return "not touched (no --readme)"
     try:
         with open(args.readme, encoding="utf-8") as f:
             text = f.read()
@@ -226,6 +233,19 @@ def write_all(args, argv, parsed, data, problems, warnings):
     return len(plot_paths)
 
 
+def publish_refusals(parsed, problems):
+    """Why this run may not become the committed results (empty: it may)."""
+    why = [f"problem: {p}" for p in problems]
+    scale = parsed.meta.get("scale")
+    if scale != "full":
+        why.append(f"scale={scale or 'unknown'}: only a full-scale run (cargo run -- scale=full) is published")
+    if parsed.exit is None:
+        why.append("no @exit line: the run did not finish")
+    elif parsed.exit.get("status") != "0":
+        why.append(f"@exit status={parsed.exit.get('status')}: the run failed")
+    return why
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -247,11 +267,20 @@ def main(argv=None):
     warnings = list(parsed.warnings)
     board = choose(args.board, parsed.meta.get("board"), benchlog.BOARDS, "qemu-virt", "board", warnings)
     accel = choose(args.accel, parsed.meta.get("accel"), benchlog.ACCELS, "tcg", "accel", warnings)
-    commit = args.commit or git_commit(ignore=(args.out, args.readme))
+    if not args.out:
+        args.out = os.path.join(REPO_ROOT, "build", "results", board, parsed.meta.get("scale") or "quick")
+    commit = args.commit or git_commit(ignore=tuple(p for p in (args.out, args.readme) if p))
     data = benchlog.build_json(parsed, commit, board, accel)
     problems = parsed.problems + benchlog.validate(data)
     if args.check:
         return finish_check(problems, warnings, f"{source} ({summarize(data)})")
+    if args.publish:
+        refusals = publish_refusals(parsed, problems)
+        if refusals:
+            for why in refusals:
+                say(f"refusing to publish: {why}")
+            say(f"nothing written; {source} stays where it is")
+            return 1
     for warning in warnings:
         say(f"warning: {warning}")
     for problem in problems:

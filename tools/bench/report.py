@@ -402,9 +402,10 @@ def run_table(v, run):
     meta = run.get("meta") or {}
     exit_ = run.get("exit")
     scale = meta.get("scale")
-    demo = "cargo run" if scale in (None, "quick") else f"cargo run -- scale={scale}"
+    run_cmd = "cargo run-rpi4" if v.data.get("board") == "rpi4" else "cargo run"
+    demo = run_cmd if scale in (None, "quick") else f"{run_cmd} -- scale={scale}"
     rows = [
-        ["demo", f"`{demo}` (QEMU {v.data.get('board')}, `build/logs/demo-*.log`)"],
+        ["demo", f"`{demo}` (QEMU {v.data.get('board')}, log `build/results/{v.data.get('board')}/{scale or 'quick'}/demo.log`)"],
         ["command", f"`{run.get('command', DASH)}`"],
         ["commit", f"`{v.data.get('commit')}`"],
         ["date (UTC)", run.get("date", DASH)],
@@ -486,7 +487,8 @@ def readme_block(data, run, link):
     v = View(data)
     met = sum(1 for _, status, _ in targets(v) if status == "met")
     return "\n".join([
-        f"Latest run: {data.get('board')} / {data.get('accel')}, commit `{data.get('commit')}`, "
+        f"Published run: board {data.get('board')} / {data.get('accel')}, scale "
+        f"{(run.get('meta') or {}).get('scale', DASH)}, commit `{data.get('commit')}`, "
         f"{run.get('date', DASH)}. {accel_note(data.get('accel'))}",
         "",
         headline_table(v),

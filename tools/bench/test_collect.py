@@ -434,6 +434,64 @@ class ReadmeMarkersTest(Workspace):
         self.assertIsNone(report.replace_between_markers("nothing", "NEW"))
 
 
+class PublishTest(Workspace):
+    """--publish writes only a complete full-scale run without problems."""
+
+    def full_log(self, **kw):
+        return make_log(**kw).replace("scale=quick", "scale=full")
+
+    def test_full_clean_run_is_published(self):
+        code, out, _ = self.run_collect(self.full_log(), "--publish")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(self.bench_json()["board"], "qemu-virt")
+        with open(self.readme) as f:
+            self.assertIn("scale full", f.read())
+
+    def assert_refused(self, text, why):
+        with open(self.readme) as f:
+            before = f.read()
+        code, _, err = self.run_collect(text, "--publish")
+        self.assertEqual(code, 1)
+        self.assertIn(f"refusing to publish: {why}", err)
+        self.assertFalse(os.path.exists(self.out), "nothing written")
+        with open(self.readme) as f:
+            self.assertEqual(f.read(), before)
+
+    def test_quick_run_refused(self):
+        self.assert_refused(make_log(), "scale=quick")
+
+    def test_failed_run_refused(self):
+        self.assert_refused(self.full_log(replace={"@exit": "@exit status=1 reason=failure"}), "@exit status=1")
+
+    def test_unfinished_run_refused(self):
+        self.assert_refused(self.full_log(skip=("@exit",)), "no @exit line")
+
+    def test_run_with_problems_refused(self):
+        self.assert_refused(self.full_log(skip=("@util setup=cma",)), "problem:")
+
+
+class DefaultOutTest(unittest.TestCase):
+    def test_default_folder_is_under_build_results(self):
+        log = make_log()
+        tmp = tempfile.mkdtemp(prefix="bench-out-")
+        try:
+            path = os.path.join(tmp, "demo.log")
+            with open(path, "w") as f:
+                f.write(log)
+            saved = collect.REPO_ROOT
+            collect.REPO_ROOT = tmp
+            try:
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    code = collect.main([path, "--no-plots", "--commit", "x"])
+            finally:
+                collect.REPO_ROOT = saved
+            self.assertEqual(code, 0)
+            self.assertTrue(os.path.exists(os.path.join(tmp, "build", "results", "qemu-virt", "quick", "bench.json")))
+            self.assertFalse(os.path.exists(os.path.join(tmp, "results")))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class PlotTest(Workspace):
     PNG = b"\x89PNG\r\n\x1a\n"
     FILES = ("alloc-latency-cdf.png", "frame-deadline-misses.png", "device-reads.png")

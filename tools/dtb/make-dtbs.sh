@@ -246,7 +246,7 @@ build_virt() {
     if ! "$QEMU" "${QEMU_MACHINE[@]}" -machine "dumpdtb=$WORK/virt-qemu.dtb" \
         -display none -serial none -monitor none >"$WORK/qemu.log" 2>&1; then
         cat "$WORK/qemu.log" >&2
-        die "QEMU could not dump the virt device tree"
+        die "QEMU could not dump the virt device tree (tools/setup-host.sh installs and checks QEMU)"
     fi
     {
         dtc -q -I dtb -O dts "$WORK/virt-qemu.dtb"

@@ -8,6 +8,10 @@
 # CPUs, the GIC version and the RAM size all appear in the tree.
 #
 # After sourcing, call qemu_machine_args BOARD to fill the array QEMU_MACHINE.
+#
+# `-nic none` on every board: the kernel has no network driver, and without
+# it QEMU virt creates a virtio-net-pci card whose option ROM
+# (efi-virtio.rom, Debian's ipxe-qemu) a minimal install does not have.
 
 # The QEMU binary; override with QEMU=/path/to/qemu-system-aarch64.
 QEMU="${QEMU:-qemu-system-aarch64}"
@@ -19,12 +23,12 @@ qemu_machine_args() {
             # 1 GiB at 0x4000_0000, GICv2, 2 CPUs (the second one is off
             # until PSCI CPU_ON), PL011 at 0x0900_0000, 32 virtio-mmio slots.
             # shellcheck disable=SC2054 # commas belong to the -machine value
-            QEMU_MACHINE=(-machine virt,gic-version=2 -cpu cortex-a72 -m 1G -smp 2 -global virtio-mmio.force-legacy=false)
+            QEMU_MACHINE=(-machine virt,gic-version=2 -cpu cortex-a72 -m 1G -smp 2 -global virtio-mmio.force-legacy=false -nic none)
             ;;
         rpi4)
             # Raspberry Pi 4 B, 2 GiB (fixed by the machine: board revision
             # 0xb03115), 4 x Cortex-A72, PL011 UART0 at 0xFE20_1000.
-            QEMU_MACHINE=(-machine raspi4b)
+            QEMU_MACHINE=(-machine raspi4b -nic none)
             ;;
         *)
             echo "qemu_machine_args: unknown board '$1' (want virt or rpi4)" >&2

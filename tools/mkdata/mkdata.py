@@ -130,7 +130,7 @@ def main():
 
     for tool in ("mkfs.fat", "mcopy", "mmd"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
-            sys.exit(f"mkdata: {tool} not found (apt-get install dosfstools mtools)")
+            sys.exit(f"mkdata: {tool} not found: run tools/setup-host.sh (as root; it installs dosfstools and mtools)")
     if args.files < 0 or args.large < 0 or args.total_mb < 0:
         sys.exit("mkdata: counts and sizes must not be negative")
     if args.image_mb < 33:

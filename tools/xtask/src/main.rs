@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod publish;
+
 const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
 const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];
 
@@ -136,8 +138,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("publish") => publish::publish(&args[1..]),
         Some("-h" | "--help" | "help") => {
-            println!("{}", usage());
+            println!("{}\n\n{}", usage(), publish::usage());
             ExitCode::SUCCESS
         }
         _ => {

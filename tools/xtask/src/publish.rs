@@ -1,0 +1,111 @@
+//! `cargo xtask publish [--board qemu-virt|rpi4]`: make a complete
+//! full-scale demo run the committed results.
+//!
+//! A demo run (`cargo run -- scale=full`) keeps its console log, bench.json,
+//! plots and results page under `build/results/<board>/full/`; nothing it
+//! does touches `results/` or the README. This command is the one way the
+//! committed results change: it runs `tools/bench/collect.py --publish` on
+//! that log, which refuses (and writes nothing) unless the run finished with
+//! status 0, is full-scale and has no problem; then it writes
+//! `results/<board>/` (bench.json, plots, page, and the log itself) and, for
+//! qemu-virt, the README headline.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use crate::{bench_python, root, BOARDS};
+
+pub fn usage() -> &'static str {
+    "usage: cargo xtask publish [--board qemu-virt|rpi4] [--log FILE]\n\
+     \n\
+     Copies a complete full-scale demo run (default log:\n\
+     build/results/<board>/full/demo.log, written by `cargo run -- scale=full`\n\
+     or `cargo run-rpi4 -- scale=full`) into results/<board>/ and, for\n\
+     qemu-virt, updates the README headline. Refuses a run that did not\n\
+     finish, is not full-scale, or whose collector reported problems."
+}
+
+/// The board whose run becomes the README headline.
+const HEADLINE_BOARD: &str = "qemu-virt";
+
+pub fn publish(args: &[String]) -> ExitCode {
+    let mut board = HEADLINE_BOARD.to_string();
+    let mut log = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.clone().next()) {
+            ("--board", Some(v)) if BOARDS.contains(&v.as_str()) => {
+                board = v.clone();
+                it.next();
+            }
+            ("--log", Some(v)) => {
+                log = Some(v.clone());
+                it.next();
+            }
+            ("-h" | "--help", _) => {
+                println!("{}", usage());
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("xtask publish: bad argument '{a}'\n{}", usage());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let root = root();
+    let log = log.map(Into::into).unwrap_or_else(|| {
+        root.join("build/results")
+            .join(&board)
+            .join("full/demo.log")
+    });
+    if !log.is_file() {
+        eprintln!(
+            "xtask publish: no log at {}: run the full demo first ({} -- scale=full)",
+            log.display(),
+            if board == "rpi4" { "cargo run-rpi4" } else { "cargo run" }
+        );
+        return ExitCode::from(1);
+    }
+    let out = root.join("results").join(&board);
+    if let Err(e) = fs::create_dir_all(&out) {
+        eprintln!("xtask publish: cannot create {}: {e}", out.display());
+        return ExitCode::from(1);
+    }
+    let mut cmd = Command::new(bench_python());
+    cmd.current_dir(&root)
+        .arg("tools/bench/collect.py")
+        .arg(&log)
+        .args(["--publish", "--board", &board, "--out"])
+        .arg(&out);
+    if board == HEADLINE_BOARD {
+        cmd.arg("--readme").arg(root.join("README.md"));
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        Ok(_) => {
+            eprintln!("xtask publish: collect.py refused the run; results/ is unchanged");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("xtask publish: cannot run {}: {e}", bench_python());
+            return ExitCode::from(1);
+        }
+    }
+    let kept = out.join("demo.log");
+    if !same_file(&log, &kept) {
+        if let Err(e) = fs::copy(&log, &kept) {
+            eprintln!("xtask publish: cannot copy the log to {}: {e}", kept.display());
+            return ExitCode::from(1);
+        }
+    }
+    println!(
+        "xtask publish: results/{board}/ written from {}; review with git diff, then commit",
+        log.strip_prefix(&root).unwrap_or(&log).display()
+    );
+    ExitCode::SUCCESS
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
