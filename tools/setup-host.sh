@@ -25,7 +25,9 @@ Steps:
   4. qemu-system-arm from bookworm-backports: qemu-system-aarch64 >= 9 with
      -machine raspi4b (bookworm's own QEMU 7.2 has no raspi4b)
   5. device-tree-compiler (dtc, fdtget), mtools, dosfstools, python3,
-     python3-matplotlib (plots of the demo's results)
+     python3-matplotlib (plots of the demo's results), gcc and libc6-dev
+     (Rust links host programs with cc), git
+  then a check that QEMU starts the virt machine with the project's options
   6. rustup target aarch64-unknown-none, rustup component llvm-tools
      (for the toolchain the repository's rust-toolchain.toml selects)
 
@@ -216,12 +218,21 @@ for pair in dtc:device-tree-compiler fdtget:device-tree-compiler mcopy:mtools \
         [[ " ${PKGS[*]} " == *" $pkg "* ]] || PKGS+=("$pkg")
     fi
 done
+# A C toolchain: Rust's host target links with `cc` (the xtask harness, build
+# scripts, host tests); a minimal Debian has none. libc6-dev is only a
+# recommendation of gcc, which --no-install-recommends would leave out.
+if ! command -v cc >/dev/null || ! [[ -e /usr/lib/x86_64-linux-gnu/crt1.o || -e /usr/lib/crt1.o ]] &&
+    [[ "$(uname -m)" == x86_64 ]]; then
+    PKGS+=(gcc libc6-dev)
+fi
+# git: results record the commit they were made from.
+command -v git >/dev/null || PKGS+=(git)
 # Plots of the demo's results (tools/bench): Debian's matplotlib, for /usr/bin/python3.
 if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
     PKGS+=(python3-matplotlib)
 fi
 if [[ ${#PKGS[@]} -eq 0 ]]; then
-    step "dtc, fdtget, mtools, mkfs.vfat, python3, matplotlib" "present"
+    step "dtc, fdtget, mtools, mkfs.vfat, python3, matplotlib, cc, git" "present"
 elif todo "packages ${PKGS[*]}" "apt-get install"; then
     apt_update
     step "packages ${PKGS[*]}" "installing"
