@@ -79,11 +79,6 @@ pub fn fatal_print(args: fmt::Arguments) {
     let _ = CONSOLE.lock().write_fmt(args);
 }
 
-/// A byte typed on the console, if any.
-pub fn try_read_byte() -> Option<u8> {
-    CONSOLE.lock().uart.as_ref().and_then(|u| u.try_get())
-}
-
 /// Waits until the UART has sent everything queued.
 pub fn flush() {
     if let Some(u) = CONSOLE.lock().uart.as_ref() {

@@ -57,11 +57,11 @@ pub fn configure(semihosting: bool, psci: Option<PsciConduit>) {
 
 /// Stops the kernel with `status`.
 pub fn exit(status: ExitStatus) -> ! {
-    crate::arch::mask_irqs();
+    crate::arch::exception::asynchronous::local_mask_all();
     // A fault while exiting (e.g. a semihosting call without a host) must
     // not recurse: the second attempt just halts.
     if EXITING.swap(true, Ordering::SeqCst) {
-        crate::arch::halt();
+        crate::arch::cpu::wait_forever();
     }
     crate::println!("@exit status={} reason={}", status as u32, status.reason());
     crate::console::flush();
@@ -76,5 +76,5 @@ pub fn exit(status: ExitStatus) -> ! {
         _ => {}
     }
     crate::println!("(halted: power-cycle the board)");
-    crate::arch::halt()
+    crate::arch::cpu::wait_forever()
 }

@@ -7,13 +7,21 @@
 
 use spin::Once;
 
-use crate::drivers::gic::{Gic, SPECIAL_INTID};
+use crate::drivers::gic::Gic;
 use crate::sync::IrqLock;
 
+/// Interrupt IDs with a slot in the handler table.
 const MAX_HANDLERS: usize = 256;
 
+/// The GIC priority of every registered interrupt: the middle of the range
+/// (lower is more urgent), all equal since handlers never nest.
+const IRQ_PRIORITY: u8 = 0x80;
+
 static GIC: Once<Gic> = Once::new();
-static HANDLERS: IrqLock<[Option<fn()>; MAX_HANDLERS]> = IrqLock::new([None; MAX_HANDLERS]);
+/// Handlers by interrupt ID.
+type HandlerTable = [Option<fn()>; MAX_HANDLERS];
+
+static HANDLERS: IrqLock<HandlerTable> = IrqLock::new([None; MAX_HANDLERS]);
 
 /// Interrupt controller facts from the device tree.
 #[derive(Clone, Copy, Debug)]
@@ -51,7 +59,7 @@ pub fn register(intid: u32, handler: fn()) {
     };
     if (intid as usize) < MAX_HANDLERS {
         HANDLERS.lock()[intid as usize] = Some(handler);
-        gic.enable(intid, 0x80);
+        gic.enable(intid, IRQ_PRIORITY);
     } else {
         log::error!("interrupt {intid} beyond the handler table ({MAX_HANDLERS})");
     }
@@ -60,12 +68,8 @@ pub fn register(intid: u32, handler: fn()) {
 /// The IRQ entry (from the exception vectors).
 fn handle() {
     let Some(gic) = GIC.get() else { return };
-    loop {
-        let iar = gic.ack();
-        let intid = iar & 0x3ff;
-        if intid >= SPECIAL_INTID {
-            break;
-        }
+    while let Some(irq) = gic.acknowledge() {
+        let intid = irq.intid();
         let handler = HANDLERS.lock().get(intid as usize).copied().flatten();
         match handler {
             Some(h) => h(),
@@ -74,7 +78,7 @@ fn handle() {
                 log::warn!("unexpected interrupt {intid}; disabled");
             }
         }
-        gic.eoi(iar);
+        gic.end(irq);
     }
     crate::sched::preempt_if_needed();
 }

@@ -82,7 +82,7 @@ extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
     let board = board::board();
     let kernel = kernel_image();
     if mmu::enable_boot_map(kernel.clone(), dtb_addr as u64).is_err() {
-        arch::halt();
+        arch::cpu::wait_forever();
     }
     // SAFETY: the board's early UART lies below 4 GiB outside the kernel and
     // DTB slots, so the boot map maps it as device memory.
@@ -280,7 +280,8 @@ fn boot(
             // SAFETY: distributor and CPU interface from the device tree,
             // below 4 GiB and outside RAM: device memory in the final map.
             unsafe { irq::init(&g) };
-            sched::init(PRIO_MAIN, g.timer_intid);
+            irq::register(g.timer_intid, sched::on_timer_interrupt);
+            sched::init(PRIO_MAIN);
         }
         None => log::warn!("no GICv2 in the device tree: no interrupts, no task scheduling"),
     }
@@ -336,9 +337,7 @@ fn run(info: &BootInfo, args_line: &str) -> ! {
         Mode::SelfTest => selftest::run(info, args.inject, args.persist),
         Mode::Fault => {
             println!("fault: executing an undefined instruction on purpose");
-            // SAFETY: deliberately raises an undefined-instruction exception,
-            // which the vector table reports; the handler never returns here.
-            unsafe { core::arch::asm!("udf #0x4743") };
+            arch::cpu::execute_undefined_instruction();
             println!("fault: the undefined instruction did not trap");
             ExitStatus::TestsFailed
         }

@@ -19,9 +19,10 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::mem::MaybeUninit;
 use core::ops::Range;
 
-use crate::sync::{IrqLock, mask_irqs, restore_irqs};
+use crate::arch::exception::asynchronous::{local_irq_mask_save, local_irq_restore};
+use crate::sync::IrqLock;
 use buddy_system_allocator::{Heap, LockedHeapWithRescue};
-use frames::{FrameState, FrameTable, MAX_ORDER, PAGE_SIZE, Pfn, pfns_covering, pfns_within};
+use frames::{FrameState, FrameTable, MAX_ORDER, PAGE_SIZE, pfns_covering, pfns_within};
 use physmap::{MemoryMap, PhysRange};
 
 /// Buddy order of the heap allocator (largest block 2^(ORDER-1) bytes).
@@ -40,19 +41,19 @@ struct IrqSafeHeap;
 unsafe impl core::alloc::GlobalAlloc for IrqSafeHeap {
     // SAFETY (contract): as GlobalAlloc::alloc; forwarded unchanged.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let saved = mask_irqs();
+        let saved = local_irq_mask_save();
         // SAFETY: forwarded contract.
         let p = unsafe { GlobalAlloc::alloc(&HEAP, layout) };
-        restore_irqs(saved);
+        local_irq_restore(saved);
         p
     }
 
     // SAFETY (contract): as GlobalAlloc::dealloc; forwarded unchanged.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let saved = mask_irqs();
+        let saved = local_irq_mask_save();
         // SAFETY: forwarded contract.
         unsafe { GlobalAlloc::dealloc(&HEAP, ptr, layout) };
-        restore_irqs(saved);
+        local_irq_restore(saved);
     }
 }
 
@@ -195,11 +196,11 @@ fn grow_heap(heap: &mut Heap<HEAP_ORDER>, layout: &Layout) {
 
 /// Heap statistics: (bytes requested by users, bytes in the heap).
 pub fn heap_stats() -> (usize, usize) {
-    let saved = mask_irqs();
+    let saved = local_irq_mask_save();
     let heap = HEAP.lock();
     let stats = (heap.stats_alloc_user(), heap.stats_total_bytes());
     drop(heap);
-    restore_irqs(saved);
+    local_irq_restore(saved);
     stats
 }
 
@@ -207,11 +208,6 @@ pub fn heap_stats() -> (usize, usize) {
 pub fn with_frames<R>(f: impl FnOnce(&mut FrameTable<'static>) -> R) -> R {
     let mut guard = FRAMES.lock();
     f(guard.as_mut().expect("frame table used before mm::init"))
-}
-
-/// Physical address of the first byte of `pfn`.
-pub fn pfn_addr(pfn: Pfn) -> u64 {
-    pfn.addr()
 }
 
 /// Allocates `bytes` (rounded up to pages) of zeroed, physically contiguous

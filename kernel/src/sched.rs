@@ -6,12 +6,13 @@
 //!   when nothing else is ready.
 //! - The highest-priority ready task runs. Tasks of equal priority share the
 //!   CPU round robin in slices of [`SLICE_NS`].
-//! - The EL1 physical timer, through the GIC, is armed for the next event:
+//! - The EL1 physical timer is armed for the next event:
 //!   the earliest sleeper's deadline, or the end of the current slice if
 //!   another task of the running priority is ready (tickless otherwise).
-//!   Its interrupt wakes sleepers whose deadline has passed and preempts the
-//!   running task if a task of higher (or, at a slice end, equal) priority
-//!   is ready.
+//!   Its interrupt, which the boot code routes to [`on_timer_interrupt`]
+//!   through the GIC, wakes sleepers whose deadline has passed and preempts
+//!   the running task if a task of higher (or, at a slice end, equal)
+//!   priority is ready.
 //! - A task switch only happens with no [`IrqLock`](crate::sync::IrqLock)
 //!   held (checked); since those locks mask IRQs, a preempted task never
 //!   holds one.
@@ -25,11 +26,15 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::context::{self, FRAME_X19, FRAME_X30, SWITCH_FRAME};
+use crate::arch::cpu;
+use crate::arch::exception::asynchronous::{
+    local_irq_mask_save, local_irq_restore, local_irq_unmask,
+};
 use crate::arch::timer;
-use crate::sync::{IrqLock, LOCKS_HELD, enable_irqs, mask_irqs, restore_irqs};
+use crate::sync::{IrqLock, LOCKS_HELD};
 
 /// Round-robin slice between tasks of equal priority.
 pub const SLICE_NS: u64 = 2_000_000;
@@ -53,7 +58,6 @@ pub enum State {
 }
 
 struct Task {
-    name: &'static str,
     prio: u8,
     state: State,
     /// Saved stack pointer while switched out.
@@ -61,7 +65,6 @@ struct Task {
     stack: Option<Vec<u128>>,
     entry: Option<Box<dyn FnOnce() + Send>>,
     joiner: Option<TaskId>,
-    switches_in: u64,
 }
 
 struct Scheduler {
@@ -82,36 +85,31 @@ static SCHED: IrqLock<Scheduler> = IrqLock::new(Scheduler {
     need_resched: false,
 });
 static STARTED: AtomicBool = AtomicBool::new(false);
-static TIMER_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 
-/// Starts scheduling: the caller becomes task 0 ("main", priority `prio`),
-/// an idle task is created, and the timer interrupt `timer_intid` is
-/// enabled at the GIC. IRQs are unmasked on return.
-pub fn init(prio: u8, timer_intid: u32) {
+/// Starts scheduling: the caller becomes task 0 ("main", priority `prio`)
+/// and an idle task is created. IRQs are unmasked on return; the timer
+/// interrupt must already be routed to [`on_timer_interrupt`].
+pub fn init(prio: u8) {
     {
         let mut s = SCHED.lock();
         s.tasks.push(Box::new(Task {
-            name: "main",
             prio,
             state: State::Running,
             sp: 0,
             stack: None,
             entry: None,
             joiner: None,
-            switches_in: 1,
         }));
         s.current = 0;
     }
     spawn("idle", PRIO_IDLE, || {
         loop {
-            aarch64_cpu::asm::wfi();
+            cpu::wait_for_interrupt();
         }
     });
-    TIMER_INTID.store(timer_intid, Ordering::Relaxed);
-    crate::irq::register(timer_intid, on_timer);
     STARTED.store(true, Ordering::Release);
     timer::disarm();
-    enable_irqs();
+    local_irq_unmask();
 }
 
 /// Whether `init` ran.
@@ -138,14 +136,12 @@ pub fn spawn(name: &'static str, prio: u8, f: impl FnOnce() + Send + 'static) ->
             .write(context::__task_trampoline as *const () as u64);
     }
     s.tasks.push(Box::new(Task {
-        name,
         prio,
         state: State::Ready,
         sp,
         stack: Some(stack),
         entry: Some(Box::new(f)),
         joiner: None,
-        switches_in: 0,
     }));
     if prio > s.tasks[s.current].prio {
         s.need_resched = true;
@@ -153,6 +149,7 @@ pub fn spawn(name: &'static str, prio: u8, f: impl FnOnce() + Send + 'static) ->
     let now = timer::ticks();
     program_timer(&mut s, now);
     drop(s);
+    log::debug!("sched: task {id} '{name}' spawned at priority {prio}");
     preempt_if_needed();
     id
 }
@@ -161,7 +158,7 @@ pub fn spawn(name: &'static str, prio: u8, f: impl FnOnce() + Send + 'static) ->
 #[unsafe(no_mangle)]
 extern "C" fn task_start(id: u64) -> ! {
     let entry = SCHED.lock().tasks[id as usize].entry.take();
-    enable_irqs();
+    local_irq_unmask();
     if let Some(f) = entry {
         f();
     }
@@ -192,7 +189,7 @@ pub fn join(id: TaskId) {
     // IRQs stay masked from the check to the switch: otherwise the task
     // could finish in between (seeing this one not yet Blocked, so not
     // waking it) and this task would block forever (a lost wake-up).
-    let saved = mask_irqs();
+    let saved = local_irq_mask_save();
     loop {
         {
             let mut s = SCHED.lock();
@@ -206,7 +203,7 @@ pub fn join(id: TaskId) {
         }
         switch_away(State::Blocked);
     }
-    restore_irqs(saved);
+    local_irq_restore(saved);
 }
 
 /// Sleeps until the counter reaches `deadline` (ticks). Returns at once if
@@ -223,11 +220,6 @@ pub fn sleep_until(deadline: u64) {
 /// Sleeps for at least `ns` nanoseconds.
 pub fn sleep_ns(ns: u64) {
     sleep_until(timer::ticks() + timer::ns_to_ticks(ns));
-}
-
-/// Lets other ready tasks of the same or higher priority run.
-pub fn yield_now() {
-    switch_away(State::Ready);
 }
 
 /// Picks the next task: the highest-priority ready one, round robin after
@@ -281,7 +273,7 @@ fn switch_away(state: State) {
         STARTED.load(Ordering::Acquire),
         "scheduler used before sched::init"
     );
-    let saved = mask_irqs();
+    let saved = local_irq_mask_save();
     assert_eq!(
         LOCKS_HELD.load(Ordering::Relaxed),
         0,
@@ -304,7 +296,6 @@ fn switch_away(state: State) {
         } else {
             s.current = next;
             s.tasks[next].state = State::Running;
-            s.tasks[next].switches_in += 1;
             s.slice_end = u64::MAX;
             program_timer(&mut s, now);
             let from = &mut s.tasks[cur].sp as *mut usize;
@@ -317,7 +308,7 @@ fn switch_away(state: State) {
         // SP saved by __switch or a fresh initial frame.
         unsafe { context::__switch(from, to) };
     }
-    restore_irqs(saved);
+    local_irq_restore(saved);
 }
 
 /// Called at the end of interrupt handling: switches if a more urgent task
@@ -335,8 +326,8 @@ pub fn preempt_if_needed() {
     }
 }
 
-/// Timer interrupt: wake sleepers, end slices, re-arm.
-fn on_timer() {
+/// The timer interrupt's handler: wakes sleepers, ends slices, re-arms.
+pub fn on_timer_interrupt() {
     let now = timer::ticks();
     let mut s = SCHED.lock();
     let cur = s.current;
@@ -361,25 +352,4 @@ fn on_timer() {
     }
     s.need_resched |= resched;
     program_timer(&mut s, now);
-}
-
-/// One line per task: name, priority, state, times scheduled.
-pub fn dump(out: &mut dyn core::fmt::Write) {
-    let s = SCHED.lock();
-    let _ = writeln!(
-        out,
-        "{:<4} {:<16} {:>4} {:<22} {:>10}",
-        "id", "task", "prio", "state", "scheduled"
-    );
-    for (i, t) in s.tasks.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{:<4} {:<16} {:>4} {:<22} {:>10}",
-            i,
-            t.name,
-            t.prio,
-            alloc::format!("{:?}", t.state),
-            t.switches_in
-        );
-    }
 }

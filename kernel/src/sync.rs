@@ -11,32 +11,11 @@
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use aarch64_cpu::registers::{DAIF, Readable, Writeable};
+use crate::arch::exception::asynchronous::{SavedIrqMask, local_irq_mask_save, local_irq_restore};
 
 /// Locks held right now on this core (the scheduler refuses to switch tasks
 /// while it is not zero).
 pub static LOCKS_HELD: AtomicUsize = AtomicUsize::new(0);
-
-/// Masks IRQs and returns the previous DAIF value for [`restore_irqs`].
-#[inline]
-pub fn mask_irqs() -> u64 {
-    let saved = DAIF.get();
-    // Set only the I bit (bit 7); D, A and F stay as they were.
-    DAIF.set(saved | (1 << 7));
-    saved
-}
-
-/// Restores the IRQ mask saved by [`mask_irqs`].
-#[inline]
-pub fn restore_irqs(saved: u64) {
-    DAIF.set(saved);
-}
-
-/// Unmasks IRQs on this core.
-#[inline]
-pub fn enable_irqs() {
-    DAIF.set(DAIF.get() & !(1 << 7));
-}
 
 /// A spin lock that masks IRQs while held.
 pub struct IrqLock<T> {
@@ -45,7 +24,7 @@ pub struct IrqLock<T> {
 
 pub struct IrqLockGuard<'a, T> {
     guard: Option<spin::MutexGuard<'a, T>>,
-    saved: u64,
+    saved: SavedIrqMask,
 }
 
 impl<T> IrqLock<T> {
@@ -56,7 +35,7 @@ impl<T> IrqLock<T> {
     }
 
     pub fn lock(&self) -> IrqLockGuard<'_, T> {
-        let saved = mask_irqs();
+        let saved = local_irq_mask_save();
         let guard = self.inner.lock();
         LOCKS_HELD.fetch_add(1, Ordering::Relaxed);
         IrqLockGuard {
@@ -79,7 +58,7 @@ impl<T> Drop for IrqLockGuard<'_, T> {
     fn drop(&mut self) {
         self.guard.take();
         LOCKS_HELD.fetch_sub(1, Ordering::Relaxed);
-        restore_irqs(self.saved);
+        local_irq_restore(self.saved);
     }
 }
 

@@ -1,4 +1,5 @@
-//! Arm PrimeCell UART (PL011) driver: polled transmit and receive.
+//! Arm PrimeCell UART (PL011) driver: polled transmit (the kernel reads no
+//! input).
 //!
 //! QEMU's virt and raspi4b machines and the Raspberry Pi 4 (UART0) have one.
 //! Output is polled (wait while the transmit FIFO is full), which keeps the
@@ -9,10 +10,11 @@ use tock_registers::register_bitfields;
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
+use crate::drivers::mmio::Mmio;
+
 register_bitfields! {u32,
     FR [
         TXFF OFFSET(5) NUMBITS(1) [],
-        RXFE OFFSET(4) NUMBITS(1) [],
         BUSY OFFSET(3) NUMBITS(1) []
     ],
     LCR_H [
@@ -42,15 +44,11 @@ register_structs! {
     }
 }
 
-/// One PL011 at a fixed MMIO base.
+/// One PL011 at a fixed MMIO base. Callers serialise access (the console
+/// wraps it in a lock).
 pub struct Pl011 {
-    regs: *const Registers,
+    regs: Mmio<Registers>,
 }
-
-// SAFETY: the driver holds only the MMIO base; callers serialise access
-// (the console wraps it in a lock), and the registers are device memory that
-// any core may access.
-unsafe impl Send for Pl011 {}
 
 impl Pl011 {
     /// # Safety
@@ -59,18 +57,18 @@ impl Pl011 {
     /// and no other code may drive the same UART concurrently.
     pub const unsafe fn new(base: usize) -> Self {
         Self {
-            regs: base as *const Registers,
+            // SAFETY: forwarded contract.
+            regs: unsafe { Mmio::new(base) },
         }
     }
 
     fn regs(&self) -> &Registers {
-        // SAFETY: `new`'s contract: `regs` points at mapped PL011 registers.
-        unsafe { &*self.regs }
+        &self.regs
     }
 
     /// MMIO base address.
     pub fn base(&self) -> usize {
-        self.regs as usize
+        self.regs.base()
     }
 
     /// Programs 8N1 with FIFOs at `baud` for a UART clocked at `clock_hz`.
@@ -96,16 +94,6 @@ impl Pl011 {
             core::hint::spin_loop();
         }
         r.dr.set(byte as u32);
-    }
-
-    /// A received byte, if one is waiting.
-    pub fn try_get(&self) -> Option<u8> {
-        let r = self.regs();
-        if r.fr.is_set(FR::RXFE) {
-            None
-        } else {
-            Some(r.dr.get() as u8)
-        }
     }
 
     /// Waits until every queued byte has left the transmitter.

@@ -15,6 +15,10 @@
 //! A hang (timeout), a panic, a fault or a missing result line is a failure.
 //! The last line is `total: N passed, M failed`.
 //!
+//! `cargo xtask structure` checks the source tree: no import cycle between
+//! the modules of kernel/src, no source file over 800 lines outside tests
+//! (see structure.rs); `cargo xtask test` runs it first, as one check.
+//!
 //! `--inject fail|panic|hang` adds a failing, panicking or hanging guest test,
 //! to show that each turns the command red.
 
@@ -28,16 +32,22 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod publish;
+mod structure;
 
 const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
 const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];
 
 fn usage() -> &'static str {
     "usage: cargo xtask test [--inject fail|panic|hang] [--timeout SECS] [--board qemu-virt|rpi4] [--skip-host] [--skip-demo]\n\
+     \x20      cargo xtask structure [--graph]\n\
      \n\
-     Runs the host tests of kernel/crates/*, builds both boards, boots each under\n\
-     QEMU in self-test and fault mode and checks every result line, then runs a\n\
-     quick demo on virt and checks its tables and bench.json fields."
+     test: checks the source structure, runs the host tests of kernel/crates/* and\n\
+     xtask, builds both boards, boots each under QEMU in self-test and fault mode\n\
+     and checks every result line, then runs a quick demo on virt and checks its\n\
+     tables and bench.json fields.\n\
+     structure: fails on an import cycle between the modules of kernel/src or a\n\
+     source file over 800 lines outside tests that tools/xtask/structure-allow.txt\n\
+     does not list; --graph prints the module graph it reads."
 }
 
 struct Options {
@@ -139,6 +149,21 @@ fn main() -> ExitCode {
             }
         },
         Some("publish") => publish::publish(&args[1..]),
+        Some("structure") if args.len() <= 2 => {
+            let ok = match args.get(1).map(String::as_str) {
+                None => structure::run(&root()),
+                Some("--graph") => structure::print_graph(&root()),
+                Some(other) => {
+                    eprintln!("xtask: unknown option {other}\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            };
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Some("-h" | "--help" | "help") => {
             println!("{}\n\n{}", usage(), publish::usage());
             ExitCode::SUCCESS
@@ -254,14 +279,27 @@ fn test(o: &Options) -> ExitCode {
     }
 
     if o.host {
+        step("source structure (cargo xtask structure)");
+        let ok = structure::run(&root);
+        report.add(
+            "host",
+            "structure: no new import cycle or file over 800 lines",
+            ok,
+            if ok { "" } else { "see the FAIL lines above" },
+        );
+    }
+
+    if o.host {
         let crates = host_crates(&root);
-        step(&format!("host tests: {}", crates.join(", ")));
+        step(&format!("host tests: {}, xtask", crates.join(", ")));
         let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(&root)
             .args(["test", "--target", HOST_TARGET]);
         for c in &crates {
             cmd.args(["-p", c]);
         }
+        // xtask's own unit tests (the structure check's).
+        cmd.args(["-p", "xtask"]);
         let (status, out) = run_echo(&mut cmd);
         for line in out.lines() {
             // "test result: ok. 35 passed; 0 failed; 0 ignored; ..."

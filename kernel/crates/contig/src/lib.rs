@@ -68,9 +68,8 @@
 //! How they enter the kernel's memory report (see [`MemReport`]):
 //!
 //! * **GCMA** memory is a carveout: it is *not* part of the system's RAM total
-//!   and never *free* for ordinary allocations (the thread in the seeds left
-//!   open whether it should count as free: here it does not, because no
-//!   ordinary allocation can ever get it). `cached` pages are reported as
+//!   and never *free* for ordinary allocations (no ordinary allocation can
+//!   ever get it). `cached` pages are reported as
 //!   cache (like `Cached:` in meminfo) and as *available for contiguous
 //!   allocation*, because GCMA drops them instantly; `idle` pages are free
 //!   for GCMA and cleancache only. GCMA `allocated` pages belong to the

@@ -22,6 +22,7 @@
 //! `splitmix64(seed ^ rotl(h, 17) ^ (w * 0x9E3779B97F4A7C15))`, all
 //! arithmetic modulo 2^64.
 #![no_std]
+#![forbid(unsafe_code)]
 
 /// Path of the manifest in a generated image.
 pub const MANIFEST_PATH: &str = "/MANIFEST.TXT";

@@ -8,6 +8,8 @@
 //! class, FAR, ELR, SPSR and all registers) and the kernel stops with
 //! [`ExitStatus::FatalException`].
 
+pub mod asynchronous;
+
 use core::arch::global_asm;
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};

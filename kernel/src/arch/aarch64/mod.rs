@@ -2,6 +2,7 @@
 
 pub mod boot;
 pub mod context;
+pub mod cpu;
 pub mod exception;
 pub mod firmware;
 pub mod mmu;
@@ -9,7 +10,7 @@ pub mod timer;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use aarch64_cpu::registers::{CurrentEL, DAIF, Readable, Writeable};
+use aarch64_cpu::registers::{CurrentEL, Readable};
 
 static BOOT_EL: AtomicU64 = AtomicU64::new(0);
 
@@ -26,16 +27,4 @@ pub fn boot_el() -> u64 {
 /// Exception level the kernel runs at now (1 after boot.rs).
 pub fn current_el() -> u64 {
     CurrentEL.read(CurrentEL::EL)
-}
-
-/// Waits for an interrupt or event, forever.
-pub fn halt() -> ! {
-    loop {
-        aarch64_cpu::asm::wfe();
-    }
-}
-
-/// Masks IRQs on this core (used on fatal paths).
-pub fn mask_irqs() {
-    DAIF.write(DAIF::D::Masked + DAIF::A::Masked + DAIF::I::Masked + DAIF::F::Masked);
 }

@@ -1,0 +1,81 @@
+//! Arm GICv2 interrupt controller (QEMU virt with gic-version=2, the
+//! Raspberry Pi 4's GIC-400): the distributor ([`gicd`]) and this core's CPU
+//! interface ([`gicc`]).
+//!
+//! Only what a single-core kernel needs: enable an interrupt with a
+//! priority, route it to core 0, acknowledge and end it. The boot code left
+//! interrupts in the group the firmware (or QEMU's direct kernel boot, which
+//! makes them non-secure group 1) chose; both groups are enabled here.
+//!
+//! Rules: the GIC is used from one core. Task context only enables and
+//! disables interrupts (distributor registers); the IRQ handler acknowledges
+//! and ends them (CPU interface registers) and disables unexpected ones.
+//! Every access is a single volatile load or store of its own register, so
+//! the two never corrupt each other's state.
+
+pub mod gicc;
+pub mod gicd;
+
+pub use gicc::Acknowledged;
+use gicc::GicCpuInterface;
+use gicd::GicDistributor;
+
+/// A GICv2.
+pub struct Gic {
+    gicd: GicDistributor,
+    gicc: GicCpuInterface,
+    lines: u32,
+}
+
+// SAFETY: see the rules above: task and IRQ context touch disjoint
+// registers, each access a single volatile load or store, on one core.
+unsafe impl Sync for Gic {}
+
+impl Gic {
+    /// # Safety
+    /// `dist` and `cpu` must be the GICv2 distributor and CPU interface the
+    /// device tree reports, mapped as device memory for the kernel's life.
+    pub unsafe fn new(dist: usize, cpu: usize) -> Self {
+        // SAFETY: forwarded contract.
+        let (gicd, gicc) = unsafe { (GicDistributor::new(dist), GicCpuInterface::new(cpu)) };
+        let lines = gicd.lines();
+        Self { gicd, gicc, lines }
+    }
+
+    /// Number of interrupt lines the distributor implements.
+    pub fn lines(&self) -> u32 {
+        self.lines
+    }
+
+    /// Disables every interrupt, clears pending state and enables the
+    /// distributor and this core's interface (every priority let through).
+    pub fn init(&self) {
+        self.gicd.init();
+        self.gicc.init();
+    }
+
+    /// Enables `intid` at `priority` (lower is more urgent), routed to core
+    /// 0; an ID beyond the lines implemented is ignored.
+    pub fn enable(&self, intid: u32, priority: u8) {
+        if intid < self.lines {
+            self.gicd.enable(intid, priority);
+        }
+    }
+
+    /// Disables `intid`; an ID beyond the lines implemented is ignored.
+    pub fn disable(&self, intid: u32) {
+        if intid < self.lines {
+            self.gicd.disable(intid);
+        }
+    }
+
+    /// Acknowledges the most urgent pending interrupt, if any.
+    pub fn acknowledge(&self) -> Option<Acknowledged> {
+        self.gicc.acknowledge()
+    }
+
+    /// Ends an acknowledged interrupt.
+    pub fn end(&self, irq: Acknowledged) {
+        self.gicc.end(irq);
+    }
+}
