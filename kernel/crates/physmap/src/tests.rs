@@ -1314,7 +1314,7 @@ fn overlapping_kernel_dtb_or_memreserve_is_skipped() {
 #[test]
 fn too_many_regions_are_skipped() {
     // Real trees (Qualcomm) have up to 50 reserved-memory children.
-    assert!(MAX_RESERVED_NODES >= 128 && MAX_RESERVED_REGIONS >= 128);
+    const { assert!(MAX_RESERVED_NODES >= 128 && MAX_RESERVED_REGIONS >= 128) };
     // One node with more reg entries than MAX_RESERVED_REGIONS.
     let entries: Vec<(u64, u64)> = (0..MAX_RESERVED_REGIONS as u64 + 3)
         .map(|i| (0x6000_0000 + i * MIB, 0x1000))
@@ -1361,10 +1361,10 @@ fn too_many_regions_are_skipped() {
         }
     );
     assert_eq!(map.diagnostics[1].outcome, Outcome::Excluded);
-    for i in MAX_RESERVED_NODES..MAX_RESERVED_NODES + 2 {
+    for (i, name) in names.iter().enumerate().skip(MAX_RESERVED_NODES) {
         let base = 0x6000_0000 + i as u64 * MIB;
         assert_not_usable(&map, PhysRange::new(base, 0x1000));
-        let listed = map.excluded.iter().find(|e| e.name == names[i]).unwrap();
+        let listed = map.excluded.iter().find(|e| e.name == name).unwrap();
         assert_eq!(listed.range, PhysRange::new(base, 0x1000));
     }
 }
