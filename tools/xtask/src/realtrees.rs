@@ -69,6 +69,7 @@ pub fn command(root: &Path, args: &[String]) -> ExitCode {
 /// every tree passed and a one-line detail (the table is printed).
 pub fn check_if_cached(root: &Path) -> Option<(bool, String)> {
     let deb = cached_deb(root)?;
+    super::step("host tests: real device trees (cargo xtask real-dtbs)");
     Some(match check(&deb, false) {
         Ok(s) => {
             print!("{}", s.table());

@@ -1369,6 +1369,89 @@ fn too_many_regions_are_skipped() {
     }
 }
 
+/// Every list full at once (a hostile tree): more static entries than can
+/// be compared for overlaps, than regions, than excluded ranges, than
+/// diagnostics. No static range becomes an area and every one stays out of
+/// usable RAM.
+#[test]
+fn full_lists_never_release_memory() {
+    let count = 2 * MAX_RESERVED_REGIONS + 1;
+    let entries: Vec<(u64, u64)> = (0..count as u64)
+        .map(|i| (0x6000_0000 + i * 0x2000, 0x1000))
+        .collect();
+    let many = node(
+        "many@60000000",
+        vec![P::Cells("reg", pairs64(&entries))],
+        vec![],
+    );
+    let dtb = virt_dtb(vec![gcma_static(), many, cma_dynamic()]);
+    let map = parse_virt(&dtb);
+    // The dynamic CMA region is still placed; no static one is an area.
+    let names: Vec<_> = map.reserved.iter().map(|r| r.name).collect();
+    assert_eq!(names, ["linux,cma"]);
+    for &(base, size) in &entries {
+        assert_not_usable(&map, PhysRange::new(base, size));
+    }
+    assert_not_usable(&map, PhysRange::new(0x5000_0000, 16 * MIB));
+    assert!(map.excluded.is_full());
+    assert_eq!(
+        map.diagnostics[0].to_string(),
+        std::format!(
+            "reserved-memory: node 'gcma@50000000': more than {} static ranges to compare: excluded from usable RAM, not used as an area",
+            2 * MAX_RESERVED_REGIONS
+        )
+    );
+    // One line per range: the later ones (the excluded list full among
+    // them) are counted, not kept.
+    assert_eq!(map.diagnostics.len(), MAX_DIAGNOSTICS);
+    assert!(map.diagnostics_dropped > 0);
+    assert!(Table(&map).to_string().contains("more problems not kept"));
+}
+
+/// 150 firmware nodes: the 22 beyond MAX_RESERVED_NODES are excluded by
+/// a second walk, and those that no longer fit the excluded list are
+/// excluded all the same, each with a line that says so.
+#[test]
+fn excluded_list_full_still_excludes() {
+    let nodes: Vec<N> = (0..150u64)
+        .map(|i| {
+            let base = 0x6000_0000 + i * 2 * MIB;
+            static_region(&std::format!("fw@{base:x}"), base, MIB, &["no-map"])
+        })
+        .collect();
+    let dtb = virt_dtb(nodes);
+    let map = parse_virt(&dtb);
+    for i in 0..150u64 {
+        assert_not_usable(&map, PhysRange::new(0x6000_0000 + i * 2 * MIB, MIB));
+    }
+    assert_eq!(map.excluded.len(), MAX_EXCLUDED);
+    let outcomes: Vec<Outcome> = map.diagnostics.iter().map(|d| d.outcome).collect();
+    let unlisted = 3 + 150 - MAX_EXCLUDED;
+    assert_eq!(outcomes.len(), 150 - MAX_RESERVED_NODES + unlisted);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Outcome::ExcludedUnlisted)
+            .count(),
+        unlisted
+    );
+    assert_eq!(
+        map.diagnostics[0].to_string(),
+        std::format!(
+            "reserved-memory: node 'fw@{:x}': more than {MAX_RESERVED_NODES} reserved-memory nodes: excluded from usable RAM, not used as an area",
+            0x6000_0000 + MAX_RESERVED_NODES as u64 * 2 * MIB
+        )
+    );
+    let last = map.diagnostics.last().unwrap().to_string();
+    assert_eq!(
+        last,
+        std::format!(
+            "reserved-memory: node 'fw@{:x}': more than {MAX_EXCLUDED} excluded ranges: still excluded from usable RAM, not listed",
+            0x6000_0000 + 149 * 2 * MIB
+        )
+    );
+}
+
 #[test]
 fn malformed_properties_are_skipped() {
     assert_eq!(
