@@ -206,14 +206,9 @@ fn boot(
     print!("{}", physmap::MachineLines(&map));
 
     // Final map: RAM from the device tree, no-map regions left out.
-    let (ram, n_ram) = ranges(map.ram.as_slice().iter().copied());
-    let (nomap, n_nomap) = ranges(
-        map.reserved
-            .as_slice()
-            .iter()
-            .filter(|r| r.no_map)
-            .map(|r| r.range),
-    );
+    let (ram, n_ram) = ranges::<{ physmap::MAX_RAM_RANGES }>(map.ram.iter().copied());
+    // Every no-map range: regions, firmware's and refused ones alike.
+    let (nomap, n_nomap) = ranges::<{ physmap::MAX_NO_MAP_RANGES }>(map.no_map_ranges());
     let spec = mmu::MapSpec {
         ram: &ram[..n_ram],
         unmapped: &nomap[..n_nomap],
@@ -345,12 +340,18 @@ fn run(info: &BootInfo, args_line: &str) -> ! {
     exit(status)
 }
 
-/// Up to 16 ranges in a fixed array (used before the heap exists).
-fn ranges(it: impl Iterator<Item = PhysRange>) -> ([Range<u64>; 16], usize) {
-    let mut out: [Range<u64>; 16] = core::array::from_fn(|_| 0..0);
+/// Up to N ranges in a fixed array (used before the heap exists), N being
+/// the capacity of the physmap list they come from; more is a boot failure,
+/// never a silent drop.
+fn ranges<const N: usize>(it: impl Iterator<Item = PhysRange>) -> ([Range<u64>; N], usize) {
+    let mut out: [Range<u64>; N] = core::array::from_fn(|_| 0..0);
     let mut n = 0;
-    for r in it.take(16) {
-        out[n] = r.base..r.end();
+    for r in it {
+        let Some(slot) = out.get_mut(n) else {
+            println!("boot: more than {N} ranges for the MMU map");
+            exit(ExitStatus::BootFailed);
+        };
+        *slot = r.base..r.end();
         n += 1;
     }
     (out, n)

@@ -5,9 +5,11 @@
 //!   address the device tree reports; holes stay `Absent`. Its descriptor
 //!   array is carved from the start of the largest usable RAM range before
 //!   anything else is allocated, and marked `Kernel`.
-//! - Usable RAM (RAM minus kernel image, DTB, memreserve entries and every
-//!   reserved region) goes to the buddy. The kernel image and DTB are
-//!   `Kernel`/`Reserved`; memreserve and `no-map` regions `Reserved`;
+//! - Usable RAM (RAM minus kernel image, DTB, memreserve entries, every
+//!   reserved region and every other range the device tree claims) goes to
+//!   the buddy. The kernel image and DTB are `Kernel`/`Reserved`;
+//!   memreserve entries, the other excluded ranges (firmware's, refused
+//!   regions) and `no-map` regions `Reserved`;
 //!   GCMA/CMA/carveout regions `ReservedArea` with owner = 1 + their index in
 //!   the memory map, until their allocator takes them over.
 //! - The heap (`#[global_allocator]`) starts with [`HEAP_INITIAL`] bytes of
@@ -136,9 +138,16 @@ pub fn init(map: &MemoryMap, kernel: Range<u64>, dtb: Range<u64>) -> Result<(), 
     mark(&mut table, table_mem, FrameState::Kernel, 0)?;
     mark(&mut table, kernel, FrameState::Kernel, 0)?;
     mark(&mut table, dtb, FrameState::Reserved, 0)?;
+    // Memreserve entries, firmware's regions and refused ones (the parts
+    // inside the table's span).
     for e in map.excluded.as_slice() {
-        if e.kind == physmap::ExcludedKind::MemReserve {
-            mark(&mut table, to_range(&e.range), FrameState::Reserved, 0)?;
+        let r = e.range.base.max(lo)..e.range.end().min(hi);
+        let ours = matches!(
+            e.kind,
+            physmap::ExcludedKind::KernelImage | physmap::ExcludedKind::Dtb
+        );
+        if !ours && r.start < r.end {
+            mark(&mut table, r, FrameState::Reserved, 0)?;
         }
     }
     for (i, region) in map.reserved.as_slice().iter().enumerate() {

@@ -12,9 +12,21 @@
 //!   Ranges are sorted and overlapping or touching ones merged. No RAM at
 //!   all is fatal.
 //!
-//! Excluded ranges (never handed out, never reported as reserved regions)
-//!   The kernel image and the DTB itself (both given by the caller), and
-//!   every `/memreserve/` entry of the DTB header.
+//! The one rule: no byte that a node claims is ever handed out. Every
+//! `reg` entry of every available `/reserved-memory` child and every
+//! `/memreserve/` entry leaves usable RAM (each page it touches), whatever
+//! else is wrong with it and whatever list is full; only its *typing*
+//! (GCMA, CMA, carveout) can be refused. Usable RAM is computed by taking
+//! claims out of RAM as they are read, so no capacity limits it.
+//!
+//! Excluded ranges (never handed out, listed in `excluded`)
+//!   The kernel image and the DTB itself (both given by the caller), every
+//!   `/memreserve/` entry (the first [`MAX_MEMRESERVE`] listed), every
+//!   firmware-owned region (`no-map` without `compatible =
+//!   "shared-dma-pool"`: TrustZone, modem, DSP memory; no warning, it is
+//!   normal), and every `/reserved-memory` range refused as an area, with
+//!   its reason. `no-map` ranges, regions or excluded, are what
+//!   [`MemoryMap::no_map_ranges`] returns for the MMU to leave unmapped.
 //!
 //! Reserved regions (`/reserved-memory` children with an available status)
 //!   Static regions (`reg`, one region per entry) are taken first, in tree
@@ -22,31 +34,48 @@
 //!   `alloc-ranges`) are placed afterwards, in tree order, like
 //!   early_init_dt_alloc_reserved_memory_arch: top-down (highest address
 //!   first) inside each `alloc-ranges` entry in turn, or else inside RAM,
-//!   aligned to max(`alignment`, 4 KiB), avoiding the excluded ranges and
-//!   every region already taken. A region is typed by its flags:
-//!   `reusable` + `guarantee` is GCMA, `reusable` alone is CMA, neither is a
-//!   static carveout. `guarantee` without `reusable` is kept as a static
-//!   carveout with a diagnostic. `no-map`, `compatible = "shared-dma-pool"`
-//!   and the unit name are recorded.
+//!   aligned to max(`alignment`, 4 KiB), in memory no claim and no earlier
+//!   region holds. A region is typed by its flags: `reusable` +
+//!   `guarantee` is GCMA, `reusable` alone is CMA, neither is a static
+//!   carveout. `guarantee` without `reusable` is kept as a static carveout
+//!   with a diagnostic. `no-map`, `compatible = "shared-dma-pool"` and the
+//!   unit name are recorded. A static region's `alignment` is ignored, as
+//!   Linux's __reserved_mem_reserve_reg does.
+//!
+//! A static range is refused as an area (excluded and listed with its
+//! reason, one diagnostic line) when: base + size wraps (excluded to the
+//! end of the address space), `no-map` is set with `reusable`, its base or
+//! end is not on a 4 KiB page (every page it touches is excluded), it is
+//! partly outside RAM, it overlaps the kernel image, the DTB or a
+//! memreserve entry, it overlaps any other node's static range (earlier or
+//! later in tree order: overlapping static regions are all excluded; GCMA
+//! and CMA would lend the other node's bytes, and the kernel hands a
+//! carveout to its demo, so no area may share a byte with another claim;
+//! firmware regions may overlap one another), or [`MAX_RESERVED_REGIONS`]
+//! regions already exist. A static range wholly outside RAM is ignored
+//! (one line). More than [`MAX_RESERVED_NODES`] children: the later ones'
+//! `reg` entries are still excluded and listed, never areas, and the line
+//! says so. A list that is full never frees memory: a diagnostic says
+//! what was not listed.
 //!
 //! Usable RAM
-//!   RAM minus the excluded ranges and every reserved region (all kinds,
-//!   `no-map` included: lending GCMA/CMA memory is the allocators' job, not
-//!   the boot allocator's), each piece shrunk inward to 4 KiB pages; sorted
-//!   and non-overlapping.
+//!   RAM, each range shrunk inward to 4 KiB pages, minus every claim and
+//!   every placed region rounded outward to pages (all kinds, `no-map`
+//!   included: lending GCMA/CMA memory is the allocators' job, not the
+//!   boot allocator's); sorted and non-overlapping. Should the usable list
+//!   ever fill, a piece of usable RAM is dropped, never a claim.
 //!
 //! Bad input
 //!   A blob that does not parse (bad magic, truncated, inconsistent
 //!   structure block) or that has no RAM is a [`FatalError`]. Anything else
-//!   wrong with one region is a [`Diagnostic`] (node name + [`Problem`],
-//!   printed as one line) and that region is skipped while parsing goes
-//!   on: size zero, a range that wraps, a malformed `reg` / `size` /
-//!   `alignment` / `alloc-ranges`, an alignment that is not a power of two,
-//!   a static base not aligned to 4 KiB or to its `alignment`, `no-map`
-//!   with `reusable`, a static region outside RAM (fully or partly), a
-//!   region overlapping the kernel image, the DTB, a memreserve entry or an
-//!   earlier region in tree order, a dynamic region that cannot be placed,
-//!   and regions beyond the fixed capacities. Nothing in this crate panics
+//!   wrong is a [`Diagnostic`] (node name + [`Problem`] + [`Outcome`],
+//!   printed as one line) and parsing goes on. A dynamic region is skipped
+//!   (nothing placed) for size zero, a malformed `size` / `alignment` /
+//!   `alloc-ranges`, an alignment that is not a power of two, `no-map`
+//!   with `reusable`, no room to place it, or a full list. A static node
+//!   with an unreadable `reg` (unsupported cells) claims nothing it can be
+//!   held to; a `reg` with a trailing partial entry still excludes its
+//!   whole entries. Nothing in this crate panics
 //!   on any input: the structure block is read by a bounds-checked walker
 //!   ([`DeviceTree`]), not by `fdt`'s iterators, which unwrap on malformed
 //!   data; `fdt` checks the header.
@@ -100,8 +129,8 @@ mod tests;
 pub use arrayvec::ArrayVec;
 pub use memmap::{
     Area, Chosen, Diagnostic, ExcludedKind, ExcludedRange, MAX_DIAGNOSTICS, MAX_EXCLUDED,
-    MAX_MEMRESERVE, MAX_RAM_RANGES, MAX_RESERVED_NODES, MAX_RESERVED_REGIONS, MAX_USABLE_RANGES,
-    MemoryMap, Problem, RegionKind, ReservedRegion,
+    MAX_MEMRESERVE, MAX_NO_MAP_RANGES, MAX_RAM_RANGES, MAX_RESERVED_NODES, MAX_RESERVED_REGIONS,
+    MAX_USABLE_RANGES, MemoryMap, Outcome, Problem, RegionKind, ReservedRegion,
 };
 pub use report::{HumanSize, MachineLines, Table};
 pub use tree::{

@@ -9,18 +9,27 @@ use crate::{FatalError, PAGE_SIZE, PhysRange};
 
 /// Most RAM ranges kept (after merging).
 pub const MAX_RAM_RANGES: usize = 16;
-/// Most `/memreserve/` entries kept.
+/// Most `/memreserve/` entries listed (every entry is excluded).
 pub const MAX_MEMRESERVE: usize = 16;
-/// Kernel image + DTB + memreserve entries.
-pub const MAX_EXCLUDED: usize = MAX_MEMRESERVE + 2;
-/// Most `/reserved-memory` children examined.
-pub const MAX_RESERVED_NODES: usize = 32;
+/// Most `/reserved-memory` children examined one by one; the `reg` of
+/// every later child is still excluded.
+pub const MAX_RESERVED_NODES: usize = 128;
 /// Most reserved regions kept (a static node yields one per `reg` entry).
-pub const MAX_RESERVED_REGIONS: usize = 32;
+pub const MAX_RESERVED_REGIONS: usize = 128;
+/// Kernel image, DTB, memreserve entries, and as many `/reserved-memory`
+/// ranges not used as areas (firmware-owned or refused) as there are
+/// regions.
+pub const MAX_EXCLUDED: usize = 2 + MAX_MEMRESERVE + MAX_RESERVED_REGIONS;
 /// Each excluded range or region splits at most one usable range in two.
 pub const MAX_USABLE_RANGES: usize = MAX_RAM_RANGES + MAX_EXCLUDED + MAX_RESERVED_REGIONS;
+/// Most ranges [`MemoryMap::no_map_ranges`] yields: every region and every
+/// excluded range.
+pub const MAX_NO_MAP_RANGES: usize = MAX_RESERVED_REGIONS + MAX_EXCLUDED;
 /// Most diagnostics kept; later ones are only counted.
-pub const MAX_DIAGNOSTICS: usize = 32;
+pub const MAX_DIAGNOSTICS: usize = 64;
+/// Most static `reg` entries compared with one another for overlaps; in a
+/// tree with more, no static region is used as an area.
+const MAX_CLAIMS: usize = 2 * MAX_RESERVED_REGIONS;
 
 /// How a reserved region is used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +51,11 @@ impl RegionKind {
             RegionKind::Cma => "cma",
             RegionKind::Carveout => "carveout",
         }
+    }
+
+    /// GCMA and CMA lend their memory to other users while idle.
+    pub fn is_lent(&self) -> bool {
+        matches!(self, RegionKind::Gcma | RegionKind::Cma)
     }
 }
 
@@ -74,6 +88,12 @@ pub enum ExcludedKind {
     KernelImage,
     Dtb,
     MemReserve,
+    /// A `/reserved-memory` node with `no-map` and without
+    /// `compatible = "shared-dma-pool"`: memory that firmware or another
+    /// processor owns.
+    Firmware,
+    /// A `/reserved-memory` range refused as an area (the reason is kept).
+    Refused,
 }
 
 impl ExcludedKind {
@@ -83,15 +103,23 @@ impl ExcludedKind {
             ExcludedKind::KernelImage => "kernel image",
             ExcludedKind::Dtb => "dtb",
             ExcludedKind::MemReserve => "memreserve",
+            ExcludedKind::Firmware => "firmware",
+            ExcludedKind::Refused => "refused",
         }
     }
 }
 
 /// A range never handed out and not a reserved region.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExcludedRange {
+pub struct ExcludedRange<'a> {
     pub kind: ExcludedKind,
     pub range: PhysRange,
+    /// The `/reserved-memory` node ("" for the kernel, DTB, memreserve).
+    pub name: &'a str,
+    /// The node has `no-map`: the range must stay out of the MMU's map.
+    pub no_map: bool,
+    /// Why a [`ExcludedKind::Refused`] range is not an area.
+    pub reason: Option<Problem<'a>>,
 }
 
 /// Where in the tree a diagnostic comes from.
@@ -113,8 +141,8 @@ impl Area {
     }
 }
 
-/// What is wrong with a node. Every problem except
-/// [`Problem::GuaranteeWithoutReusable`] skips the range or node.
+/// What is wrong with a node or range. [`Diagnostic::outcome`] says what
+/// became of it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Problem<'a> {
     /// Neither `reg` nor `size`.
@@ -142,10 +170,14 @@ pub enum Problem<'a> {
     AlignmentNotPowerOfTwo {
         alignment: u64,
     },
-    /// A static base not aligned to 4 KiB or to its `alignment`.
+    /// A static base not aligned to 4 KiB.
     Misaligned {
         base: u64,
         alignment: u64,
+    },
+    /// A static region whose end is not aligned to 4 KiB.
+    PartialPage {
+        end: u64,
     },
     NoMapWithReusable,
     /// A static region outside RAM, wholly or `partly`.
@@ -153,7 +185,7 @@ pub enum Problem<'a> {
         region: PhysRange,
         partly: bool,
     },
-    /// Overlaps a region earlier in tree order.
+    /// Overlaps another `/reserved-memory` range (`other` names its node).
     Overlaps {
         region: PhysRange,
         other: &'a str,
@@ -181,7 +213,7 @@ pub enum Problem<'a> {
 impl fmt::Display for Problem<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Problem::MissingRegAndSize => write!(f, "neither 'reg' nor 'size': skipped"),
+            Problem::MissingRegAndSize => write!(f, "neither 'reg' nor 'size'"),
             Problem::MalformedProperty {
                 property,
                 len,
@@ -195,7 +227,7 @@ impl fmt::Display for Problem<'_> {
                 };
                 write!(
                     f,
-                    "property '{property}' is {len} bytes, expected {how}{expected}: skipped"
+                    "property '{property}' is {len} bytes, expected {how}{expected}"
                 )
             }
             Problem::UnsupportedCells {
@@ -203,33 +235,28 @@ impl fmt::Display for Problem<'_> {
                 size_cells,
             } => write!(
                 f,
-                "unsupported #address-cells={address_cells} #size-cells={size_cells}: skipped"
+                "unsupported #address-cells={address_cells} #size-cells={size_cells}"
             ),
-            Problem::ZeroSize => write!(f, "size is zero: skipped"),
+            Problem::ZeroSize => write!(f, "size is zero"),
             Problem::Wraps { base, size } => {
-                write!(
-                    f,
-                    "base {base:#x} + size {size:#x} wraps past 2^64: skipped"
-                )
+                write!(f, "base {base:#x} + size {size:#x} wraps past 2^64")
             }
             Problem::AlignmentNotPowerOfTwo { alignment } => {
-                write!(f, "alignment {alignment:#x} is not a power of two: skipped")
+                write!(f, "alignment {alignment:#x} is not a power of two")
             }
             Problem::Misaligned { base, alignment } => {
-                write!(
-                    f,
-                    "base {base:#x} is not aligned to {alignment:#x}: skipped"
-                )
+                write!(f, "base {base:#x} is not aligned to {alignment:#x}")
             }
-            Problem::NoMapWithReusable => {
-                write!(f, "'no-map' and 'reusable' both set: skipped")
+            Problem::PartialPage { end } => {
+                write!(f, "end {end:#x} is not aligned to {PAGE_SIZE:#x}")
             }
+            Problem::NoMapWithReusable => write!(f, "'no-map' and 'reusable' both set"),
             Problem::OutsideRam { region, partly } => {
                 let how = if partly { "partly outside" } else { "outside" };
-                write!(f, "region {region} is {how} RAM: skipped")
+                write!(f, "region {region} is {how} RAM")
             }
             Problem::Overlaps { region, other } => {
-                write!(f, "region {region} overlaps '{other}': skipped")
+                write!(f, "region {region} overlaps '{other}'")
             }
             Problem::OverlapsExcluded {
                 region,
@@ -237,22 +264,45 @@ impl fmt::Display for Problem<'_> {
                 excluded,
             } => write!(
                 f,
-                "region {region} overlaps the {} at {excluded}: skipped",
+                "region {region} overlaps the {} at {excluded}",
                 what.as_str()
             ),
             Problem::CannotPlace { size, alignment } => write!(
                 f,
-                "cannot place {size:#x} bytes aligned to {alignment:#x}: no free range: skipped"
+                "cannot place {size:#x} bytes aligned to {alignment:#x}: no free range"
             ),
-            Problem::TooMany { what, capacity } => {
-                write!(f, "more than {capacity} {what}: skipped")
-            }
-            Problem::GuaranteeWithoutReusable => {
-                write!(
-                    f,
-                    "'guarantee' without 'reusable': kept as a static carveout"
-                )
-            }
+            Problem::TooMany { what, capacity } => write!(f, "more than {capacity} {what}"),
+            Problem::GuaranteeWithoutReusable => write!(f, "'guarantee' without 'reusable'"),
+        }
+    }
+}
+
+/// What became of the node or range a [`Diagnostic`] is about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing of it is used or excluded (it claims no memory in RAM).
+    #[default]
+    Skipped,
+    /// Its memory is excluded from usable RAM and listed as excluded; it is
+    /// not an area.
+    Excluded,
+    /// Its memory is excluded from usable RAM but not listed (a list is
+    /// full); it is not an area.
+    ExcludedUnlisted,
+    /// Usable memory given up because the usable list is full.
+    Dropped,
+    /// Kept as a static carveout.
+    KeptAsCarveout,
+}
+
+impl Outcome {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Skipped => "skipped",
+            Outcome::Excluded => "excluded from usable RAM, not used as an area",
+            Outcome::ExcludedUnlisted => "still excluded from usable RAM, not listed",
+            Outcome::Dropped => "the smaller piece is left out of usable RAM",
+            Outcome::KeptAsCarveout => "kept as a static carveout",
         }
     }
 }
@@ -264,16 +314,18 @@ pub struct Diagnostic<'a> {
     /// Node name ("/memreserve/" for header entries).
     pub node: &'a str,
     pub problem: Problem<'a>,
+    pub outcome: Outcome,
 }
 
 impl fmt::Display for Diagnostic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: node '{}': {}",
+            "{}: node '{}': {}: {}",
             self.area.as_str(),
             self.node,
-            self.problem
+            self.problem,
+            self.outcome.as_str()
         )
     }
 }
@@ -304,13 +356,77 @@ struct PendingNode<'a> {
     size_cells: u32,
 }
 
+/// One static `reg` entry, for the overlap checks.
+#[derive(Clone, Copy, Default)]
+struct Claim<'a> {
+    range: PhysRange,
+    /// Index of the node in the pending list, and of the entry in its `reg`.
+    node: usize,
+    entry: usize,
+    name: &'a str,
+}
+
+/// Every static `reg` entry of the examined nodes (`complete` false when
+/// some did not fit).
+struct Claims<'a> {
+    list: ArrayVec<Claim<'a>, MAX_CLAIMS>,
+    complete: bool,
+}
+
+/// The flags of a `/reserved-memory` node.
+#[derive(Clone, Copy)]
+struct Flags {
+    no_map: bool,
+    reusable: bool,
+    guarantee: bool,
+    shared_dma_pool: bool,
+}
+
+impl Flags {
+    fn of(props: &Properties<'_>) -> Self {
+        Flags {
+            no_map: props.has("no-map"),
+            reusable: props.has("reusable"),
+            guarantee: props.has("guarantee"),
+            shared_dma_pool: props.is_compatible("shared-dma-pool"),
+        }
+    }
+
+    /// `no-map` without `shared-dma-pool`: firmware's memory, never an area.
+    fn firmware(&self) -> bool {
+        self.no_map && !self.shared_dma_pool
+    }
+
+    fn kind(&self) -> RegionKind {
+        match (self.reusable, self.guarantee) {
+            (true, true) => RegionKind::Gcma,
+            (true, false) => RegionKind::Cma,
+            (false, _) => RegionKind::Carveout,
+        }
+    }
+
+    fn region<'a>(&self, name: &'a str, range: PhysRange, dynamic: bool) -> ReservedRegion<'a> {
+        ReservedRegion {
+            name,
+            kind: self.kind(),
+            range,
+            no_map: self.no_map,
+            reusable: self.reusable,
+            guarantee: self.guarantee,
+            dynamic,
+            shared_dma_pool: self.shared_dma_pool,
+        }
+    }
+}
+
 /// The physical memory map.
 #[derive(Clone, Copy, Debug)]
 pub struct MemoryMap<'a> {
     /// RAM, sorted and merged.
     pub ram: ArrayVec<PhysRange, MAX_RAM_RANGES>,
-    /// Kernel image, DTB and memreserve entries.
-    pub excluded: ArrayVec<ExcludedRange, MAX_EXCLUDED>,
+    /// Kernel image, DTB, memreserve entries, then `/reserved-memory`
+    /// ranges that are not areas (firmware-owned or refused), in tree order.
+    pub excluded: ArrayVec<ExcludedRange<'a>, MAX_EXCLUDED>,
     /// Reserved regions: static ones in tree order, then dynamic ones.
     pub reserved: ArrayVec<ReservedRegion<'a>, MAX_RESERVED_REGIONS>,
     /// RAM left for the kernel's own allocators, page-aligned and sorted.
@@ -351,6 +467,7 @@ impl<'a> MemoryMap<'a> {
             diagnostics_dropped: 0,
         };
         let mut pending: ArrayVec<PendingNode<'a>, MAX_RESERVED_NODES> = ArrayVec::new();
+        let mut unexamined = 0usize;
 
         // One walk: RAM now, reserved-memory children for later, /chosen.
         let _ = tree.walk(|node| {
@@ -373,26 +490,10 @@ impl<'a> MemoryMap<'a> {
                     }
                 }
                 2 => {
-                    let in_reserved =
-                        node.ancestors.get(1).map(|f| f.name) == Some("reserved-memory");
-                    if in_reserved && node.props.is_available() {
-                        let parent = node.parent().copied().unwrap_or_default();
-                        let entry = PendingNode {
-                            name: node.name,
-                            props: node.props,
-                            address_cells: parent.address_cells,
-                            size_cells: parent.size_cells,
-                        };
-                        if pending.try_push(entry).is_err() {
-                            map.diagnose(
-                                Area::ReservedMemory,
-                                node.name,
-                                Problem::TooMany {
-                                    what: "reserved-memory nodes",
-                                    capacity: MAX_RESERVED_NODES,
-                                },
-                            );
-                        }
+                    if let Some(entry) = reserved_child(node)
+                        && pending.try_push(entry).is_err()
+                    {
+                        unexamined += 1;
                     }
                 }
                 _ => {}
@@ -405,52 +506,77 @@ impl<'a> MemoryMap<'a> {
         }
         map.ram.as_mut_slice().sort_unstable();
         map.merge_ram();
+        map.usable = ArrayVec::new();
+        for ram in map.ram.iter() {
+            let inner = ram.page_inner();
+            if inner.size != 0 {
+                // Cannot fail: MAX_USABLE_RANGES > MAX_RAM_RANGES.
+                let _ = map.usable.try_push(inner);
+            }
+        }
 
         map.add_excluded(ExcludedKind::KernelImage, kernel_image);
         map.add_excluded(ExcludedKind::Dtb, dtb_range);
         for (index, entry) in tree.memreserve().enumerate() {
-            if index >= MAX_MEMRESERVE {
-                map.diagnose(
-                    Area::MemReserve,
-                    "/memreserve/",
-                    Problem::TooMany {
-                        what: "memreserve entries",
-                        capacity: MAX_MEMRESERVE,
-                    },
-                );
-                break;
+            let range = match entry.base.checked_add(entry.size) {
+                Some(_) => entry,
+                None => {
+                    map.diagnose(
+                        Area::MemReserve,
+                        "/memreserve/",
+                        Problem::Wraps {
+                            base: entry.base,
+                            size: entry.size,
+                        },
+                        Outcome::Excluded,
+                    );
+                    PhysRange::from_bounds(entry.base, u64::MAX)
+                }
+            };
+            if index < MAX_MEMRESERVE {
+                map.add_excluded(ExcludedKind::MemReserve, range);
+            } else {
+                map.claim(range);
+                if index == MAX_MEMRESERVE {
+                    map.diagnose(
+                        Area::MemReserve,
+                        "/memreserve/",
+                        Problem::TooMany {
+                            what: "memreserve entries",
+                            capacity: MAX_MEMRESERVE,
+                        },
+                        Outcome::ExcludedUnlisted,
+                    );
+                }
             }
-            if entry.base.checked_add(entry.size).is_none() {
-                map.diagnose(
-                    Area::MemReserve,
-                    "/memreserve/",
-                    Problem::Wraps {
-                        base: entry.base,
-                        size: entry.size,
-                    },
-                );
-                continue;
-            }
-            map.add_excluded(ExcludedKind::MemReserve, entry);
         }
 
-        for node in pending.iter().filter(|n| n.props.has("reg")) {
-            map.add_static(node);
+        // Static regions: every entry is excluded from usable RAM first,
+        // then typed if nothing is wrong with it.
+        let claims = map.static_claims(&pending);
+        for (index, node) in pending.iter().enumerate() {
+            if node.props.has("reg") {
+                map.add_static(tree, node, index, &claims);
+            }
         }
+        if unexamined != 0 {
+            map.exclude_unexamined(tree);
+        }
+        // Dynamic regions, placed in what is left.
         for node in pending.iter().filter(|n| !n.props.has("reg")) {
             map.add_dynamic(node);
         }
 
         map.chosen.stdout = map.chosen.stdout_path.and_then(|p| tree.resolve_path(p));
-        map.compute_usable();
         Ok(map)
     }
 
-    fn diagnose(&mut self, area: Area, node: &'a str, problem: Problem<'a>) {
+    fn diagnose(&mut self, area: Area, node: &'a str, problem: Problem<'a>, outcome: Outcome) {
         let diagnostic = Diagnostic {
             area,
             node,
             problem,
+            outcome,
         };
         if self.diagnostics.try_push(diagnostic).is_err() {
             self.diagnostics_dropped = self.diagnostics_dropped.saturating_add(1);
@@ -464,35 +590,31 @@ impl<'a> MemoryMap<'a> {
         address_cells: u32,
         size_cells: u32,
     ) {
+        let skip = Outcome::Skipped;
         let Some(reg) = props.get("reg") else {
-            self.diagnose(Area::Memory, name, Problem::MissingRegAndSize);
+            self.diagnose(Area::Memory, name, Problem::MissingRegAndSize, skip);
             return;
         };
         let entries = match RegIter::new(reg.value, address_cells, size_cells) {
             Ok(entries) => entries,
             Err(error) => {
-                self.diagnose(
-                    Area::Memory,
-                    name,
-                    reg_problem(error, "reg", reg.value.len(), address_cells, size_cells),
-                );
+                let len = reg.value.len();
+                let problem = reg_problem(error, "reg", len, address_cells, size_cells);
+                self.diagnose(Area::Memory, name, problem, skip);
                 return;
             }
         };
         for (base, size) in entries {
             if size == 0 {
-                self.diagnose(Area::Memory, name, Problem::ZeroSize);
+                self.diagnose(Area::Memory, name, Problem::ZeroSize, skip);
             } else if base.checked_add(size).is_none() {
-                self.diagnose(Area::Memory, name, Problem::Wraps { base, size });
+                self.diagnose(Area::Memory, name, Problem::Wraps { base, size }, skip);
             } else if self.ram.try_push(PhysRange { base, size }).is_err() {
-                self.diagnose(
-                    Area::Memory,
-                    name,
-                    Problem::TooMany {
-                        what: "RAM ranges",
-                        capacity: MAX_RAM_RANGES,
-                    },
-                );
+                let problem = Problem::TooMany {
+                    what: "RAM ranges",
+                    capacity: MAX_RAM_RANGES,
+                };
+                self.diagnose(Area::Memory, name, problem, skip);
                 return;
             }
         }
@@ -514,47 +636,288 @@ impl<'a> MemoryMap<'a> {
         self.ram = merged;
     }
 
-    fn add_excluded(&mut self, kind: ExcludedKind, range: PhysRange) {
-        if range.size != 0 {
-            // Capacity is sized for 2 + MAX_MEMRESERVE, checked by the caller.
-            let _ = self.excluded.try_push(ExcludedRange { kind, range });
+    /// Removes every page `range` touches from the usable list. Callers
+    /// claim before anything is placed, so nothing claimed is ever usable,
+    /// whatever the lists can hold.
+    fn claim(&mut self, range: PhysRange) {
+        if range.size == 0 {
+            return;
+        }
+        let start = range.base & !(PAGE_SIZE - 1);
+        let end = match range.end().checked_add(PAGE_SIZE - 1) {
+            Some(end) => end & !(PAGE_SIZE - 1),
+            None => u64::MAX,
+        };
+        let mut out: ArrayVec<PhysRange, MAX_USABLE_RANGES> = ArrayVec::new();
+        let mut dropped = false;
+        for free in self.usable.iter() {
+            if free.end() <= start || free.base >= end {
+                dropped |= out.try_push(*free).is_err();
+                continue;
+            }
+            let left = PhysRange::from_bounds(free.base, start);
+            let right = PhysRange::from_bounds(end, free.end());
+            for piece in [left, right] {
+                if piece.size != 0 {
+                    dropped |= out.try_push(piece).is_err();
+                }
+            }
+        }
+        self.usable = out;
+        if dropped {
+            let problem = Problem::TooMany {
+                what: "usable ranges",
+                capacity: MAX_USABLE_RANGES,
+            };
+            self.diagnose(Area::ReservedMemory, "", problem, Outcome::Dropped);
         }
     }
 
-    /// Flags shared by static and dynamic nodes; `None` when the node must
-    /// be skipped (after a diagnostic).
-    fn node_flags(&mut self, node: &PendingNode<'a>) -> Option<ReservedRegion<'a>> {
-        let no_map = node.props.has("no-map");
-        let reusable = node.props.has("reusable");
-        let guarantee = node.props.has("guarantee");
-        if no_map && reusable {
-            self.diagnose(Area::ReservedMemory, node.name, Problem::NoMapWithReusable);
-            return None;
+    /// Excludes `range` and lists it (kernel image, DTB, memreserve).
+    fn add_excluded(&mut self, kind: ExcludedKind, range: PhysRange) {
+        if range.size != 0 {
+            self.claim(range);
+            // Capacity is sized for 2 + MAX_MEMRESERVE, checked by the caller.
+            let _ = self.excluded.try_push(ExcludedRange {
+                kind,
+                range,
+                ..ExcludedRange::default()
+            });
         }
-        let kind = match (reusable, guarantee) {
-            (true, true) => RegionKind::Gcma,
-            (true, false) => RegionKind::Cma,
-            (false, guarantee) => {
-                if guarantee {
-                    self.diagnose(
-                        Area::ReservedMemory,
-                        node.name,
-                        Problem::GuaranteeWithoutReusable,
-                    );
-                }
-                RegionKind::Carveout
-            }
+    }
+
+    /// Lists a `/reserved-memory` range that is not an area (already
+    /// claimed by the caller).
+    fn list_excluded(&mut self, excluded: ExcludedRange<'a>) {
+        if self.excluded.try_push(excluded).is_err() {
+            let problem = Problem::TooMany {
+                what: "excluded ranges",
+                capacity: MAX_EXCLUDED,
+            };
+            let outcome = Outcome::ExcludedUnlisted;
+            self.diagnose(Area::ReservedMemory, excluded.name, problem, outcome);
+        }
+    }
+
+    /// Every entry of every examined static node, for the overlap checks.
+    fn static_claims(&self, pending: &[PendingNode<'a>]) -> Claims<'a> {
+        let mut claims = Claims {
+            list: ArrayVec::new(),
+            complete: true,
         };
-        Some(ReservedRegion {
-            name: node.name,
-            kind,
-            range: PhysRange::default(),
-            no_map,
-            reusable,
-            guarantee,
-            dynamic: false,
-            shared_dma_pool: node.props.is_compatible("shared-dma-pool"),
-        })
+        for (node_index, node) in pending.iter().enumerate() {
+            let Some(reg) = node.props.get("reg") else {
+                continue;
+            };
+            for (entry, (base, size)) in static_entries(reg.value, node).enumerate() {
+                let claim = Claim {
+                    range: claimed(base, size),
+                    node: node_index,
+                    entry,
+                    name: node.name,
+                };
+                if claims.list.try_push(claim).is_err() {
+                    claims.complete = false;
+                }
+            }
+        }
+        claims
+    }
+
+    fn add_static(
+        &mut self,
+        tree: &DeviceTree<'a>,
+        node: &PendingNode<'a>,
+        index: usize,
+        claims: &Claims<'a>,
+    ) {
+        let Some(reg) = node.props.get("reg") else {
+            return;
+        };
+        if let Err(error) = RegIter::new(reg.value, node.address_cells, node.size_cells) {
+            let len = reg.value.len();
+            let problem = reg_problem(error, "reg", len, node.address_cells, node.size_cells);
+            // The whole entries that can be read are still excluded below.
+            let outcome = match error {
+                RegError::BadLength { .. } if static_entries(reg.value, node).next().is_some() => {
+                    Outcome::Excluded
+                }
+                _ => Outcome::Skipped,
+            };
+            self.diagnose(Area::ReservedMemory, node.name, problem, outcome);
+        }
+        let flags = Flags::of(&node.props);
+        for (entry, (base, size)) in static_entries(reg.value, node).enumerate() {
+            let range = claimed(base, size);
+            self.claim(range);
+            if size == 0 {
+                let outcome = Outcome::Skipped;
+                self.diagnose(Area::ReservedMemory, node.name, Problem::ZeroSize, outcome);
+                continue;
+            }
+            let me = (index, entry);
+            let problem = match self.check_static(tree, (base, size), flags, me, claims) {
+                Ok(()) => {
+                    let region = flags.region(node.name, range, false);
+                    if self.reserved.try_push(region).is_ok() {
+                        if flags.guarantee && !flags.reusable {
+                            let problem = Problem::GuaranteeWithoutReusable;
+                            let outcome = Outcome::KeptAsCarveout;
+                            self.diagnose(Area::ReservedMemory, node.name, problem, outcome);
+                        }
+                        continue;
+                    }
+                    Some(Problem::TooMany {
+                        what: "reserved regions",
+                        capacity: MAX_RESERVED_REGIONS,
+                    })
+                }
+                Err(problem) => problem,
+            };
+            let kind = match problem {
+                None => ExcludedKind::Firmware,
+                Some(Problem::OutsideRam { partly: false, .. }) => {
+                    // Nothing of it is RAM: nothing to exclude or list.
+                    let problem = problem.unwrap_or_default();
+                    let outcome = Outcome::Skipped;
+                    self.diagnose(Area::ReservedMemory, node.name, problem, outcome);
+                    continue;
+                }
+                Some(problem) => {
+                    let outcome = Outcome::Excluded;
+                    self.diagnose(Area::ReservedMemory, node.name, problem, outcome);
+                    ExcludedKind::Refused
+                }
+            };
+            self.list_excluded(ExcludedRange {
+                kind,
+                range,
+                name: node.name,
+                no_map: flags.no_map,
+                reason: problem,
+            });
+        }
+    }
+
+    /// Whether a static range can be an area: `Ok` if so, `Err(None)` when
+    /// it is firmware's, `Err(Some(problem))` when it is refused. The
+    /// node's `alignment` is ignored, as Linux does for static regions.
+    fn check_static(
+        &self,
+        tree: &DeviceTree<'a>,
+        (base, size): (u64, u64),
+        flags: Flags,
+        me: (usize, usize),
+        claims: &Claims<'a>,
+    ) -> Result<(), Option<Problem<'a>>> {
+        if base.checked_add(size).is_none() {
+            return Err(Some(Problem::Wraps { base, size }));
+        }
+        let region = PhysRange { base, size };
+        if flags.no_map && flags.reusable {
+            return Err(Some(Problem::NoMapWithReusable));
+        }
+        if flags.firmware() {
+            return Err(None);
+        }
+        if !base.is_multiple_of(PAGE_SIZE) {
+            return Err(Some(Problem::Misaligned {
+                base,
+                alignment: PAGE_SIZE,
+            }));
+        }
+        if !region.end().is_multiple_of(PAGE_SIZE) {
+            return Err(Some(Problem::PartialPage { end: region.end() }));
+        }
+        if !self.ram.iter().any(|ram| ram.contains(&region)) {
+            let partly = self.ram.iter().any(|ram| ram.overlaps(&region));
+            return Err(Some(Problem::OutsideRam { region, partly }));
+        }
+        let ours = self
+            .excluded
+            .iter()
+            .filter(|e| matches!(e.kind, ExcludedKind::KernelImage | ExcludedKind::Dtb))
+            .map(|e| (e.kind, e.range));
+        let memreserve = tree.memreserve().map(|r| (ExcludedKind::MemReserve, r));
+        if let Some((what, excluded)) = ours.chain(memreserve).find(|(_, r)| r.overlaps(&region)) {
+            return Err(Some(Problem::OverlapsExcluded {
+                region,
+                what,
+                excluded,
+            }));
+        }
+        // An area never shares a byte with another node's claim: GCMA and
+        // CMA would lend it, a carveout would hand it to its user.
+        if let Some(other) = claims
+            .list
+            .iter()
+            .find(|c| (c.node, c.entry) != me && c.range.overlaps(&region))
+        {
+            return Err(Some(Problem::Overlaps {
+                region,
+                other: other.name,
+            }));
+        }
+        if !claims.complete {
+            return Err(Some(Problem::TooMany {
+                what: "static ranges to compare",
+                capacity: MAX_CLAIMS,
+            }));
+        }
+        Ok(())
+    }
+
+    /// The `reg` of every available `/reserved-memory` child beyond
+    /// [`MAX_RESERVED_NODES`]: excluded and listed, never an area.
+    fn exclude_unexamined(&mut self, tree: &DeviceTree<'a>) {
+        let mut seen = 0usize;
+        let _ = tree.walk(|node| {
+            if node.depth != 2 {
+                return true;
+            }
+            let Some(entry) = reserved_child(node) else {
+                return true;
+            };
+            seen += 1;
+            if seen <= MAX_RESERVED_NODES {
+                return true;
+            }
+            self.exclude_late(&entry);
+            true
+        });
+    }
+
+    fn exclude_late(&mut self, node: &PendingNode<'a>) {
+        let problem = Problem::TooMany {
+            what: "reserved-memory nodes",
+            capacity: MAX_RESERVED_NODES,
+        };
+        let Some(reg) = node.props.get("reg") else {
+            self.diagnose(Area::ReservedMemory, node.name, problem, Outcome::Skipped);
+            return;
+        };
+        let mut any = false;
+        for (base, size) in static_entries(reg.value, node) {
+            let range = claimed(base, size);
+            if size == 0 {
+                continue;
+            }
+            self.claim(range);
+            if !any {
+                self.diagnose(Area::ReservedMemory, node.name, problem, Outcome::Excluded);
+                any = true;
+            }
+            self.list_excluded(ExcludedRange {
+                kind: ExcludedKind::Refused,
+                range,
+                name: node.name,
+                no_map: node.props.has("no-map"),
+                reason: Some(problem),
+            });
+        }
+        if !any {
+            self.diagnose(Area::ReservedMemory, node.name, problem, Outcome::Skipped);
+        }
     }
 
     /// The `alignment` property: `Some(None)` when absent, `None` when bad.
@@ -562,135 +925,64 @@ impl<'a> MemoryMap<'a> {
         let Some(prop) = node.props.get("alignment") else {
             return Some(None);
         };
+        let skip = Outcome::Skipped;
         let Some(alignment) = read_sized(prop.value, node.size_cells) else {
-            self.diagnose(
-                Area::ReservedMemory,
-                node.name,
-                sized_problem("alignment", prop.value.len(), node.size_cells),
-            );
+            let problem = sized_problem("alignment", prop.value.len(), node.size_cells);
+            self.diagnose(Area::ReservedMemory, node.name, problem, skip);
             return None;
         };
         if !alignment.is_power_of_two() {
-            self.diagnose(
-                Area::ReservedMemory,
-                node.name,
-                Problem::AlignmentNotPowerOfTwo { alignment },
-            );
+            let problem = Problem::AlignmentNotPowerOfTwo { alignment };
+            self.diagnose(Area::ReservedMemory, node.name, problem, skip);
             return None;
         }
         Some(Some(alignment))
     }
 
-    fn add_static(&mut self, node: &PendingNode<'a>) {
-        let Some(template) = self.node_flags(node) else {
-            return;
-        };
-        let Some(alignment) = self.node_alignment(node) else {
-            return;
-        };
-        let alignment = alignment.unwrap_or(PAGE_SIZE).max(PAGE_SIZE);
-        let Some(reg) = node.props.get("reg") else {
-            return;
-        };
-        let entries = match RegIter::new(reg.value, node.address_cells, node.size_cells) {
-            Ok(entries) => entries,
-            Err(error) => {
-                let problem = reg_problem(
-                    error,
-                    "reg",
-                    reg.value.len(),
-                    node.address_cells,
-                    node.size_cells,
-                );
-                self.diagnose(Area::ReservedMemory, node.name, problem);
-                return;
-            }
-        };
-        for (base, size) in entries {
-            if let Err(problem) = self.check_static(base, size, alignment) {
-                self.diagnose(Area::ReservedMemory, node.name, problem);
-                continue;
-            }
-            let region = ReservedRegion {
-                range: PhysRange { base, size },
-                ..template
-            };
-            self.push_region(region);
-        }
-    }
-
-    fn check_static(&self, base: u64, size: u64, alignment: u64) -> Result<(), Problem<'a>> {
-        if size == 0 {
-            return Err(Problem::ZeroSize);
-        }
-        if base.checked_add(size).is_none() {
-            return Err(Problem::Wraps { base, size });
-        }
-        if !base.is_multiple_of(alignment) {
-            return Err(Problem::Misaligned { base, alignment });
-        }
-        let region = PhysRange { base, size };
-        if !self.ram.iter().any(|ram| ram.contains(&region)) {
-            let partly = self.ram.iter().any(|ram| ram.overlaps(&region));
-            return Err(Problem::OutsideRam { region, partly });
-        }
-        self.check_free(region)
-    }
-
-    /// The region must not overlap an excluded range or an earlier region.
-    fn check_free(&self, region: PhysRange) -> Result<(), Problem<'a>> {
-        if let Some(excluded) = self.excluded.iter().find(|e| e.range.overlaps(&region)) {
-            return Err(Problem::OverlapsExcluded {
-                region,
-                what: excluded.kind,
-                excluded: excluded.range,
-            });
-        }
-        if let Some(other) = self.reserved.iter().find(|r| r.range.overlaps(&region)) {
-            return Err(Problem::Overlaps {
-                region,
-                other: other.name,
-            });
-        }
-        Ok(())
-    }
-
-    fn push_region(&mut self, region: ReservedRegion<'a>) {
-        if self.reserved.try_push(region).is_err() {
-            self.diagnose(
-                Area::ReservedMemory,
-                region.name,
-                Problem::TooMany {
-                    what: "reserved regions",
-                    capacity: MAX_RESERVED_REGIONS,
-                },
-            );
-        }
-    }
-
     fn add_dynamic(&mut self, node: &PendingNode<'a>) {
-        let Some(template) = self.node_flags(node) else {
+        let skip = Outcome::Skipped;
+        let flags = Flags::of(&node.props);
+        if flags.no_map && flags.reusable {
+            let problem = Problem::NoMapWithReusable;
+            self.diagnose(Area::ReservedMemory, node.name, problem, skip);
             return;
-        };
+        }
         let Some(size_prop) = node.props.get("size") else {
-            self.diagnose(Area::ReservedMemory, node.name, Problem::MissingRegAndSize);
+            let problem = Problem::MissingRegAndSize;
+            self.diagnose(Area::ReservedMemory, node.name, problem, skip);
             return;
         };
         let Some(size) = read_sized(size_prop.value, node.size_cells) else {
             let problem = sized_problem("size", size_prop.value.len(), node.size_cells);
-            self.diagnose(Area::ReservedMemory, node.name, problem);
+            self.diagnose(Area::ReservedMemory, node.name, problem, skip);
             return;
         };
         if size == 0 {
-            self.diagnose(Area::ReservedMemory, node.name, Problem::ZeroSize);
+            self.diagnose(Area::ReservedMemory, node.name, Problem::ZeroSize, skip);
             return;
         }
         let Some(alignment) = self.node_alignment(node) else {
             return;
         };
         let alignment = alignment.unwrap_or(PAGE_SIZE).max(PAGE_SIZE);
-        if self.reserved.is_full() {
-            self.push_region(template);
+        let full = if flags.firmware() {
+            self.excluded.is_full()
+        } else {
+            self.reserved.is_full()
+        };
+        if full {
+            let problem = if flags.firmware() {
+                Problem::TooMany {
+                    what: "excluded ranges",
+                    capacity: MAX_EXCLUDED,
+                }
+            } else {
+                Problem::TooMany {
+                    what: "reserved regions",
+                    capacity: MAX_RESERVED_REGIONS,
+                }
+            };
+            self.diagnose(Area::ReservedMemory, node.name, problem, skip);
             return;
         }
         let placed = match node.props.get("alloc-ranges") {
@@ -705,7 +997,7 @@ impl<'a> MemoryMap<'a> {
                             node.address_cells,
                             node.size_cells,
                         );
-                        self.diagnose(Area::ReservedMemory, node.name, problem);
+                        self.diagnose(Area::ReservedMemory, node.name, problem, skip);
                         return;
                     }
                 };
@@ -721,85 +1013,46 @@ impl<'a> MemoryMap<'a> {
             }
             None => self.place_in(PhysRange::from_bounds(0, u64::MAX), size, alignment),
         };
-        match placed {
-            Some(base) => self.push_region(ReservedRegion {
-                range: PhysRange { base, size },
-                dynamic: true,
-                ..template
-            }),
-            None => self.diagnose(
+        let Some(base) = placed else {
+            let problem = Problem::CannotPlace { size, alignment };
+            self.diagnose(Area::ReservedMemory, node.name, problem, skip);
+            return;
+        };
+        let range = PhysRange { base, size };
+        self.claim(range);
+        if flags.firmware() {
+            self.list_excluded(ExcludedRange {
+                kind: ExcludedKind::Firmware,
+                range,
+                name: node.name,
+                no_map: true,
+                reason: None,
+            });
+            return;
+        }
+        // Cannot fail: checked above.
+        let _ = self.reserved.try_push(flags.region(node.name, range, true));
+        if flags.guarantee && !flags.reusable {
+            let problem = Problem::GuaranteeWithoutReusable;
+            self.diagnose(
                 Area::ReservedMemory,
                 node.name,
-                Problem::CannotPlace { size, alignment },
-            ),
+                problem,
+                Outcome::KeptAsCarveout,
+            );
         }
     }
 
-    /// The highest aligned base for `size` bytes inside `window` ∩ RAM that
-    /// avoids every excluded range and region already taken.
+    /// The highest aligned base for `size` bytes inside `window` and one
+    /// free (still usable) range: every claim and region taken so far is
+    /// already out of the usable list.
     fn place_in(&self, window: PhysRange, size: u64, alignment: u64) -> Option<u64> {
-        for ram in self.ram.iter().rev() {
-            let low = ram.base.max(window.base);
-            let high = ram.end().min(window.end());
-            if high <= low || high - low < size {
-                continue;
-            }
-            let mut top = high;
-            // Each step moves `top` below a blocking range, so this ends.
-            while let Some(candidate) = top.checked_sub(size).map(|c| c & !(alignment - 1)) {
-                if candidate < low {
-                    break;
-                }
-                let wanted = PhysRange {
-                    base: candidate,
-                    size,
-                };
-                let blocker = self
-                    .excluded
-                    .iter()
-                    .map(|e| e.range)
-                    .chain(self.reserved.iter().map(|r| r.range))
-                    .filter(|r| r.overlaps(&wanted))
-                    .map(|r| r.base)
-                    .min();
-                match blocker {
-                    None => return Some(candidate),
-                    Some(blocked_base) => top = blocked_base,
-                }
-            }
-        }
-        None
-    }
-
-    fn compute_usable(&mut self) {
-        let mut blocked: ArrayVec<PhysRange, { MAX_EXCLUDED + MAX_RESERVED_REGIONS }> =
-            ArrayVec::new();
-        for range in self
-            .excluded
-            .iter()
-            .map(|e| e.range)
-            .chain(self.reserved.iter().map(|r| r.range))
-        {
-            let _ = blocked.try_push(range);
-        }
-        blocked.as_mut_slice().sort_unstable();
-        let mut usable: ArrayVec<PhysRange, MAX_USABLE_RANGES> = ArrayVec::new();
-        for ram in self.ram.iter() {
-            let mut cursor = ram.base;
-            for block in blocked.iter() {
-                if block.end() <= cursor || block.base >= ram.end() {
-                    continue;
-                }
-                if block.base > cursor {
-                    push_usable(&mut usable, PhysRange::from_bounds(cursor, block.base));
-                }
-                cursor = cursor.max(block.end());
-            }
-            if cursor < ram.end() {
-                push_usable(&mut usable, PhysRange::from_bounds(cursor, ram.end()));
-            }
-        }
-        self.usable = usable;
+        self.usable.iter().rev().find_map(|free| {
+            let low = free.base.max(window.base);
+            let high = free.end().min(window.end());
+            let candidate = high.checked_sub(size)? & !(alignment - 1);
+            (candidate >= low && high > low).then_some(candidate)
+        })
     }
 
     /// Bytes of RAM.
@@ -822,8 +1075,7 @@ impl<'a> MemoryMap<'a> {
         )
     }
 
-    /// Bytes in excluded ranges (kernel, DTB, memreserve; overlaps counted
-    /// twice).
+    /// Bytes in excluded ranges (overlaps counted twice).
     pub fn total_excluded(&self) -> u64 {
         saturating_total(self.excluded.iter().map(|e| e.range.size))
     }
@@ -832,19 +1084,59 @@ impl<'a> MemoryMap<'a> {
     pub fn regions(&self, kind: RegionKind) -> impl Iterator<Item = &ReservedRegion<'a>> {
         self.reserved.iter().filter(move |r| r.kind == kind)
     }
+
+    /// Every range a `no-map` node names that this map lists, regions and
+    /// excluded ranges alike (at most [`MAX_NO_MAP_RANGES`]): the MMU must
+    /// leave them unmapped.
+    pub fn no_map_ranges(&self) -> impl Iterator<Item = PhysRange> + '_ {
+        let regions = self.reserved.iter().filter(|r| r.no_map).map(|r| r.range);
+        let excluded = self.excluded.iter().filter(|e| e.no_map).map(|e| e.range);
+        regions.chain(excluded)
+    }
+}
+
+/// The available `/reserved-memory` child `node` is, if it is one.
+fn reserved_child<'a>(node: &crate::tree::Node<'a, '_>) -> Option<PendingNode<'a>> {
+    let in_reserved = node.ancestors.get(1).map(|f| f.name) == Some("reserved-memory");
+    if !in_reserved || !node.props.is_available() {
+        return None;
+    }
+    let parent = node.parent().copied().unwrap_or_default();
+    Some(PendingNode {
+        name: node.name,
+        props: node.props,
+        address_cells: parent.address_cells,
+        size_cells: parent.size_cells,
+    })
+}
+
+/// The whole `(base, size)` entries of a static `reg` (a trailing partial
+/// entry is ignored).
+fn static_entries<'v>(
+    value: &'v [u8],
+    node: &PendingNode<'_>,
+) -> impl Iterator<Item = (u64, u64)> + 'v {
+    let (ac, sc) = (node.address_cells, node.size_cells);
+    let entry = ((ac.min(3) + sc.min(3)) * 4) as usize;
+    let whole = if entry == 0 {
+        0
+    } else {
+        value.len() - value.len() % entry
+    };
+    RegIter::new(value.get(..whole).unwrap_or(&[]), ac, sc)
+        .ok()
+        .into_iter()
+        .flatten()
+}
+
+/// The bytes an entry claims: to the end of the address space if it wraps.
+fn claimed(base: u64, size: u64) -> PhysRange {
+    PhysRange::from_bounds(base, base.saturating_add(size))
 }
 
 /// Sum that stops at `u64::MAX` (hostile trees can describe 2^64 bytes).
 fn saturating_total(sizes: impl Iterator<Item = u64>) -> u64 {
     sizes.fold(0u64, u64::saturating_add)
-}
-
-fn push_usable(usable: &mut ArrayVec<PhysRange, MAX_USABLE_RANGES>, range: PhysRange) {
-    let inner = range.page_inner();
-    if inner.size != 0 {
-        // Capacity covers every split (see MAX_USABLE_RANGES).
-        let _ = usable.try_push(inner);
-    }
 }
 
 /// A `size`/`alignment` value: exactly `size_cells` cells.

@@ -5,7 +5,7 @@
 use core::fmt::{self, Write};
 
 use crate::PhysRange;
-use crate::memmap::{MemoryMap, RegionKind, ReservedRegion};
+use crate::memmap::{ExcludedKind, ExcludedRange, MemoryMap, RegionKind, ReservedRegion};
 
 /// A byte count in binary units: "16 MiB", "1 GiB", "4.5 KiB", "512 B".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +113,35 @@ fn write_range_row(
     )
 }
 
+/// A kernel image, DTB or memreserve row as [`write_range_row`]; a
+/// `/reserved-memory` range that is not an area is named by its node and
+/// followed by what it is: firmware's (`no-map`), or refused and why.
+fn write_excluded_row(
+    f: &mut fmt::Formatter<'_>,
+    width: usize,
+    excluded: &ExcludedRange<'_>,
+) -> fmt::Result {
+    let range = &excluded.range;
+    let why = match (excluded.kind, excluded.reason) {
+        (ExcludedKind::Firmware, _) => "firmware (no-map)",
+        (ExcludedKind::Refused, Some(_)) => "refused: ",
+        (ExcludedKind::Refused, None) => "refused",
+        _ => return write_range_row(f, excluded.kind.as_str(), width, range),
+    };
+    write!(
+        f,
+        "  {:<width$}  {:#018x}  {:#018x}  {:<SIZE_WIDTH$}  {why}",
+        excluded.name,
+        range.base,
+        range.end(),
+        size_cell(range.size).as_str()
+    )?;
+    if let (ExcludedKind::Refused, Some(reason)) = (excluded.kind, excluded.reason) {
+        write!(f, "{reason}")?;
+    }
+    writeln!(f)
+}
+
 /// The memory map as an aligned table (`Display`).
 pub struct Table<'m, 'a>(pub &'m MemoryMap<'a>);
 
@@ -123,6 +152,7 @@ impl fmt::Display for Table<'_, '_> {
             .reserved
             .iter()
             .map(|r| r.name.len())
+            .chain(map.excluded.iter().map(|e| e.name.len()))
             .chain(core::iter::once("kernel image".len()))
             .max()
             .unwrap_or(0);
@@ -157,7 +187,7 @@ impl fmt::Display for Table<'_, '_> {
 
         header(f, "excluded", "what")?;
         for excluded in map.excluded.iter() {
-            write_range_row(f, excluded.kind.as_str(), width, &excluded.range)?;
+            write_excluded_row(f, width, excluded)?;
         }
 
         header(f, "usable", "")?;
@@ -189,10 +219,11 @@ impl fmt::Display for Table<'_, '_> {
     }
 }
 
-/// One line per RAM range, reserved region and usable range, for host
-/// tools:
+/// One line per RAM range, reserved region, `/reserved-memory` range that
+/// is not an area, and usable range, for host tools:
 /// `@ram base=0x40000000 size=0x40000000`,
 /// `@region name=gcma@50000000 kind=gcma base=0x50000000 size=0x1000000 flags=reusable,guarantee`,
+/// `@excluded name=tz@60000000 kind=firmware base=0x60000000 size=0x100000 no-map=1`,
 /// `@usable base=0x40000000 size=0x1000000`.
 pub struct MachineLines<'m, 'a>(pub &'m MemoryMap<'a>);
 
@@ -211,6 +242,21 @@ impl fmt::Display for MachineLines<'_, '_> {
                 region.range.base,
                 region.range.size,
                 flags_cell(region).as_str()
+            )?;
+        }
+        let reserved_memory = map
+            .excluded
+            .iter()
+            .filter(|e| matches!(e.kind, ExcludedKind::Firmware | ExcludedKind::Refused));
+        for excluded in reserved_memory {
+            writeln!(
+                f,
+                "@excluded name={} kind={} base={:#x} size={:#x} no-map={}",
+                excluded.name,
+                excluded.kind.as_str(),
+                excluded.range.base,
+                excluded.range.size,
+                u8::from(excluded.no_map)
             )?;
         }
         for range in map.usable.iter() {
