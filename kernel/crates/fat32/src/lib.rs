@@ -163,6 +163,10 @@ pub struct Geometry {
     pub first_data_sector: u64,
     /// Number of data clusters (valid cluster numbers are 2..count+2).
     pub cluster_count: u32,
+    /// Volume serial number (BS_VolID), 0 without the extended boot
+    /// signature. Not unique (copies of an image share it): the page cache
+    /// hands it to cleancache only as a label of the mount.
+    pub volume_id: u32,
 }
 
 impl Geometry {
@@ -412,6 +416,7 @@ pub fn parse_boot_sector(bs: &[u8; SECTOR_SIZE], device_sectors: u64) -> Result<
         fsinfo_sector: le16(bs, 48) as u32,
         first_data_sector: first_data,
         cluster_count: clusters as u32,
+        volume_id: if bs[66] == 0x29 { le32(bs, 67) } else { 0 },
     };
     if !geo.valid_cluster(root) {
         return Err(FsError::Corrupt("root cluster"));

@@ -38,6 +38,10 @@
 //! and readahead) try `get_page` before the device; writes invalidate the
 //! page; truncate invalidates from the first changed page; delete and create
 //! invalidate the whole file. Truncated or deleted pages are never put.
+//! [`PageCache::new`] starts a mount (`init_fs`: the hooks take an identity
+//! no earlier mount had, so another disk, or this one rewritten, never
+//! finds this mount's copies) and [`PageCache::unmount`] ends it
+//! (`invalidate_fs`, also when its sync fails).
 //!
 //! # Memory
 //!
@@ -276,7 +280,9 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
     /// A page cache over a mounted filesystem. Mount it on
     /// `QueueMux::new(device)` so metadata I/O can run while data I/O is in
     /// flight.
-    pub fn new(fs: Fat32<QueueMux<D>>, alloc: A, states: S, hooks: H, mut cfg: Config) -> Self {
+    /// Tells the hooks a new mount begins ([`CleancacheHooks::init_fs`]).
+    pub fn new(fs: Fat32<QueueMux<D>>, alloc: A, states: S, mut hooks: H, mut cfg: Config) -> Self {
+        hooks.init_fs(fs.geometry().volume_id);
         cfg.budget_pages = cfg.budget_pages.max(1);
         cfg.writeback_batch = cfg.writeback_batch.max(1);
         PageCache {
@@ -1338,11 +1344,16 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         n
     }
 
-    /// Syncs, frees every frame (without offering pages to cleancache) and
-    /// gives the parts back.
+    /// Syncs, ends the mount for cleancache
+    /// ([`CleancacheHooks::invalidate_fs`], also when the sync fails), frees
+    /// every frame (without offering pages to cleancache) and gives the
+    /// parts back.
     pub fn unmount(mut self) -> Result<Parts<D, A, S, H>, Error> {
-        self.sync()?;
-        self.drain()?;
+        let synced = self.sync().and_then(|()| self.drain());
+        // Nothing of this mount may be found again, whatever the disk
+        // holds next time.
+        self.hooks.invalidate_fs();
+        synced?;
         for k in self.pages.keys().copied().collect::<Vec<_>>() {
             let p = self.pages.remove(&k);
             if let Some(p) = p {
