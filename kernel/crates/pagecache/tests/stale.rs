@@ -1,7 +1,6 @@
-//! No stale byte across mounts: the sequence of issue 9 that once read
-//! another disk's cleancache copies, as a regression test, and a property
-//! test over several mounts of different (and rewritten) disks sharing one
-//! real cleancache.
+//! No stale byte: the two sequences of issue 9 that once returned data that
+//! was not the file's, as regression tests, and a property test over several
+//! mounts of different (and rewritten) disks sharing one real cleancache.
 
 mod common;
 
@@ -12,10 +11,10 @@ use std::rc::Rc;
 use blkdev::{QueueMux, RamDisk};
 use cleancache::{Cleancache, FsId};
 use common::*;
-use fat32::Fat32;
+use fat32::{Fat32, FormatOptions};
 use pagecache::{
-    CleancacheHooks, Config, FileId, HeapPageAllocator, LocalPageStates, PAGE_SIZE, PageCache,
-    PageIndex,
+    CleancacheHooks, Config, Error, FileId, HeapPageAllocator, LocalPageStates, PAGE_SIZE,
+    PageCache, PageIndex,
 };
 use proptest::prelude::*;
 
@@ -124,6 +123,113 @@ fn a_second_disk_never_reads_the_first_disks_cleancache_copies() {
     );
     assert_eq!(pc.stats().cc_demand_restores, 0, "no hit for another disk");
     unmount_shared(pc);
+}
+
+/// A disk whose only free clusters held a deleted file full of `0xA5`
+/// bytes, with `/b` (100 bytes of `b'B'`) and `/c` (3 pages) on it.
+fn disk_with_deleted_file() -> RamDisk {
+    let mut disk = RamDisk::new(34 * 2048);
+    fat32::format(&mut disk, &FormatOptions::default()).unwrap();
+    let mut fs = Fat32::mount(disk).unwrap();
+    let b = fs.create("/b").unwrap();
+    fs.write_at(b, 0, &[b'B'; 100]).unwrap();
+    let c = fs.create("/c").unwrap();
+    fs.write_at(c, 0, &content(3, "c", 3 * P)).unwrap();
+    let old = fs.create("/old").unwrap();
+    let free = fs.free_clusters() as usize * fs.geometry().cluster_bytes() as usize;
+    fs.write_at(old, 0, &vec![0xA5; free]).unwrap();
+    assert_eq!(fs.free_clusters(), 0);
+    fs.remove("/old").unwrap();
+    fs.unmount().unwrap()
+}
+
+/// A cache of 4 pages over [`disk_with_deleted_file`], all pinned: `/b`'s
+/// only (old last) page and `/c`'s 3. Returns the cache, `/b` and the pins.
+fn pinned_full() -> (Cache, FileId, [pagecache::Frame; 4]) {
+    let (mut pc, _log) = cache_on(disk_with_deleted_file(), cfg(4, 0, 0), false);
+    let b = pc.open("/b").unwrap();
+    let c = pc.open("/c").unwrap();
+    let pins = [
+        pc.pin_page(b, 0).unwrap(),
+        pc.pin_page(c, 0).unwrap(),
+        pc.pin_page(c, 1).unwrap(),
+        pc.pin_page(c, 2).unwrap(),
+    ];
+    (pc, b, pins)
+}
+
+/// What `/b` must hold after a growing write of `data` at `offset` over
+/// its 100 bytes returned `r`: the write's contract.
+fn expected_after(r: Result<usize, Error>, offset: usize, data: &[u8]) -> Vec<u8> {
+    let mut want = vec![b'B'; 100];
+    match r {
+        Err(_) => {}
+        Ok(n) => {
+            assert!(n > 0 && n <= data.len(), "write reported {n} bytes");
+            want.resize(offset, 0);
+            want.extend_from_slice(&data[..n]);
+        }
+    }
+    want
+}
+
+/// Issue 9, stale path 2: a growing write that fails half way (every cached
+/// page pinned, the old last page among them) must leave the file as it
+/// was, or report exactly what it wrote; never a size over clusters the
+/// write did not fill (here: the deleted file's bytes).
+#[test]
+fn a_failed_growing_write_never_exposes_a_deleted_files_bytes() {
+    // offset 100: an append; offset 2P + 100: a gap of zeros first.
+    for offset in [100usize, 2 * P + 100] {
+        let (mut pc, b, pins) = pinned_full();
+        // No 0xA5 in what is written: any 0xA5 read back is the old file's.
+        let data: Vec<u8> = content(4, "new", 3 * P)
+            .into_iter()
+            .map(|x| if x == 0xA5 { 0x5A } else { x })
+            .collect();
+        let r = pc.write(b, offset as u64, &data);
+        assert!(r != Ok(data.len()), "the budget is full of pinned pages");
+        for f in pins {
+            pc.unpin_page(f).unwrap();
+        }
+        let want = expected_after(r, offset, &data);
+        assert_eq!(
+            pc.file_size(b).unwrap(),
+            want.len() as u64,
+            "{offset}: {r:?}"
+        );
+        let mut back = vec![0u8; 16 * P];
+        let n = pc.read(b, 0, &mut back).unwrap();
+        let exposed = back[..n].iter().filter(|&&x| x == 0xA5).count();
+        assert_eq!(
+            exposed, 0,
+            "{offset}: deleted file's bytes readable ({r:?})"
+        );
+        assert!(back[..n] == want[..], "{offset}: content ({r:?})");
+        check(&pc);
+        // The same on the disk, through a fresh mount.
+        let (fs, ..) = pc.unmount().unwrap();
+        let mut fs = Fat32::mount(fs.unmount().unwrap().into_inner().inner).unwrap();
+        let m = fs.lookup("/b").unwrap();
+        assert_eq!(m.size, want.len() as u64);
+        let n = fs.read_at(m.id, 0, &mut back).unwrap();
+        assert!(back[..n] == want[..], "{offset}: on disk ({r:?})");
+    }
+}
+
+/// The same through `truncate` growing the file.
+#[test]
+fn a_failed_growing_truncate_never_exposes_a_deleted_files_bytes() {
+    let (mut pc, b, pins) = pinned_full();
+    assert_eq!(pc.truncate(b, 5 * P as u64), Err(Error::NoMemory));
+    for f in pins {
+        pc.unpin_page(f).unwrap();
+    }
+    assert_eq!(pc.file_size(b).unwrap(), 100);
+    let mut back = vec![0u8; 8 * P];
+    let n = pc.read(b, 0, &mut back).unwrap();
+    assert_eq!(&back[..n], &[b'B'; 100][..]);
+    check(&pc);
 }
 
 const DISKS: usize = 3;
