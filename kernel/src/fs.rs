@@ -15,7 +15,10 @@
 //! - Cleancache hooks ([`CcHooks`]) reach the cleancache inside the same
 //!   `Mm`. Stores and restores can be switched off per run; invalidations
 //!   are always forwarded, so no stale copy survives a write, truncate or
-//!   delete whatever the switch says.
+//!   delete whatever the switch says. Every key names the mount: the page
+//!   cache's `init_fs` registers a new cleancache `FsId` at [`mount`], its
+//!   `invalidate_fs` drops the mount's copies at [`unmount`] (also when the
+//!   sync fails), so another disk, or this one rewritten, never reads them.
 //! - While `Areas::alloc` runs (CMA migration), the page cache must not call
 //!   back into the areas: frames freed then are queued and returned after.
 
@@ -23,7 +26,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use blkdev::QueueMux;
-use cleancache::Cleancache;
+use cleancache::{Cleancache, FsId};
 use contig::{Areas, PfnState};
 use fat32::Fat32;
 use frames::{FrameState, FrameTable, Pfn};
@@ -147,6 +150,8 @@ unsafe impl PageAllocator for KernelPages {
 /// Cleancache hooks into the GCMA pools.
 pub struct CcHooks {
     cc: *mut Cleancache,
+    /// This mount's identity in cleancache (from `init_fs`).
+    fs: Option<FsId>,
     /// Store evicted pages and restore them on misses.
     pub enabled: bool,
 }
@@ -167,22 +172,43 @@ impl CcHooks {
 }
 
 impl CleancacheHooks for CcHooks {
+    fn init_fs(&mut self, volume: u32) {
+        self.invalidate_fs();
+        self.fs = Some(self.cc().register_fs(volume));
+    }
+
+    fn invalidate_fs(&mut self) {
+        if let Some(fs) = self.fs.take() {
+            let dropped = self.cc().invalidate_fs(fs);
+            log::debug!("cleancache: {fs} unmounted, {dropped} copies dropped");
+        }
+    }
+
     fn put_page(&mut self, file: u64, index: u32, data: &[u8; 4096]) {
-        if self.enabled {
-            self.cc().put_page(file, index, data);
+        if self.enabled
+            && let Some(fs) = self.fs
+        {
+            self.cc().put_page(fs, file, index, data);
         }
     }
 
     fn get_page(&mut self, file: u64, index: u32, out: &mut [u8; 4096]) -> bool {
-        self.enabled && self.cc().get_page(file, index, out)
+        match self.fs {
+            Some(fs) if self.enabled => self.cc().get_page(fs, file, index, out),
+            _ => false,
+        }
     }
 
     fn invalidate_page(&mut self, file: u64, index: u32) {
-        self.cc().invalidate_page(file, index);
+        if let Some(fs) = self.fs {
+            self.cc().invalidate_page(fs, file, index);
+        }
     }
 
     fn invalidate_file(&mut self, file: u64, from: u32) {
-        self.cc().invalidate_file(file, from);
+        if let Some(fs) = self.fs {
+            self.cc().invalidate_file(fs, file, from);
+        }
     }
 }
 
@@ -247,6 +273,7 @@ pub fn mount(setup: Setup) -> Result<(), MountError> {
     };
     let hooks = CcHooks {
         cc: cc_ptr,
+        fs: None,
         enabled: setup.cleancache,
     };
     let cfg = Config {

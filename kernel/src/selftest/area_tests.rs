@@ -14,11 +14,13 @@ use crate::{BootInfo, areas, mm};
 const PAGE: usize = 4096;
 
 /// Fills every free page of the GCMA pools with cached copies of fake file
-/// pages (file ids from `base_file`); returns how many were stored.
-fn fill_cleancache(base_file: u64, pages: usize) -> usize {
+/// pages (file ids from `base_file`) of a fake mount; returns how many were
+/// stored, and the mount.
+fn fill_cleancache(base_file: u64, pages: usize) -> (usize, cleancache::FsId) {
     let mut page = [0u8; PAGE];
     let mut mm = areas::MM.lock();
     let cc = mm.areas.backend_mut();
+    let fs = cc.register_fs(0);
     let before = cc.stats().cached_now;
     for i in 0..pages {
         let file = base_file + (i / 512) as u64;
@@ -26,9 +28,9 @@ fn fill_cleancache(base_file: u64, pages: usize) -> usize {
         page.fill(0);
         page[..8].copy_from_slice(&file.to_le_bytes());
         page[8..12].copy_from_slice(&index.to_le_bytes());
-        cc.put_page(file, index, &page);
+        cc.put_page(fs, file, index, &page);
     }
-    cc.stats().cached_now - before
+    (cc.stats().cached_now - before, fs)
 }
 
 fn gcma() -> Result<(contig::AreaId, u64, usize), alloc::string::String> {
@@ -48,7 +50,7 @@ fn frames_in(pfn: u64, count: usize, want: FrameState) -> TestResult {
 
 pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
     let (id, pfn, pages) = gcma()?;
-    let stored = fill_cleancache(1 << 40, pages);
+    let (stored, fs) = fill_cleancache(1 << 40, pages);
     check!(stored == pages, "cleancache took {stored} of {pages} pages");
     frames_in(pfn, pages, FrameState::Cleancache)?;
     // The whole area in one request: every page is taken back.
@@ -84,12 +86,12 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
         .lock()
         .areas
         .backend_mut()
-        .get_page(1 << 40, 0, &mut out);
+        .get_page(fs, 1 << 40, 0, &mut out);
     check!(!hit, "a copy dropped by the allocation was still returned");
     areas::free(a).map_err(|e| format!("free: {e}"))?;
     frames_in(pfn, pages, FrameState::ReservedArea)?;
     // Cleancache refills after the free.
-    let stored = fill_cleancache(2 << 40, pages / 2);
+    let (stored, _) = fill_cleancache(2 << 40, pages / 2);
     check!(
         stored == pages / 2,
         "cleancache refilled {stored} of {} pages after the free",

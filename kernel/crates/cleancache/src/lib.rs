@@ -9,14 +9,39 @@
 //! without I/O, copying or waiting: the cached copy is simply dropped, which is
 //! always allowed because the same data is on disk.
 //!
+//! # Keys: filesystem, file, offset
+//!
+//! A copy is stored under a [`Key`]: `(fs, file, index)`. `fs` is an
+//! [`FsId`], the identity of **one mount** of a filesystem, handed out by
+//! [`Cleancache::register_fs`] when the filesystem is mounted: a generation
+//! number that this `Cleancache` never hands out twice (a `u64` counter that
+//! only grows), plus the volume's serial number (informative; two disks may
+//! share one). `FsId` has no public constructor, so a key can only name a
+//! mount that was registered here. `file` is the filesystem's file id (the
+//! FAT32 directory-entry position, the same on two disks laid out alike)
+//! and `index` the page offset in the file. Rules:
+//!
+//! * Every mount registers and gets a new `FsId`: a second disk, the same
+//!   disk rewritten, or the same disk mounted again never shares a key with
+//!   an earlier mount, whatever its file ids.
+//! * Unmount calls [`Cleancache::invalidate_fs`]: every copy of that mount is
+//!   dropped (with every stale index entry of it), and the id is retired:
+//!   later puts naming it are rejected (counted in [`Stats::put_rejected`]),
+//!   gets miss. Cost: O(k log n) for the k index entries of that mount
+//!   (k <= slots, see below), one B-tree range; no I/O, no copy. It runs
+//!   under the cleancache lock, so a GCMA take-back waits at most that long.
+//! * A mount that ends without unmount (its page cache dropped) leaves its
+//!   copies behind under a generation nobody registers again: never hit,
+//!   reused by the LRU like any old copy.
+//!
 //! # States of a pool page
 //!
 //! ```text
 //!                 put_page (free page, or LRU reuse of a Cached page)
 //!        +------------------------------------------------+
 //!        |                                                v
-//!      Free  <---- get_page (hit, exclusive) ----   Cached(file, index)
-//!        ^   <---- invalidate_page / _file ------         |
+//!      Free  <---- get_page (hit, exclusive) ----   Cached(key)
+//!        ^   <---- invalidate_page/_file/_fs ----         |
 //!        |                                                |
 //!    give_back                                        take_back
 //!        |                                                |
@@ -26,8 +51,9 @@
 //! ```
 //!
 //! * `Free`: owned by cleancache, holds nothing. On the free list.
-//! * `Cached(file, index)`: owned by cleancache, holds the only copy cleancache
-//!   has of that page. On the LRU list and in the index.
+//! * `Cached(key)`: owned by cleancache, holds the only copy cleancache
+//!   has of that page (`key` = `(fs, file, index)`). On the LRU list and in
+//!   the index.
 //! * `TakenBack`: owned by the GCMA area (a contiguous allocation). Cleancache
 //!   never reads or writes it, until the GCMA area calls
 //!   [`Cleancache::give_back`]. The index may still hold a *stale* entry
@@ -47,7 +73,7 @@
 //!
 //! # The index and lazy deletion
 //!
-//! The index maps `(file, index)` to a slot. `take_back` of a `Cached` slot
+//! The index maps a `(fs, file, index)` key to a slot. `take_back` of a `Cached` slot
 //! does *not* remove the slot's key from it (a B-tree removal is the one
 //! O(log n) step GCMA would otherwise pay per page): the entry becomes
 //! *stale*, and the key is queued for removal. Rules:
@@ -57,7 +83,7 @@
 //!   put of `key` into slot `s` always inserts `key -> s`), so a key has at
 //!   most one slot holding it and that slot's entry is the one in the index.
 //! * Every lookup (`get_page`, `put_page`, `invalidate_page`,
-//!   `invalidate_file`, `contains`) checks validity and treats a stale entry
+//!   `invalidate_file`, `invalidate_fs`, `contains`) checks validity and treats a stale entry
 //!   as absent (and removes it, except `contains`, which cannot mutate).
 //! * A taken-back slot that is given back and reused holds a different key
 //!   (or the same key through a new put, which rewrote the entry), so an old
@@ -100,7 +126,11 @@
 //!   cache read (a whole-page overwrite that skips the read, a write that
 //!   bypasses the page cache, truncate, delete) calls `invalidate_page` or
 //!   `invalidate_file` *before* the new data can be read, under the same lock.
-//!   Delete uses `invalidate_file(file, 0)` before the `FileId` can be reused.
+//!   Delete uses `invalidate_file(fs, file, 0)` before the `FileId` can be
+//!   reused.
+//! * Data that changes while the filesystem is not mounted (another disk in
+//!   the slot, the disk rewritten) cannot be seen: the key names the mount,
+//!   a new mount has a new `FsId`, and unmount dropped the old mount's copies.
 //! * Every operation runs under the one lock, so the order of puts and
 //!   invalidations seen here is the order in which they happened: for a key,
 //!   a hit returns the content of the last put, and nothing put before the
@@ -134,7 +164,7 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::fmt;
 use core::ptr::NonNull;
@@ -147,6 +177,34 @@ pub type PageIndex = u32;
 pub type Pfn = u64;
 /// Size of a page and of a cleancache slot.
 pub const PAGE_SIZE: usize = 4096;
+
+/// Identity of one mount of a filesystem, from [`Cleancache::register_fs`];
+/// see the module documentation. Never handed out twice by one `Cleancache`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FsId {
+    generation: u64,
+    volume: u32,
+}
+
+impl FsId {
+    /// The mount's generation: 1 for the first `register_fs`, then 2, ...
+    pub const fn generation(self) -> u64 {
+        self.generation
+    }
+    /// The volume serial number given at registration.
+    pub const fn volume(self) -> u32 {
+        self.volume
+    }
+}
+
+impl fmt::Display for FsId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mount {} (volume {:08x})", self.generation, self.volume)
+    }
+}
+
+/// What a cached copy is a copy of: filesystem (mount), file, page.
+pub type Key = (FsId, FileId, PageIndex);
 
 /// Handle of a pool, returned by [`Cleancache::add_pool`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -164,8 +222,12 @@ impl PoolId {
 pub enum PageState {
     /// Lendable and empty.
     Free,
-    /// Lendable, holds a copy of `(file, index)`.
-    Cached { file: FileId, index: PageIndex },
+    /// Lendable, holds a copy of page `index` of `file` on mount `fs`.
+    Cached {
+        fs: FsId,
+        file: FileId,
+        index: PageIndex,
+    },
     /// Owned by the GCMA area; cleancache does not touch it.
     TakenBack,
 }
@@ -175,8 +237,12 @@ pub enum PageState {
 pub enum Reclaimed {
     /// The page was free.
     Idle,
-    /// The page held a copy of `(file, index)`, which has been dropped.
-    DroppedCopy { file: FileId, index: PageIndex },
+    /// The page held a copy of `(fs, file, index)`, which has been dropped.
+    DroppedCopy {
+        fs: FsId,
+        file: FileId,
+        index: PageIndex,
+    },
 }
 
 /// Errors of pool management.
@@ -242,13 +308,15 @@ pub struct Stats {
     pub restored: u64,
     /// Gets that missed.
     pub missed: u64,
-    /// Copies dropped by `invalidate_page` / `invalidate_file`.
+    /// Copies dropped by `invalidate_page` / `invalidate_file` /
+    /// `invalidate_fs`.
     pub invalidated: u64,
     /// Copies dropped to make room for a put (LRU reuse).
     pub evicted: u64,
     /// Copies dropped because GCMA took their page back.
     pub dropped_by_take_back: u64,
-    /// Puts dropped because every page was taken back.
+    /// Puts dropped because every page was taken back, or because they named
+    /// a mount that is not registered (unmounted).
     pub put_rejected: u64,
     /// Pages taken back by GCMA.
     pub taken_back: u64,
@@ -345,12 +413,16 @@ pub struct Cleancache {
     slots: Vec<Slot>,
     /// Key -> slot; valid entries plus `stale` stale ones (see the module
     /// documentation).
-    index: BTreeMap<(FileId, PageIndex), u32>,
+    index: BTreeMap<Key, u32>,
     /// Index entries whose slot no longer holds their key.
     stale: usize,
-    /// `(file, index, slot)` of entries `take_back` left stale, to remove on
-    /// later puts; capacity >= number of slots, see the module documentation.
-    pending: Vec<(FileId, PageIndex, u32)>,
+    /// `(key, slot)` of entries `take_back` left stale, to remove on later
+    /// puts; capacity >= number of slots, see the module documentation.
+    pending: Vec<(Key, u32)>,
+    /// Mounts registered and not yet invalidated.
+    mounts: BTreeSet<FsId>,
+    /// Generation of the last `register_fs` (0: none yet).
+    generation: u64,
     free: List,
     lru: List,
     missed: u64,
@@ -385,6 +457,8 @@ impl Cleancache {
             index: BTreeMap::new(),
             stale: 0,
             pending: Vec::new(),
+            mounts: BTreeSet::new(),
+            generation: 0,
             free: List::EMPTY,
             lru: List::EMPTY,
             missed: 0,
@@ -530,24 +604,66 @@ impl Cleancache {
         line(w, &"all", &self.stats())
     }
 
-    /// Whether a copy of `(file, index)` is held (no copy is made, LRU order
-    /// unchanged).
-    pub fn contains(&self, file: FileId, index: PageIndex) -> bool {
-        self.index
-            .get(&(file, index))
-            .is_some_and(|&s| self.holds(s, file, index))
+    /// A filesystem is mounted: its identity for every key of this mount.
+    /// `volume` is the volume serial number (informative). Never returns an
+    /// id it returned before.
+    pub fn register_fs(&mut self, volume: u32) -> FsId {
+        self.generation += 1;
+        let fs = FsId {
+            generation: self.generation,
+            volume,
+        };
+        self.mounts.insert(fs);
+        fs
+    }
+
+    /// Whether `fs` is registered and not invalidated.
+    pub fn is_registered(&self, fs: FsId) -> bool {
+        self.mounts.contains(&fs)
+    }
+
+    /// The mount `fs` ends (unmount): drops every copy of it and every stale
+    /// index entry naming it, and retires the id (later puts naming it are
+    /// rejected). Returns the copies dropped. O(k log n) for its k entries,
+    /// k <= slots; see the module documentation.
+    pub fn invalidate_fs(&mut self, fs: FsId) -> usize {
+        self.mounts.remove(&fs);
+        let mut dropped = 0;
+        while let Some((&key, _)) = self
+            .index
+            .range((fs, 0, 0)..=(fs, FileId::MAX, PageIndex::MAX))
+            .next()
+        {
+            if let Some(s) = self.index_remove(key) {
+                self.drop_invalidated(s);
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Whether a copy of `(fs, file, index)` is held (no copy is made, LRU
+    /// order unchanged).
+    pub fn contains(&self, fs: FsId, file: FileId, index: PageIndex) -> bool {
+        let key = (fs, file, index);
+        self.index.get(&key).is_some_and(|&s| self.holds(s, key))
     }
 
     /// A clean page evicted from the page cache: keep a copy if there is room
     /// (a free page, or else the least recently stored copy is dropped).
-    pub fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
+    /// Rejected if `fs` is not registered (unmounted).
+    pub fn put_page(&mut self, fs: FsId, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
         self.drain_one();
-        let key = (file, index);
+        if !self.mounts.contains(&fs) {
+            self.put_rejected += 1;
+            return;
+        }
+        let key = (fs, file, index);
         let held = self
             .index
             .get(&key)
             .copied()
-            .filter(|&s| self.holds(s, file, index));
+            .filter(|&s| self.holds(s, key));
         let slot = if let Some(s) = held {
             // Replace in place and make it the most recent.
             self.lru.unlink(&mut self.slots, s);
@@ -562,9 +678,9 @@ impl Cleancache {
         } else if self.lru.head != NIL {
             let s = self.lru.head;
             self.lru.unlink(&mut self.slots, s);
-            if let PageState::Cached { file, index } = self.slots[s as usize].state {
+            if let PageState::Cached { fs, file, index } = self.slots[s as usize].state {
                 // A `Cached` slot's entry is valid: it names `s`.
-                let old = self.index.remove(&(file, index));
+                let old = self.index.remove(&(fs, file, index));
                 debug_assert_eq!(old, Some(s));
             }
             self.index_insert(key, s);
@@ -576,7 +692,7 @@ impl Cleancache {
             self.put_rejected += 1;
             return;
         };
-        self.set_state(slot, PageState::Cached { file, index });
+        self.set_state(slot, PageState::Cached { fs, file, index });
         self.lru.push_back(&mut self.slots, slot);
         let dst = self.page_ptr(slot);
         // SAFETY: `dst` is a pool page, valid for writes (add_pool's contract)
@@ -590,8 +706,14 @@ impl Cleancache {
     /// Miss in the page cache: on a hit copy the page into `out`, drop the
     /// copy (exclusive) and return `true`; on a miss return `false` and leave
     /// `out` untouched.
-    pub fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE]) -> bool {
-        let Some(s) = self.index_remove(file, index) else {
+    pub fn get_page(
+        &mut self,
+        fs: FsId,
+        file: FileId,
+        index: PageIndex,
+        out: &mut [u8; PAGE_SIZE],
+    ) -> bool {
+        let Some(s) = self.index_remove((fs, file, index)) else {
             self.missed += 1;
             return false;
         };
@@ -607,40 +729,40 @@ impl Cleancache {
         true
     }
 
-    /// The copy of `(file, index)`, if any, is stale: drop it.
-    pub fn invalidate_page(&mut self, file: FileId, index: PageIndex) {
-        if let Some(s) = self.index_remove(file, index) {
+    /// The copy of `(fs, file, index)`, if any, is stale: drop it.
+    pub fn invalidate_page(&mut self, fs: FsId, file: FileId, index: PageIndex) {
+        if let Some(s) = self.index_remove((fs, file, index)) {
             self.drop_invalidated(s);
         }
     }
 
-    /// Drops every copy of `file` with index `>= from` (truncate when
-    /// `from > 0`, delete when `from == 0`), and every stale index entry in
-    /// that range. O(k log n) for k entries removed.
-    pub fn invalidate_file(&mut self, file: FileId, from: PageIndex) {
-        while let Some((&(_, index), _)) = self
+    /// Drops every copy of `file` on mount `fs` with index `>= from`
+    /// (truncate when `from > 0`, delete when `from == 0`), and every stale
+    /// index entry in that range. O(k log n) for k entries removed.
+    pub fn invalidate_file(&mut self, fs: FsId, file: FileId, from: PageIndex) {
+        while let Some((&key, _)) = self
             .index
-            .range((file, from)..=(file, PageIndex::MAX))
+            .range((fs, file, from)..=(fs, file, PageIndex::MAX))
             .next()
         {
-            if let Some(s) = self.index_remove(file, index) {
+            if let Some(s) = self.index_remove(key) {
                 self.drop_invalidated(s);
             }
         }
     }
 
-    /// Whether slot `s` holds exactly `(file, index)`: the check that makes
-    /// an index entry naming `s` valid.
-    fn holds(&self, s: u32, file: FileId, index: PageIndex) -> bool {
-        self.slots[s as usize].state == PageState::Cached { file, index }
+    /// Whether slot `s` holds exactly `key`: the check that makes an index
+    /// entry naming `s` valid.
+    fn holds(&self, s: u32, (fs, file, index): Key) -> bool {
+        self.slots[s as usize].state == PageState::Cached { fs, file, index }
     }
 
-    /// Removes the entry of `(file, index)` and returns its slot if the entry
-    /// was valid (the slot holds the key, still on the LRU); a stale entry is
+    /// Removes the entry of `key` and returns its slot if the entry was
+    /// valid (the slot holds the key, still on the LRU); a stale entry is
     /// removed and uncounted, and reads as absent.
-    fn index_remove(&mut self, file: FileId, index: PageIndex) -> Option<u32> {
-        let s = self.index.remove(&(file, index))?;
-        if self.holds(s, file, index) {
+    fn index_remove(&mut self, key: Key) -> Option<u32> {
+        let s = self.index.remove(&key)?;
+        if self.holds(s, key) {
             Some(s)
         } else {
             self.stale -= 1;
@@ -650,9 +772,9 @@ impl Cleancache {
 
     /// Inserts `key -> s` for a key with no valid entry; replaces (and
     /// uncounts) a stale one.
-    fn index_insert(&mut self, key: (FileId, PageIndex), s: u32) {
+    fn index_insert(&mut self, key: Key, s: u32) {
         if let Some(old) = self.index.insert(key, s) {
-            debug_assert!(!self.holds(old, key.0, key.1), "valid entry replaced");
+            debug_assert!(!self.holds(old, key), "valid entry replaced");
             self.stale -= 1;
         }
     }
@@ -660,11 +782,11 @@ impl Cleancache {
     /// Pops one pending item and removes its entry if the entry still names
     /// that slot and is stale. O(log n).
     fn drain_one(&mut self) {
-        let Some((file, index, s)) = self.pending.pop() else {
+        let Some((key, s)) = self.pending.pop() else {
             return;
         };
-        if self.index.get(&(file, index)) == Some(&s) && !self.holds(s, file, index) {
-            self.index.remove(&(file, index));
+        if self.index.get(&key) == Some(&s) && !self.holds(s, key) {
+            self.index.remove(&key);
             self.stale -= 1;
         }
     }
@@ -764,15 +886,15 @@ impl Cleancache {
                 self.free.unlink(&mut self.slots, s);
                 Reclaimed::Idle
             }
-            PageState::Cached { file, index } => {
+            PageState::Cached { fs, file, index } => {
                 self.lru.unlink(&mut self.slots, s);
                 debug_assert!(self.pending.len() < self.pending.capacity());
-                self.pending.push((file, index, s));
+                self.pending.push(((fs, file, index), s));
                 self.stale += 1;
                 let st = &mut self.pools[slot.pool as usize].stats;
                 st.cached_now -= 1;
                 st.dropped_by_take_back += 1;
-                Reclaimed::DroppedCopy { file, index }
+                Reclaimed::DroppedCopy { fs, file, index }
             }
             PageState::TakenBack => unreachable!("take_slot of a taken-back slot"),
         };
@@ -897,12 +1019,15 @@ impl Cleancache {
                     }
                     lendable[slot.pool as usize] += 1;
                 }
-                PageState::Cached { file, index } => {
+                PageState::Cached { fs, file, index } => {
                     if on_free[i] || !on_lru[i] {
                         return Err("cached page not on exactly the LRU");
                     }
-                    if self.index.get(&(file, index)) != Some(&(i as u32)) {
+                    if self.index.get(&(fs, file, index)) != Some(&(i as u32)) {
                         return Err("cached page not indexed");
+                    }
+                    if !self.mounts.contains(&fs) {
+                        return Err("copy of a mount that is not registered");
                     }
                     cached[slot.pool as usize] += 1;
                     lendable[slot.pool as usize] += 1;
@@ -918,14 +1043,18 @@ impl Cleancache {
         // stale, counted, and queued for removal.
         let queued: alloc::collections::BTreeSet<_> = self.pending.iter().copied().collect();
         let mut stale = 0;
-        for (&(file, index), &s) in &self.index {
+        for (&key, &s) in &self.index {
+            let (fs, file, index) = key;
+            if !self.mounts.contains(&fs) {
+                return Err("index entry of a mount that is not registered");
+            }
             let valid = self
                 .slots
                 .get(s as usize)
-                .is_some_and(|slot| slot.state == PageState::Cached { file, index });
+                .is_some_and(|slot| slot.state == PageState::Cached { fs, file, index });
             if !valid {
                 stale += 1;
-                if !queued.contains(&(file, index, s)) {
+                if !queued.contains(&(key, s)) {
                     return Err("stale index entry not queued for removal");
                 }
             }

@@ -11,6 +11,19 @@ use proptest::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::vec::Vec;
 
+/// The mount every test but the mount tests uses: the first one registered.
+const FS: FsId = FsId {
+    generation: 1,
+    volume: 0x1234,
+};
+
+/// A cleancache with mount [`FS`] registered.
+fn mounted() -> Cleancache {
+    let mut cc = Cleancache::new();
+    assert_eq!(cc.register_fs(0x1234), FS);
+    cc
+}
+
 /// Leaked host memory standing in for a GCMA area's frames.
 fn pool_mem(pages: usize) -> NonNull<u8> {
     let mem: &'static mut [u8] = Box::leak(vec![0u8; pages * PAGE_SIZE].into_boxed_slice());
@@ -35,18 +48,27 @@ fn content(file: FileId, index: PageIndex, version: u64) -> Box<[u8; PAGE_SIZE]>
 }
 
 fn get(cc: &mut Cleancache, file: FileId, index: PageIndex) -> Option<Box<[u8; PAGE_SIZE]>> {
+    get_from(cc, FS, file, index)
+}
+
+fn get_from(
+    cc: &mut Cleancache,
+    fs: FsId,
+    file: FileId,
+    index: PageIndex,
+) -> Option<Box<[u8; PAGE_SIZE]>> {
     let mut out = Box::new([0u8; PAGE_SIZE]);
-    cc.get_page(file, index, &mut out).then_some(out)
+    cc.get_page(fs, file, index, &mut out).then_some(out)
 }
 
 #[test]
 fn put_then_get_is_exclusive() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     let p = new_pool(&mut cc, 4, 0x100);
-    cc.put_page(1, 7, &content(1, 7, 1));
-    assert!(cc.contains(1, 7));
+    cc.put_page(FS, 1, 7, &content(1, 7, 1));
+    assert!(cc.contains(FS, 1, 7));
     assert_eq!(get(&mut cc, 1, 7).as_deref(), Some(&*content(1, 7, 1)));
-    assert!(!cc.contains(1, 7));
+    assert!(!cc.contains(FS, 1, 7));
     assert!(get(&mut cc, 1, 7).is_none(), "a hit drops the copy");
     let s = cc.stats();
     assert_eq!((s.stored, s.restored, s.missed), (1, 1, 1));
@@ -57,32 +79,32 @@ fn put_then_get_is_exclusive() {
 
 #[test]
 fn miss_leaves_output_untouched() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     new_pool(&mut cc, 1, 0);
     let mut out = [0xAAu8; PAGE_SIZE];
-    assert!(!cc.get_page(3, 3, &mut out));
+    assert!(!cc.get_page(FS, 3, 3, &mut out));
     assert!(out.iter().all(|&b| b == 0xAA));
 }
 
 #[test]
 fn second_put_replaces_the_copy() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     new_pool(&mut cc, 2, 0);
-    cc.put_page(1, 0, &content(1, 0, 1));
-    cc.put_page(1, 0, &content(1, 0, 2));
+    cc.put_page(FS, 1, 0, &content(1, 0, 1));
+    cc.put_page(FS, 1, 0, &content(1, 0, 2));
     assert_eq!(cc.stats().cached_now, 1);
     assert_eq!(get(&mut cc, 1, 0).as_deref(), Some(&*content(1, 0, 2)));
 }
 
 #[test]
 fn lru_reuses_the_oldest_copy() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     new_pool(&mut cc, 2, 0);
-    cc.put_page(1, 0, &content(1, 0, 1));
-    cc.put_page(1, 1, &content(1, 1, 1));
-    cc.put_page(1, 0, &content(1, 0, 2)); // refreshes (1,0): (1,1) is now oldest
-    cc.put_page(2, 0, &content(2, 0, 1));
-    assert!(!cc.contains(1, 1));
+    cc.put_page(FS, 1, 0, &content(1, 0, 1));
+    cc.put_page(FS, 1, 1, &content(1, 1, 1));
+    cc.put_page(FS, 1, 0, &content(1, 0, 2)); // refreshes (1,0): (1,1) is now oldest
+    cc.put_page(FS, 2, 0, &content(2, 0, 1));
+    assert!(!cc.contains(FS, 1, 1));
     assert_eq!(cc.stats().evicted, 1);
     assert_eq!(get(&mut cc, 1, 0).as_deref(), Some(&*content(1, 0, 2)));
     assert_eq!(get(&mut cc, 2, 0).as_deref(), Some(&*content(2, 0, 1)));
@@ -91,22 +113,25 @@ fn lru_reuses_the_oldest_copy() {
 
 #[test]
 fn invalidate_page_and_file() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     new_pool(&mut cc, 16, 0);
     for i in 0..5 {
-        cc.put_page(1, i, &content(1, i, 1));
-        cc.put_page(2, i, &content(2, i, 1));
+        cc.put_page(FS, 1, i, &content(1, i, 1));
+        cc.put_page(FS, 2, i, &content(2, i, 1));
     }
-    cc.invalidate_page(1, 4);
-    cc.invalidate_page(1, 4); // nothing left to drop: not counted twice
-    assert!(!cc.contains(1, 4));
-    cc.invalidate_file(1, 2); // truncate to 2 pages
-    assert!(cc.contains(1, 0) && cc.contains(1, 1));
-    assert!(!cc.contains(1, 2) && !cc.contains(1, 3));
-    assert!((0..5).all(|i| cc.contains(2, i)), "other files untouched");
-    cc.invalidate_file(2, 0); // delete
-    assert!((0..5).all(|i| !cc.contains(2, i)));
-    assert!(cc.contains(1, 0));
+    cc.invalidate_page(FS, 1, 4);
+    cc.invalidate_page(FS, 1, 4); // nothing left to drop: not counted twice
+    assert!(!cc.contains(FS, 1, 4));
+    cc.invalidate_file(FS, 1, 2); // truncate to 2 pages
+    assert!(cc.contains(FS, 1, 0) && cc.contains(FS, 1, 1));
+    assert!(!cc.contains(FS, 1, 2) && !cc.contains(FS, 1, 3));
+    assert!(
+        (0..5).all(|i| cc.contains(FS, 2, i)),
+        "other files untouched"
+    );
+    cc.invalidate_file(FS, 2, 0); // delete
+    assert!((0..5).all(|i| !cc.contains(FS, 2, i)));
+    assert!(cc.contains(FS, 1, 0));
     assert_eq!(cc.stats().invalidated, 1 + 2 + 5);
     assert_eq!(cc.stats().cached_now, 2);
     cc.check_invariants().unwrap();
@@ -114,15 +139,19 @@ fn invalidate_page_and_file() {
 
 #[test]
 fn take_back_drops_copy_and_errors() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     let p = new_pool(&mut cc, 2, 0x40);
-    cc.put_page(9, 9, &content(9, 9, 1));
+    cc.put_page(FS, 9, 9, &content(9, 9, 1));
     let page = (0..2)
         .find(|&pg| matches!(cc.page_state(p, pg), Ok(PageState::Cached { .. })))
         .unwrap();
     assert_eq!(
         cc.take_back(p, page),
-        Ok(Reclaimed::DroppedCopy { file: 9, index: 9 })
+        Ok(Reclaimed::DroppedCopy {
+            fs: FS,
+            file: 9,
+            index: 9
+        })
     );
     assert!(get(&mut cc, 9, 9).is_none());
     assert_eq!(
@@ -141,8 +170,8 @@ fn take_back_drops_copy_and_errors() {
     let bogus = PoolId(7);
     assert_eq!(cc.take_back(bogus, 0), Err(PoolError::UnknownPool(bogus)));
     // Everything taken back: puts are rejected, not stored anywhere.
-    cc.put_page(1, 1, &content(1, 1, 1));
-    assert!(!cc.contains(1, 1));
+    cc.put_page(FS, 1, 1, &content(1, 1, 1));
+    assert!(!cc.contains(FS, 1, 1));
     let s = cc.stats();
     assert_eq!((s.put_rejected, s.taken_back, s.lendable_now), (1, 2, 0));
     assert_eq!(s.dropped_by_take_back, 1);
@@ -152,15 +181,15 @@ fn take_back_drops_copy_and_errors() {
         Err(PoolError::NotTakenBack { pool: p, page })
     );
     assert_eq!(cc.page_state(p, page), Ok(PageState::Free));
-    cc.put_page(1, 1, &content(1, 1, 1));
-    assert!(cc.contains(1, 1));
+    cc.put_page(FS, 1, 1, &content(1, 1, 1));
+    assert!(cc.contains(FS, 1, 1));
     assert_eq!(cc.stats().given_back, 1);
     cc.check_invariants().unwrap();
 }
 
 #[test]
 fn taken_back_page_is_never_touched() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     let mem = pool_mem(4);
     // SAFETY: leaked memory of 4 pages; the test only writes page 2 while it
     // is taken back.
@@ -172,7 +201,7 @@ fn taken_back_page_is_never_touched() {
     let owned = unsafe { core::slice::from_raw_parts_mut(page2, PAGE_SIZE) };
     owned.fill(0x5A);
     for i in 0..50 {
-        cc.put_page(1, i, &content(1, i, 1));
+        cc.put_page(FS, 1, i, &content(1, i, 1));
     }
     assert_eq!(cc.stats().cached_now, 3);
     assert!(owned.iter().all(|&b| b == 0x5A));
@@ -180,10 +209,10 @@ fn taken_back_page_is_never_touched() {
 
 #[test]
 fn range_take_back_is_all_or_nothing() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     let p = new_pool(&mut cc, 8, 0);
     for i in 0..8 {
-        cc.put_page(1, i, &content(1, i, 1));
+        cc.put_page(FS, 1, i, &content(1, i, 1));
     }
     cc.take_back(p, 5).unwrap();
     assert_eq!(
@@ -208,7 +237,7 @@ fn range_take_back_is_all_or_nothing() {
 
 #[test]
 fn add_pool_errors_and_lookup() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     // SAFETY: valid memory; the call fails before using it anyway.
     let empty = unsafe { cc.add_pool(pool_mem(1), 0, 0) };
     assert_eq!(empty, Err(PoolError::EmptyPool));
@@ -229,7 +258,7 @@ fn add_pool_errors_and_lookup() {
     assert_eq!(cc.locate_pfn(201), Some((b, 1)));
     assert_eq!(cc.locate_pfn(104), None);
     for i in 0..6 {
-        cc.put_page(5, i, &content(5, i, 1));
+        cc.put_page(FS, 5, i, &content(5, i, 1));
     }
     let (sa, sb) = (cc.pool_stats(a).unwrap(), cc.pool_stats(b).unwrap());
     assert_eq!((sa.cached_now, sb.cached_now), (4, 2));
@@ -238,11 +267,11 @@ fn add_pool_errors_and_lookup() {
 
 #[test]
 fn machine_lines() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     new_pool(&mut cc, 2, 0);
     new_pool(&mut cc, 3, 8);
     for i in 0..6 {
-        cc.put_page(1, i, &content(1, i, 1));
+        cc.put_page(FS, 1, i, &content(1, i, 1));
     }
     assert!(get(&mut cc, 1, 5).is_some());
     assert!(get(&mut cc, 1, 0).is_none());
@@ -288,23 +317,30 @@ fn errors_display() {
 fn page_of(cc: &Cleancache, p: PoolId, file: FileId, index: PageIndex) -> usize {
     let pages = cc.pool_span(p).unwrap().1;
     (0..pages)
-        .find(|&pg| cc.page_state(p, pg) == Ok(PageState::Cached { file, index }))
+        .find(|&pg| {
+            cc.page_state(p, pg)
+                == Ok(PageState::Cached {
+                    fs: FS,
+                    file,
+                    index,
+                })
+        })
         .unwrap()
 }
 
 #[test]
 fn stale_entry_after_take_back_never_hits() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     let p = new_pool(&mut cc, 4, 0);
     for i in 0..4 {
-        cc.put_page(1, i, &content(1, i, 1));
+        cc.put_page(FS, 1, i, &content(1, i, 1));
     }
     let pg = page_of(&cc, p, 1, 2);
     cc.take_back(p, pg).unwrap();
     // The entry stays in the index, stale, and reads as absent.
     assert_eq!((cc.index.len(), cc.stale), (4, 1));
     cc.check_invariants().unwrap();
-    assert!(!cc.contains(1, 2));
+    assert!(!cc.contains(FS, 1, 2));
     assert!(get(&mut cc, 1, 2).is_none());
     assert_eq!(cc.stats().missed, 1);
     // The miss removed the stale entry.
@@ -316,7 +352,7 @@ fn stale_entry_after_take_back_never_hits() {
     assert_eq!((cc.index.len(), cc.stale), (3, 3));
     cc.check_invariants().unwrap();
     for i in 0..4 {
-        assert!(!cc.contains(1, i));
+        assert!(!cc.contains(FS, 1, i));
         assert!(get(&mut cc, 1, i).is_none());
     }
     assert_eq!((cc.index.len(), cc.stale), (0, 0));
@@ -329,13 +365,17 @@ fn stale_entry_after_take_back_never_hits() {
 /// then take-backs of `take` in that order: their entries go stale and are
 /// queued, the first taken deepest (a put drains the newest item first).
 fn stale_setup(pages: usize, n: u32, take: &[usize]) -> (Cleancache, PoolId) {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     let p = new_pool(&mut cc, pages, 0);
     for i in 0..n {
-        cc.put_page(1, i, &content(1, i, 1));
+        cc.put_page(FS, 1, i, &content(1, i, 1));
         assert_eq!(
             cc.page_state(p, i as usize),
-            Ok(PageState::Cached { file: 1, index: i })
+            Ok(PageState::Cached {
+                fs: FS,
+                file: 1,
+                index: i
+            })
         );
     }
     for &pg in take {
@@ -351,37 +391,45 @@ fn reused_slot_never_revives_a_stale_entry() {
     let (mut cc, p) = stale_setup(4, 4, &[0, 1, 2, 3]);
     cc.give_back(p, 0).unwrap();
     // Into the free slot 0 (the put drains (1, 3)); (1, 0) still names it.
-    cc.put_page(2, 0, &content(2, 0, 1));
+    cc.put_page(FS, 2, 0, &content(2, 0, 1));
     assert_eq!(
         cc.page_state(p, 0),
-        Ok(PageState::Cached { file: 2, index: 0 })
+        Ok(PageState::Cached {
+            fs: FS,
+            file: 2,
+            index: 0
+        })
     );
-    assert_eq!(cc.index.get(&(1, 0)), Some(&0));
+    assert_eq!(cc.index.get(&(FS, 1, 0)), Some(&0));
     assert_eq!(cc.stale, 3);
     cc.check_invariants().unwrap();
-    assert!(!cc.contains(1, 0));
+    assert!(!cc.contains(FS, 1, 0));
     // Slot 0 reused again, by an LRU eviction (the put drains (1, 2)).
-    cc.put_page(3, 0, &content(3, 0, 1));
+    cc.put_page(FS, 3, 0, &content(3, 0, 1));
     assert_eq!(
         cc.page_state(p, 0),
-        Ok(PageState::Cached { file: 3, index: 0 })
+        Ok(PageState::Cached {
+            fs: FS,
+            file: 3,
+            index: 0
+        })
     );
     assert_eq!(cc.stats().evicted, 1);
-    assert_eq!(cc.index.get(&(1, 0)), Some(&0));
+    assert_eq!(cc.index.get(&(FS, 1, 0)), Some(&0));
     assert_eq!(cc.stale, 2);
     cc.check_invariants().unwrap();
-    assert!(!cc.contains(1, 0) && !cc.contains(2, 0));
+    assert!(!cc.contains(FS, 1, 0) && !cc.contains(FS, 2, 0));
     assert!(get(&mut cc, 1, 0).is_none(), "stale entry must not hit");
     assert!(get(&mut cc, 2, 0).is_none());
     assert_eq!(get(&mut cc, 3, 0).as_deref(), Some(&*content(3, 0, 1)));
     // A stale entry is no copy: invalidating it counts nothing.
-    cc.invalidate_page(1, 1);
+    cc.invalidate_page(FS, 1, 1);
     assert_eq!(cc.stats().invalidated, 0);
     assert_eq!((cc.index.len(), cc.stale), (0, 0));
     cc.check_invariants().unwrap();
     // The queue still names removed entries; draining them is harmless.
     for i in 0..4 {
-        cc.put_page(4, i, &content(4, i, 1));
+        cc.put_page(FS, 4, i, &content(4, i, 1));
         cc.check_invariants().unwrap();
     }
     assert!(cc.pending.is_empty());
@@ -394,10 +442,14 @@ fn reused_slot_never_revives_a_stale_entry() {
 fn re_put_of_a_key_with_a_stale_entry() {
     // Into another, free slot: the stale entry is replaced.
     let (mut cc, p) = stale_setup(4, 2, &[0, 1]);
-    cc.put_page(1, 0, &content(1, 0, 2));
+    cc.put_page(FS, 1, 0, &content(1, 0, 2));
     assert_eq!(
         cc.page_state(p, 2),
-        Ok(PageState::Cached { file: 1, index: 0 })
+        Ok(PageState::Cached {
+            fs: FS,
+            file: 1,
+            index: 0
+        })
     );
     assert_eq!((cc.index.len(), cc.stale), (1, 0));
     cc.check_invariants().unwrap();
@@ -406,10 +458,14 @@ fn re_put_of_a_key_with_a_stale_entry() {
     // Into the very slot the stale entry names, once given back.
     let (mut cc, p) = stale_setup(2, 2, &[0, 1]);
     cc.give_back(p, 0).unwrap();
-    cc.put_page(1, 0, &content(1, 0, 2));
+    cc.put_page(FS, 1, 0, &content(1, 0, 2));
     assert_eq!(
         cc.page_state(p, 0),
-        Ok(PageState::Cached { file: 1, index: 0 })
+        Ok(PageState::Cached {
+            fs: FS,
+            file: 1,
+            index: 0
+        })
     );
     assert_eq!((cc.index.len(), cc.stale), (1, 0));
     cc.check_invariants().unwrap();
@@ -417,22 +473,26 @@ fn re_put_of_a_key_with_a_stale_entry() {
 
     // Every page taken back: the put is rejected, the stale entry stays.
     let (mut cc, p) = stale_setup(2, 2, &[0, 1]);
-    cc.put_page(1, 0, &content(1, 0, 2));
+    cc.put_page(FS, 1, 0, &content(1, 0, 2));
     assert_eq!(cc.stats().put_rejected, 1);
     assert_eq!((cc.index.len(), cc.stale), (1, 1));
-    assert!(!cc.contains(1, 0));
+    assert!(!cc.contains(FS, 1, 0));
     cc.check_invariants().unwrap();
     assert!(get(&mut cc, 1, 0).is_none());
     cc.give_back(p, 1).unwrap();
-    cc.put_page(1, 0, &content(1, 0, 3));
+    cc.put_page(FS, 1, 0, &content(1, 0, 3));
     assert_eq!(get(&mut cc, 1, 0).as_deref(), Some(&*content(1, 0, 3)));
 
     // Through LRU reuse: no free slot, the oldest copy (1, 2) is evicted.
     let (mut cc, p) = stale_setup(4, 4, &[0, 1]);
-    cc.put_page(1, 0, &content(1, 0, 2));
+    cc.put_page(FS, 1, 0, &content(1, 0, 2));
     assert_eq!(
         cc.page_state(p, 2),
-        Ok(PageState::Cached { file: 1, index: 0 })
+        Ok(PageState::Cached {
+            fs: FS,
+            file: 1,
+            index: 0
+        })
     );
     assert_eq!(cc.stats().evicted, 1);
     assert_eq!((cc.index.len(), cc.stale), (2, 0));
@@ -444,13 +504,13 @@ fn re_put_of_a_key_with_a_stale_entry() {
 
 #[test]
 fn invalidate_file_over_stale_entries() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     let p = new_pool(&mut cc, 12, 0);
     for i in 0..8 {
-        cc.put_page(1, i, &content(1, i, 1));
+        cc.put_page(FS, 1, i, &content(1, i, 1));
     }
     for i in 0..4 {
-        cc.put_page(2, i, &content(2, i, 1));
+        cc.put_page(FS, 2, i, &content(2, i, 1));
     }
     // Take back the pages of (1, 2), (1, 5), (1, 7) and (2, 1).
     for (f, i) in [(1, 2), (1, 5), (1, 7), (2, 1)] {
@@ -458,20 +518,20 @@ fn invalidate_file_over_stale_entries() {
         cc.take_back(p, pg).unwrap();
     }
     assert_eq!(cc.stale, 4);
-    cc.invalidate_file(1, 3); // drops (1, 3), (1, 4), (1, 6); stale (1, 5), (1, 7)
+    cc.invalidate_file(FS, 1, 3); // drops (1, 3), (1, 4), (1, 6); stale (1, 5), (1, 7)
     assert_eq!(cc.stats().invalidated, 3);
     assert_eq!((cc.index.len(), cc.stale), (7, 2));
     cc.check_invariants().unwrap();
-    assert!((3..8).all(|i| !cc.contains(1, i)));
-    assert!(cc.index.range((1, 3)..(2, 0)).next().is_none());
-    cc.invalidate_file(1, 0); // drops (1, 0), (1, 1); stale (1, 2)
+    assert!((3..8).all(|i| !cc.contains(FS, 1, i)));
+    assert!(cc.index.range((FS, 1, 3)..(FS, 2, 0)).next().is_none());
+    cc.invalidate_file(FS, 1, 0); // drops (1, 0), (1, 1); stale (1, 2)
     assert_eq!(cc.stats().invalidated, 5);
     assert_eq!((cc.index.len(), cc.stale), (4, 1));
     cc.check_invariants().unwrap();
     // The other file is untouched, its stale entry too.
-    assert!([0, 2, 3].iter().all(|&i| cc.contains(2, i)));
-    assert!(!cc.contains(2, 1));
-    cc.invalidate_file(2, 0);
+    assert!([0, 2, 3].iter().all(|&i| cc.contains(FS, 2, i)));
+    assert!(!cc.contains(FS, 2, 1));
+    cc.invalidate_file(FS, 2, 0);
     assert_eq!(cc.stats().invalidated, 8);
     assert_eq!((cc.index.len(), cc.stale), (0, 0));
     cc.check_invariants().unwrap();
@@ -480,7 +540,7 @@ fn invalidate_file_over_stale_entries() {
 #[test]
 fn lazy_removal_keeps_the_index_bounded() {
     const PAGES: usize = 16;
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     let p = new_pool(&mut cc, PAGES, 0);
     let mut key = 0u32;
     let mut peak = 0;
@@ -489,7 +549,7 @@ fn lazy_removal_keeps_the_index_bounded() {
         // back: every entry goes stale and no lookup ever removes it; only
         // the puts of the next cycle drain them.
         for _ in 0..PAGES {
-            cc.put_page(7, key, &content(7, key, 1));
+            cc.put_page(FS, 7, key, &content(7, key, 1));
             key += 1;
             assert!(cc.index.len() <= PAGES, "index grew to {}", cc.index.len());
             peak = peak.max(cc.index.len());
@@ -511,9 +571,92 @@ fn lazy_removal_keeps_the_index_bounded() {
     assert_eq!(peak, PAGES);
     // Nothing taken back and given back ever hits.
     for k in 0..key {
-        assert!(!cc.contains(7, k));
+        assert!(!cc.contains(FS, 7, k));
     }
     assert_eq!(cc.stats().cached_now, 0);
+}
+
+/// Two mounts whose files have the same ids (two disks laid out alike, or
+/// one disk rewritten) never see each other's copies.
+#[test]
+fn the_same_file_on_two_mounts_is_two_keys() {
+    let mut cc = mounted();
+    new_pool(&mut cc, 4, 0);
+    let other = cc.register_fs(0x1234); // same volume serial
+    assert_ne!(other, FS);
+    cc.put_page(FS, 1, 0, &content(1, 0, 1));
+    cc.put_page(other, 1, 0, &content(1, 0, 2));
+    assert!(cc.contains(FS, 1, 0) && cc.contains(other, 1, 0));
+    assert_eq!(*get_from(&mut cc, other, 1, 0).unwrap(), *content(1, 0, 2));
+    assert!(get_from(&mut cc, other, 1, 0).is_none());
+    assert_eq!(*get(&mut cc, 1, 0).unwrap(), *content(1, 0, 1));
+    // Invalidations name the mount too.
+    cc.put_page(FS, 1, 0, &content(1, 0, 3));
+    cc.invalidate_file(other, 1, 0);
+    cc.invalidate_page(other, 1, 0);
+    assert!(cc.contains(FS, 1, 0));
+    assert_eq!(cc.check_invariants(), Ok(()));
+}
+
+/// Unmount drops every copy of the mount, stale index entries included,
+/// and nothing else; the id is retired for good.
+#[test]
+fn invalidate_fs_drops_the_mount_and_retires_its_id() {
+    let mut cc = mounted();
+    let p = new_pool(&mut cc, 8, 0);
+    let other = cc.register_fs(7);
+    for i in 0..4 {
+        cc.put_page(FS, 1, i, &content(1, i, 1));
+        cc.put_page(other, 1, i, &content(1, i, 2));
+    }
+    // One copy of FS taken back: its index entry is stale, queued.
+    let pg = page_of(&cc, p, 1, 2);
+    cc.take_back(p, pg).unwrap();
+    assert_eq!(cc.index.len(), 8);
+    let before = cc.stats();
+    assert_eq!(cc.invalidate_fs(FS), 3);
+    assert_eq!(cc.stats().invalidated, before.invalidated + 3);
+    assert_eq!(cc.index.len(), 4, "stale entry of the mount removed too");
+    assert_eq!(cc.stats().cached_now, 4);
+    assert!((0..4).all(|i| !cc.contains(FS, 1, i) && cc.contains(other, 1, i)));
+    assert!(!cc.is_registered(FS) && cc.is_registered(other));
+    assert_eq!(cc.check_invariants(), Ok(()));
+    // A late put for the unmounted filesystem is refused, a get misses.
+    cc.put_page(FS, 1, 0, &content(1, 0, 9));
+    assert_eq!(cc.stats().put_rejected, before.put_rejected + 1);
+    assert!(!cc.contains(FS, 1, 0));
+    assert!(get(&mut cc, 1, 0).is_none());
+    // Giving the page back and reusing it revives nothing.
+    cc.give_back(p, pg).unwrap();
+    cc.put_page(other, 2, 0, &content(2, 0, 1));
+    assert!(!cc.contains(FS, 1, 2));
+    assert_eq!(
+        cc.invalidate_fs(FS),
+        0,
+        "a second invalidation finds nothing"
+    );
+    assert_eq!(cc.check_invariants(), Ok(()));
+}
+
+/// Mount identities are never handed out twice, whatever the volume serial.
+#[test]
+fn mount_generations_never_repeat() {
+    let mut cc = Cleancache::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 0..1000u32 {
+        let fs = cc.register_fs(n % 3);
+        assert_eq!(fs.generation(), n as u64 + 1);
+        assert_eq!(fs.volume(), n % 3);
+        assert!(seen.insert(fs.generation()));
+        if n % 2 == 0 {
+            cc.invalidate_fs(fs);
+        }
+    }
+    assert_eq!(
+        std::format!("{FS}"),
+        "mount 1 (volume 00001234)",
+        "the display names the mount"
+    );
 }
 
 #[derive(Clone, Debug)]
@@ -526,6 +669,9 @@ enum Op {
     GiveBack(usize, usize),
     TakeBackRange(usize, usize, usize),
     GiveBackRange(usize, usize, usize),
+    /// Unmount (`invalidate_fs`) and mount again (a new `register_fs`, the
+    /// given volume serial; the same serial as before is allowed).
+    Remount(u32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -544,6 +690,7 @@ fn op_over(files: FileId, indexes: PageIndex) -> impl Strategy<Value = Op> {
         2 => (0usize..2, 0usize..5).prop_map(|(p, pg)| Op::GiveBack(p, pg)),
         1 => (0usize..2, 0usize..5, 0usize..4).prop_map(|(p, f, n)| Op::TakeBackRange(p, f, n)),
         1 => (0usize..2, 0usize..5, 0usize..4).prop_map(|(p, f, n)| Op::GiveBackRange(p, f, n)),
+        1 => (0u32..2).prop_map(Op::Remount),
     ]
 }
 
@@ -567,7 +714,7 @@ proptest! {
 /// Runs `ops` on two pools (3 and 5 pages) against a model of the content a
 /// hit may return, checking invariants and frame descriptors at each step.
 fn run_model(ops: Vec<Op>, files: FileId, indexes: PageIndex) -> Result<(), TestCaseError> {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     // Frame descriptors as the kernel would mirror them.
     let frames: Arc<Mutex<BTreeMap<Pfn, PageState>>> = Arc::new(Mutex::new(
         (0..3)
@@ -585,21 +732,40 @@ fn run_model(ops: Vec<Op>, files: FileId, indexes: PageIndex) -> Result<(), Test
     let mut model: BTreeMap<(FileId, PageIndex), u64> = BTreeMap::new();
     let mut taken = [[false; 5]; 2];
     let mut version = 0u64;
+    let mut fs = FS;
     for op in ops {
         match op {
+            Op::Remount(volume) => {
+                // Unmount: every copy of the mount goes, the id is retired.
+                let stats = cc.stats();
+                let dropped = cc.invalidate_fs(fs);
+                prop_assert!(dropped <= model.len());
+                prop_assert_eq!(cc.stats().invalidated, stats.invalidated + dropped as u64);
+                prop_assert_eq!(cc.stats().cached_now, 0);
+                prop_assert!(!cc.is_registered(fs));
+                let old = fs;
+                fs = cc.register_fs(volume);
+                prop_assert!(fs.generation() > old.generation());
+                // A late put naming the old mount is refused; a get misses.
+                cc.put_page(old, 0, 0, &content(0, 0, 0));
+                prop_assert_eq!(cc.stats().put_rejected, stats.put_rejected + 1);
+                prop_assert!(get_from(&mut cc, old, 0, 0).is_none());
+                // The same file ids on the new mount start empty.
+                model.clear();
+            }
             Op::Put(f, i) => {
                 version += 1;
-                cc.put_page(f, i, &content(f, i, version));
+                cc.put_page(fs, f, i, &content(f, i, version));
                 if cc.stats().lendable_now > 0 {
                     model.insert((f, i), version);
-                    prop_assert!(cc.contains(f, i));
+                    prop_assert!(cc.contains(fs, f, i));
                 } else {
-                    prop_assert!(!cc.contains(f, i));
+                    prop_assert!(!cc.contains(fs, f, i));
                     model.remove(&(f, i));
                 }
             }
             Op::Get(f, i) => {
-                match get(&mut cc, f, i) {
+                match get_from(&mut cc, fs, f, i) {
                     Some(data) => {
                         let v = model.remove(&(f, i));
                         prop_assert!(v.is_some(), "hit on {:?} with no valid copy", (f, i));
@@ -609,16 +775,16 @@ fn run_model(ops: Vec<Op>, files: FileId, indexes: PageIndex) -> Result<(), Test
                         model.remove(&(f, i));
                     }
                 }
-                prop_assert!(!cc.contains(f, i));
+                prop_assert!(!cc.contains(fs, f, i));
             }
             Op::InvalidatePage(f, i) => {
-                cc.invalidate_page(f, i);
+                cc.invalidate_page(fs, f, i);
                 model.remove(&(f, i));
             }
             Op::InvalidateFile(f, from) => {
-                cc.invalidate_file(f, from);
+                cc.invalidate_file(fs, f, from);
                 model.retain(|&(mf, mi), _| mf != f || mi < from);
-                prop_assert!((from..indexes).all(|i| !cc.contains(f, i)));
+                prop_assert!((from..indexes).all(|i| !cc.contains(fs, f, i)));
             }
             Op::TakeBack(p, pg) => {
                 let pages = cc.pool_span(pools[p]).unwrap().1;
@@ -640,14 +806,20 @@ fn run_model(ops: Vec<Op>, files: FileId, indexes: PageIndex) -> Result<(), Test
                     match (before.unwrap(), r.unwrap()) {
                         (PageState::Free, Reclaimed::Idle) => {}
                         (
-                            PageState::Cached { file, index },
+                            PageState::Cached {
+                                fs: cfs,
+                                file,
+                                index,
+                            },
                             Reclaimed::DroppedCopy {
+                                fs: f1,
                                 file: f2,
                                 index: i2,
                             },
                         ) => {
-                            prop_assert_eq!((file, index), (f2, i2));
-                            prop_assert!(!cc.contains(file, index));
+                            prop_assert_eq!((cfs, file, index), (f1, f2, i2));
+                            prop_assert_eq!(cfs, fs, "a copy of an unmounted filesystem");
+                            prop_assert!(!cc.contains(fs, file, index));
                             model.remove(&(file, index));
                         }
                         other => prop_assert!(false, "take_back mismatch {:?}", other),
@@ -690,9 +862,15 @@ fn run_model(ops: Vec<Op>, files: FileId, indexes: PageIndex) -> Result<(), Test
                         let mut dropped = 0;
                         for (k, st) in before.into_iter().enumerate() {
                             taken[p][first + k] = true;
-                            if let PageState::Cached { file, index } = st {
+                            if let PageState::Cached {
+                                fs: cfs,
+                                file,
+                                index,
+                            } = st
+                            {
+                                prop_assert_eq!(cfs, fs, "a copy of an unmounted filesystem");
                                 dropped += 1;
-                                prop_assert!(!cc.contains(file, index));
+                                prop_assert!(!cc.contains(fs, file, index));
                                 model.remove(&(file, index));
                             }
                         }
@@ -721,7 +899,7 @@ fn run_model(ops: Vec<Op>, files: FileId, indexes: PageIndex) -> Result<(), Test
         // Cleancache holds copies only of keys the model allows.
         for f in 0..files {
             for i in 0..indexes {
-                if cc.contains(f, i) {
+                if cc.contains(fs, f, i) {
                     prop_assert!(model.contains_key(&(f, i)));
                 }
             }
@@ -759,7 +937,7 @@ fn bench_take_back() {
         let mut best = f64::MAX;
         let mut give = f64::MAX;
         for round in 0..15u64 {
-            let mut cc = Cleancache::new();
+            let mut cc = mounted();
             // SAFETY: leaked memory of POOL pages, reused by rounds one after
             // another (each `cc` is dropped before the next uses it).
             let p = unsafe { cc.add_pool(mem, POOL, 0x40000) }.unwrap();
@@ -771,7 +949,7 @@ fn bench_take_back() {
                 })));
             }
             for i in 0..POOL as u32 {
-                cc.put_page(round * 7 + (i as u64 % 5), i, &page);
+                cc.put_page(FS, round * 7 + (i as u64 % 5), i, &page);
             }
             assert_eq!(cc.stats().cached_now, POOL);
             let first = 4096;
@@ -819,25 +997,25 @@ fn bench_put() {
     for drain in [false, true] {
         let mut best = f64::MAX;
         for round in 0..5u64 {
-            let mut cc = Cleancache::new();
+            let mut cc = mounted();
             // SAFETY: leaked memory of POOL pages, used by one round at a time.
             let p = unsafe { cc.add_pool(mem, POOL, 0) }.unwrap();
             for i in 0..POOL as u32 {
-                cc.put_page(round, i, &page);
+                cc.put_page(FS, round, i, &page);
             }
             if drain {
                 // Every entry goes stale, every page becomes free again.
                 cc.take_back_range(p, 0, POOL).unwrap();
                 cc.give_back_range(p, 0, POOL).unwrap();
                 for i in 0..POOL as u32 {
-                    cc.put_page(round + 100, i, &page);
+                    cc.put_page(FS, round + 100, i, &page);
                 }
                 cc.take_back_range(p, 0, POOL).unwrap();
                 cc.give_back_range(p, 0, POOL).unwrap();
             }
             let t = Instant::now();
             for i in 0..POOL as u32 {
-                cc.put_page(round + 200, i, &page);
+                cc.put_page(FS, round + 200, i, &page);
             }
             best = best.min(t.elapsed().as_nanos() as f64 / POOL as f64);
         }

@@ -513,7 +513,7 @@ impl<B: PoolBackend> Areas<B> {
                 let page = (pfn - g.span().0) as usize;
                 match self.backend.page_state(g.pool(), page) {
                     Ok(PageState::Free) => PfnState::Idle,
-                    Ok(PageState::Cached { file, index }) => PfnState::Cached { file, index },
+                    Ok(PageState::Cached { file, index, .. }) => PfnState::Cached { file, index },
                     Ok(PageState::TakenBack) | Err(_) => PfnState::Inconsistent,
                 }
             }

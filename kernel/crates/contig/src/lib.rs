@@ -24,11 +24,12 @@
 //! // SAFETY: `base` maps 16 frames from pfn 0x40000 that nobody else uses.
 //! let gcma = unsafe { areas.add_gcma_memory("gcma", base, 0x40000, 16) }.unwrap();
 //! // The page cache evicts a clean page: cleancache keeps a copy.
-//! areas.backend_mut().put_page(7, 0, &[1u8; 4096]);
+//! let fs = areas.backend_mut().register_fs(0); // the page cache's mount
+//! areas.backend_mut().put_page(fs, 7, 0, &[1u8; 4096]);
 //! // A contiguous allocation drops it at once.
 //! let a = areas.alloc(Select::Kind(AreaKind::Gcma), 16, 16, &mut NoMigrator).unwrap();
 //! assert_eq!((a.area, a.pfn), (gcma, 0x40000));
-//! assert!(!areas.backend().contains(7, 0));
+//! assert!(!areas.backend().contains(fs, 7, 0));
 //! areas.free(a).unwrap();
 //! assert_eq!(areas.backend().stats().lendable_now, 16);
 //! ```

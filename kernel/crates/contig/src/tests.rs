@@ -12,8 +12,22 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
 use alloc::vec::Vec;
-use cleancache::{FileId, PAGE_SIZE, PageIndex};
+use cleancache::{FileId, FsId, PAGE_SIZE, PageIndex};
 use core::ptr::NonNull;
+
+/// The mount the tests' copies belong to: the first one registered on a
+/// fresh cleancache, as [`mounted`] registers it (an `FsId` can only come
+/// from `register_fs`).
+fn fs() -> FsId {
+    Cleancache::new().register_fs(0)
+}
+
+/// A cleancache with one filesystem mounted ([`fs`]).
+fn mounted() -> Cleancache {
+    let mut cc = Cleancache::new();
+    assert_eq!(cc.register_fs(0), fs());
+    cc
+}
 
 /// Leaked host memory standing in for reserved frames.
 fn mem(pages: usize) -> NonNull<u8> {
@@ -23,7 +37,7 @@ fn mem(pages: usize) -> NonNull<u8> {
 
 /// A registry with one GCMA area `"gcma"` of `pages` pages from `base_pfn`.
 fn gcma_registry(pages: usize, base_pfn: Pfn) -> (Areas, AreaId) {
-    let mut areas = Areas::new(Cleancache::new());
+    let mut areas = Areas::new(mounted());
     // SAFETY: freshly leaked memory of `pages` pages, never freed, touched by
     // nobody else.
     let id = unsafe { areas.add_gcma_memory("gcma", mem(pages), base_pfn, pages) }.unwrap();
@@ -43,7 +57,7 @@ fn content(file: FileId, index: PageIndex, version: u64) -> Box<[u8; PAGE_SIZE]>
 fn fill_cleancache<B: PoolBackend>(areas: &mut Areas<B>, cc: impl Fn(&mut B) -> &mut Cleancache) {
     let size = cc(areas.backend_mut()).stats().lendable_now;
     for i in 0..size as u32 {
-        cc(areas.backend_mut()).put_page(1000, i, &content(1000, i, 0));
+        cc(areas.backend_mut()).put_page(fs(), 1000, i, &content(1000, i, 0));
     }
     assert_eq!(cc(areas.backend_mut()).stats().cached_now, size);
 }

@@ -25,6 +25,12 @@
 //!   which writes the new bytes itself through cached pages), never in `bmap`.
 //!   The chain always holds exactly `ceil(size / cluster size)` clusters, as
 //!   `fsck.fat` requires.
+//! * A size never covers bytes nobody wrote (new clusters hold a deleted
+//!   file's bytes): `set_len` zeroes new clusters before linking them and
+//!   raising the size; `write_at` grows through `set_len` first; the page
+//!   cache raises the size with `set_len_uninit` page by page, only for
+//!   bytes it is about to write (see its "Growing a file"), after
+//!   [`Fat32::check_grow`] said the clusters are there.
 //! * [`FileId`] is the position of the file's short directory entry
 //!   (disk byte offset / 32): stable across mounts, unique among live files,
 //!   and reused only after the file is deleted (the page cache invalidates
@@ -163,6 +169,10 @@ pub struct Geometry {
     pub first_data_sector: u64,
     /// Number of data clusters (valid cluster numbers are 2..count+2).
     pub cluster_count: u32,
+    /// Volume serial number (BS_VolID), 0 without the extended boot
+    /// signature. Not unique (copies of an image share it): the page cache
+    /// hands it to cleancache only as a label of the mount.
+    pub volume_id: u32,
 }
 
 impl Geometry {
@@ -412,6 +422,7 @@ pub fn parse_boot_sector(bs: &[u8; SECTOR_SIZE], device_sectors: u64) -> Result<
         fsinfo_sector: le16(bs, 48) as u32,
         first_data_sector: first_data,
         cluster_count: clusters as u32,
+        volume_id: if bs[66] == 0x29 { le32(bs, 67) } else { 0 },
     };
     if !geo.valid_cluster(root) {
         return Err(FsError::Corrupt("root cluster"));
@@ -1034,11 +1045,65 @@ impl<D: BlockDevice> Fat32<D> {
         len.div_ceil(self.geo.cluster_bytes()) as u32
     }
 
+    /// Whether file `id` can grow to `len` bytes: [`FsError::NoSpace`] if
+    /// that needs more clusters than are free, [`FsError::FileTooLarge`]
+    /// past 4 GiB - 1. Changes nothing. For a caller that grows a file step
+    /// by step ([`set_len_uninit`](Self::set_len_uninit) per page, as the
+    /// page cache does so that the size never covers bytes not yet written),
+    /// to fail before the first step rather than half way.
+    pub fn check_grow(&mut self, id: FileId, len: u64) -> Result<(), FsError> {
+        let m = self.file_meta(id)?;
+        if len > u32::MAX as u64 {
+            return Err(FsError::FileTooLarge);
+        }
+        let need = self
+            .clusters_for(len)
+            .saturating_sub(self.clusters_for(m.size));
+        if need > self.free_count {
+            return Err(FsError::NoSpace);
+        }
+        Ok(())
+    }
+
     /// Sets a file's size without touching data: grows or shrinks the chain
     /// to `ceil(len / cluster)` clusters and updates the entry. Bytes between
     /// the old and the new size hold whatever the disk had: the caller (the
     /// page cache) must write them. On `NoSpace` nothing changes.
     pub fn set_len_uninit(&mut self, id: FileId, len: u64) -> Result<(), FsError> {
+        self.resize(id, len, false)
+    }
+
+    /// Gives clusters of a chain not linked to any file back to the free
+    /// pool (they were just allocated, so their FAT sectors are in the
+    /// buffer cache). If even that fails, they stay marked: lost space, as
+    /// `fsck.fat` would report it, never data anybody can read.
+    fn release_unlinked(&mut self, clusters: &[u32]) -> Result<(), FsError> {
+        for &c in clusters {
+            self.fat_set(c, 0)?;
+            self.free_count += 1;
+        }
+        self.fsinfo_dirty = true;
+        Ok(())
+    }
+
+    /// Writes zeros over whole clusters, directly to the disk.
+    fn zero_clusters(&mut self, clusters: &[u32]) -> Result<(), FsError> {
+        let zero = [0u8; SECTOR_SIZE];
+        for &c in clusters {
+            let first = self.geo.cluster_sector(c);
+            for k in 0..self.geo.sectors_per_cluster as u64 {
+                self.dev.write_sectors(first + k, &zero)?;
+                self.stats.direct_sectors_written += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`set_len_uninit`](Self::set_len_uninit); with `zero`, new clusters
+    /// are zeroed on the disk *before* they are linked to the file and the
+    /// size is raised, so a failure (the error is returned) leaves the file
+    /// as it was and its size never covers uncleared clusters.
+    fn resize(&mut self, id: FileId, len: u64, zero: bool) -> Result<(), FsError> {
         let m = self.file_meta(id)?;
         if len > u32::MAX as u64 {
             return Err(FsError::FileTooLarge);
@@ -1056,6 +1121,12 @@ impl<D: BlockDevice> Fat32<D> {
         let mut first = m.first_cluster;
         if want > have {
             let new = self.alloc_clusters(want - have)?;
+            if zero && let Err(e) = self.zero_clusters(&new) {
+                // Not linked yet: the file is unchanged. Lost space at
+                // worst if the release fails too (see release_unlinked).
+                let _lost_space_only = self.release_unlinked(&new);
+                return Err(e);
+            }
             match chain.last() {
                 Some(last) => self.fat_set(last, new[0])?,
                 None => first = new[0],
@@ -1093,13 +1164,19 @@ impl<D: BlockDevice> Fat32<D> {
     }
 
     /// Sets a file's size; new bytes read as zero (written to disk here).
+    /// Growing zeroes first and raises the size last: the rest of the last
+    /// cluster, then new clusters before they are linked. On an error the
+    /// file is as before (at most some bytes past its end were zeroed).
     pub fn set_len(&mut self, id: FileId, len: u64) -> Result<(), FsError> {
         let old = self.file_meta(id)?.size;
-        self.set_len_uninit(id, len)?;
         if len > old {
-            self.zero_range(id, old, len)?;
+            let in_chain = self.clusters_for(old) as u64 * self.geo.cluster_bytes();
+            let tail = len.min(in_chain);
+            if tail > old {
+                self.zero_range(id, old, tail)?;
+            }
         }
-        Ok(())
+        self.resize(id, len, true)
     }
 
     /// The disk sectors of page `index` of a file (only sectors inside the
@@ -1204,8 +1281,9 @@ impl<D: BlockDevice> Fat32<D> {
             .filter(|e| *e <= u32::MAX as u64)
             .ok_or(FsError::FileTooLarge)?;
         if end > m.size {
-            self.set_len(id, offset.max(m.size))?;
-            self.set_len_uninit(id, end)?;
+            // Zeroed before the size covers it, then overwritten: the size
+            // never covers bytes nobody wrote, even if the write fails.
+            self.set_len(id, end)?;
         }
         let m = self.file_meta(id)?;
         self.write_raw(&m, offset, Some(data), data.len())?;

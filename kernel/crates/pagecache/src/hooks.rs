@@ -11,6 +11,14 @@
 //!   truncate (`from` = the first page whose content changes, including a
 //!   partial last page), `invalidate_file(f, 0)` on delete and on create (a
 //!   reused file id must not find old copies).
+//! * `init_fs(volume)` once, in `PageCache::new`, before any other call: a
+//!   new mount begins. From then on the hooks name every page they store by
+//!   a filesystem identity that no earlier mount had (cleancache's
+//!   `register_fs`), plus file and index: file ids are directory-entry
+//!   positions, equal on two disks laid out alike, so `(file, index)` alone
+//!   would let one disk read another's (or its own pre-rewrite) copies.
+//! * `invalidate_fs()` in `PageCache::unmount` (also when its sync fails):
+//!   every stored page of the mount is stale; nothing is put after it.
 //! * All calls happen with the page cache's lock held (the page cache is
 //!   `&mut self`; the kernel holds it under one lock).
 
@@ -23,6 +31,11 @@ pub const PAGE_SIZE: usize = 4096;
 
 /// Called by the page cache. All calls happen with the page cache's lock held.
 pub trait CleancacheHooks {
+    /// A new mount of a filesystem with volume serial `volume` begins: every
+    /// later call is about this mount, under an identity no earlier mount had.
+    fn init_fs(&mut self, volume: u32);
+    /// The mount ends: drop every stored page of it.
+    fn invalidate_fs(&mut self);
     /// A clean page (content equal to what is on disk) leaves the page cache by eviction. The hook may keep a copy.
     fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]);
     /// A page-cache miss: if a copy is held, copy it into `out`, drop it from the cleancache (exclusive) and return true.
@@ -38,6 +51,8 @@ pub trait CleancacheHooks {
 pub struct NoCleancache;
 
 impl CleancacheHooks for NoCleancache {
+    fn init_fs(&mut self, _volume: u32) {}
+    fn invalidate_fs(&mut self) {}
     fn put_page(&mut self, _file: FileId, _index: PageIndex, _data: &[u8; PAGE_SIZE]) {}
     fn get_page(&mut self, _file: FileId, _index: PageIndex, _out: &mut [u8; PAGE_SIZE]) -> bool {
         false
@@ -47,6 +62,12 @@ impl CleancacheHooks for NoCleancache {
 }
 
 impl<H: CleancacheHooks + ?Sized> CleancacheHooks for &mut H {
+    fn init_fs(&mut self, volume: u32) {
+        (**self).init_fs(volume)
+    }
+    fn invalidate_fs(&mut self) {
+        (**self).invalidate_fs()
+    }
     fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
         (**self).put_page(file, index, data)
     }

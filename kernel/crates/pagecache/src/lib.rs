@@ -38,6 +38,30 @@
 //! and readahead) try `get_page` before the device; writes invalidate the
 //! page; truncate invalidates from the first changed page; delete and create
 //! invalidate the whole file. Truncated or deleted pages are never put.
+//! [`PageCache::new`] starts a mount (`init_fs`: the hooks take an identity
+//! no earlier mount had, so another disk, or this one rewritten, never
+//! finds this mount's copies) and [`PageCache::unmount`] ends it
+//! (`invalidate_fs`, also when its sync fails).
+//!
+//! # Growing a file
+//!
+//! Rule: a file's size never covers a byte that nobody wrote. Clusters that
+//! `set_len_uninit` allocates hold whatever the disk had (a deleted file's
+//! bytes), so a write that grows a file goes page by page, and for each page
+//! does everything that can fail first (get the page: cached, read, or a new
+//! zeroed frame; then the clusters and the new size, up to the end of this
+//! page's bytes) and the copy last. At every moment the bytes between the
+//! old and the current size are in cached pages this call filled. So:
+//!
+//! * a write that fails after `n > 0` bytes of its data returns `Ok(n)`
+//!   (exactly what was written, as a POSIX short write);
+//! * a write that fails before any of its data went in returns the error
+//!   with the file as before: not enough free clusters is found before
+//!   anything changes (`check_grow`), and zeros it wrote into a gap past
+//!   the old end are taken back (`undo_growth`), which reader pins cannot
+//!   refuse (only bytes past the old end change); the same for `truncate`
+//!   growing a file. Only if the device stops answering during that undo
+//!   does the file keep the zeros (never old bytes).
 //!
 //! # Memory
 //!
@@ -276,7 +300,9 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
     /// A page cache over a mounted filesystem. Mount it on
     /// `QueueMux::new(device)` so metadata I/O can run while data I/O is in
     /// flight.
-    pub fn new(fs: Fat32<QueueMux<D>>, alloc: A, states: S, hooks: H, mut cfg: Config) -> Self {
+    /// Tells the hooks a new mount begins ([`CleancacheHooks::init_fs`]).
+    pub fn new(fs: Fat32<QueueMux<D>>, alloc: A, states: S, mut hooks: H, mut cfg: Config) -> Self {
+        hooks.init_fs(fs.geometry().volume_id);
         cfg.budget_pages = cfg.budget_pages.max(1);
         cfg.writeback_batch = cfg.writeback_batch.max(1);
         PageCache {
@@ -1130,7 +1156,18 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
     }
 
     /// Writes at `offset`, growing the file if needed (a gap past the old
-    /// end reads as zero). Returns the bytes written.
+    /// end reads as zero). Returns the bytes written:
+    ///
+    /// * `Ok(data.len())`: everything was written.
+    /// * `Ok(n)`, `0 < n < data.len()`: a failure (no memory, no space, a
+    ///   device error) stopped the write after exactly the first `n` bytes of
+    ///   `data`; the file holds them and is `max(old size, offset + n)` long.
+    ///   Writing the rest again reports the error.
+    /// * `Err(e)`: nothing was written and the file is as before the call
+    ///   (size, clusters, content).
+    ///
+    /// See "Growing a file" in the crate documentation for why no outcome
+    /// leaves the size over bytes nobody wrote.
     pub fn write(&mut self, file: FileId, offset: u64, data: &[u8]) -> Result<usize, Error> {
         self.reap();
         if data.is_empty() {
@@ -1144,90 +1181,162 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         if end > u32::MAX as u64 {
             return Err(Error::FileTooLarge);
         }
+        if end > size {
+            // Not enough free clusters: fail before anything changes.
+            self.fs.check_grow(file, end)?;
+        }
         if offset > size {
-            self.write_inner(file, size, None, (offset - size) as usize)?;
+            self.grow_zeroed(file, offset)?;
         }
-        self.write_inner(file, offset, Some(data), data.len())?;
-        Ok(data.len())
+        match self.write_pages(file, offset, Some(data), data.len()) {
+            (n, None) => Ok(n),
+            (0, Some(e)) => {
+                if offset > size {
+                    // Nothing of `data` went in: take the gap back too. If
+                    // even that fails (the device stopped answering), the
+                    // file ends in zeros this call wrote, never in old bytes.
+                    self.undo_growth(file, size)?;
+                }
+                Err(e)
+            }
+            (n, Some(_)) => Ok(n),
+        }
     }
 
-    fn write_inner(
-        &mut self,
-        file: FileId,
-        offset: u64,
-        src: Option<&[u8]>,
-        len: usize,
-    ) -> Result<(), Error> {
-        let old_size = self.file(file)?.size;
-        let end = offset + len as u64;
-        if end > old_size {
-            self.fs.set_len_uninit(file, end)?;
-            self.file(file)?.size = end;
+    /// Grows a file to `to` bytes of zeros (`to` > its size), all or
+    /// nothing.
+    fn grow_zeroed(&mut self, file: FileId, to: u64) -> Result<(), Error> {
+        let old = self.file(file)?.size;
+        match self.write_pages(file, old, None, (to - old) as usize) {
+            (_, None) => Ok(()),
+            (n, Some(e)) => {
+                if n > 0 {
+                    self.undo_growth(file, old)?;
+                }
+                Err(e)
+            }
         }
-        let r = self.write_pages(file, offset, src, len, old_size);
-        if r.is_err() && end > old_size {
-            // Do not leave a grown file whose new bytes were never written.
-            let _ = self.truncate_inner(file, old_size);
-        }
-        r
     }
 
+    /// Writes `len` bytes (`src`, or zeros) at `offset`, page by page.
+    /// Returns the bytes written and the error that stopped it, if any.
     fn write_pages(
         &mut self,
         file: FileId,
         offset: u64,
         src: Option<&[u8]>,
         len: usize,
-        old_size: u64,
-    ) -> Result<(), Error> {
+    ) -> (usize, Option<Error>) {
         let mut done = 0;
         while done < len {
-            let pos = offset + done as u64;
-            let idx = (pos / PAGE_SIZE as u64) as PageIndex;
-            let o = (pos % PAGE_SIZE as u64) as usize;
-            let k = (PAGE_SIZE - o).min(len - done);
-            let key = (file, idx);
-            let full = o == 0 && k == PAGE_SIZE;
-            let f = match self.lookup_cached(key)? {
-                Some(f) => f,
-                None => {
-                    let on_disk = valid_bytes(old_size, idx);
-                    if full || on_disk == 0 {
-                        let f = self.alloc_frame(true)?.ok_or(Error::NoMemory)?;
-                        self.insert_page(key, f, false);
-                        // SAFETY: a frame just inserted, no I/O on it.
-                        unsafe { frame_bytes(f) }.fill(0);
-                        self.states.set_flags(f, PageFlags::UPTODATE);
-                        self.stats.new_pages += 1;
-                        f
-                    } else {
-                        self.fill_page(key, old_size, true)?;
-                        self.finish_read(key)?
-                    }
-                }
-            };
-            // SAFETY: an up-to-date cached page; `lookup_cached`/`finish_read`
-            // waited for any I/O on it, and nothing else runs meanwhile.
-            let bytes = unsafe { frame_bytes(f) };
-            match src {
-                Some(d) => bytes[o..o + k].copy_from_slice(&d[done..done + k]),
-                None => bytes[o..o + k].fill(0),
+            match self.write_page(
+                file,
+                offset + done as u64,
+                src.map(|d| &d[done..]),
+                len - done,
+            ) {
+                Ok(k) => done += k,
+                Err(e) => return (done, Some(e)),
             }
-            if !self.states.flags(f).contains(PageFlags::DIRTY) {
-                self.states.set_flags(f, PageFlags::DIRTY);
-                self.dirty += 1;
-            }
-            self.states.clear_flags(f, PageFlags::ERROR);
-            self.mark_accessed(key);
-            self.hooks.invalidate_page(file, idx);
-            done += k;
         }
+        (done, None)
+    }
+
+    /// Writes the part of `left` bytes at `pos` that falls in one page and
+    /// returns its length. Everything that can fail comes first (the page,
+    /// then the clusters and the new size), the copy last, so a failure
+    /// changes nothing the file shows.
+    fn write_page(
+        &mut self,
+        file: FileId,
+        pos: u64,
+        src: Option<&[u8]>,
+        left: usize,
+    ) -> Result<usize, Error> {
+        let size = self.file(file)?.size;
+        let idx = (pos / PAGE_SIZE as u64) as PageIndex;
+        let o = (pos % PAGE_SIZE as u64) as usize;
+        let k = (PAGE_SIZE - o).min(left);
+        let key = (file, idx);
+        let full = o == 0 && k == PAGE_SIZE;
+        let mut fresh = false;
+        let f = match self.lookup_cached(key)? {
+            Some(f) => f,
+            None => {
+                if full || valid_bytes(size, idx) == 0 {
+                    let f = self.alloc_frame(true)?.ok_or(Error::NoMemory)?;
+                    self.insert_page(key, f, false);
+                    // SAFETY: a frame just inserted, no I/O on it.
+                    unsafe { frame_bytes(f) }.fill(0);
+                    self.states.set_flags(f, PageFlags::UPTODATE);
+                    self.stats.new_pages += 1;
+                    fresh = true;
+                    f
+                } else {
+                    self.fill_page(key, size, true)?;
+                    self.finish_read(key)?
+                }
+            }
+        };
+        let end = pos + k as u64;
+        if end > size {
+            // Clusters and size only for bytes about to be written, in a
+            // page that is ready: the size never covers bytes nobody wrote.
+            if let Err(e) = self.fs.set_len_uninit(file, end) {
+                if fresh {
+                    self.remove_page(key);
+                    self.stats.truncated_pages += 1;
+                }
+                return Err(e.into());
+            }
+        }
+        // SAFETY: an up-to-date cached page; `lookup_cached`/`finish_read`
+        // waited for any I/O on it, and nothing else runs meanwhile.
+        let bytes = unsafe { frame_bytes(f) };
+        match src {
+            Some(d) => bytes[o..o + k].copy_from_slice(&d[..k]),
+            None => bytes[o..o + k].fill(0),
+        }
+        if !self.states.flags(f).contains(PageFlags::DIRTY) {
+            self.states.set_flags(f, PageFlags::DIRTY);
+            self.dirty += 1;
+        }
+        self.states.clear_flags(f, PageFlags::ERROR);
+        if end > size
+            && let Some(fs) = self.files.get_mut(&file)
+        {
+            fs.size = end;
+        }
+        self.mark_accessed(key);
+        self.hooks.invalidate_page(file, idx);
+        Ok(k)
+    }
+
+    /// Takes a file that this call grew back to `old` bytes. Every byte past
+    /// `old` was written by the call, so reader pins do not stop it (a pinned
+    /// old last page only gets back the zeros it had past `old`). Fails only
+    /// if the device stops answering: waiting for a write-back that reclaim
+    /// started on a new page, or metadata I/O to shorten the chain.
+    fn undo_growth(&mut self, file: FileId, old: u64) -> Result<(), Error> {
+        let keys = self.file_keys(file, pages_of(old));
+        let partial = (!old.is_multiple_of(PAGE_SIZE as u64))
+            .then_some((file, (old / PAGE_SIZE as u64) as PageIndex));
+        for k in keys.iter().chain(partial.iter()) {
+            self.wait_io(*k)?;
+        }
+        self.fs.set_len_uninit(file, old)?;
+        for k in keys {
+            self.remove_page(k);
+            self.stats.truncated_pages += 1;
+        }
+        self.shrunk(file, old, partial);
         Ok(())
     }
 
     /// Sets a file's size. Shrinking drops the pages past the end (dirty or
     /// not, never offered to cleancache) and invalidates their cleancache
-    /// copies; growing fills with zeros.
+    /// copies; growing fills with zeros, all or nothing (on an error the
+    /// file is as before).
     pub fn truncate(&mut self, file: FileId, len: u64) -> Result<(), Error> {
         self.reap();
         if len > u32::MAX as u64 {
@@ -1235,7 +1344,8 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         }
         let size = self.file(file)?.size;
         if len > size {
-            return self.write_inner(file, size, None, (len - size) as usize);
+            self.fs.check_grow(file, len)?;
+            return self.grow_zeroed(file, len);
         }
         self.truncate_inner(file, len)
     }
@@ -1263,19 +1373,28 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
             self.remove_page(k);
             self.stats.truncated_pages += 1;
         }
+        self.shrunk(file, len, partial);
+        Ok(())
+    }
+
+    /// The end of a file that was just shortened to `len` (chain shortened,
+    /// pages past the end removed): zeroes the last page past `len`,
+    /// invalidates cleancache from it, and records the size.
+    fn shrunk(&mut self, file: FileId, len: u64, partial: Option<Key>) {
         if let Some(k) = partial
             && let Some(p) = self.pages.get(&k)
         {
-            // SAFETY: no I/O on the page (waited above), not pinned.
+            // SAFETY: no I/O on the page (the caller waited for it); a reader
+            // pin only reads, and the bytes past `len` are past end of file.
             let data = unsafe { frame_bytes(p.frame) };
             data[(len % PAGE_SIZE as u64) as usize..].fill(0);
         }
         self.hooks
             .invalidate_file(file, (len / PAGE_SIZE as u64) as PageIndex);
-        let fs = self.file(file)?;
-        fs.size = len;
-        fs.ra = RaState::default();
-        Ok(())
+        if let Some(fs) = self.files.get_mut(&file) {
+            fs.size = len;
+            fs.ra = RaState::default();
+        }
     }
 
     // ---- write-back ----
@@ -1338,11 +1457,16 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         n
     }
 
-    /// Syncs, frees every frame (without offering pages to cleancache) and
-    /// gives the parts back.
+    /// Syncs, ends the mount for cleancache
+    /// ([`CleancacheHooks::invalidate_fs`], also when the sync fails), frees
+    /// every frame (without offering pages to cleancache) and gives the
+    /// parts back.
     pub fn unmount(mut self) -> Result<Parts<D, A, S, H>, Error> {
-        self.sync()?;
-        self.drain()?;
+        let synced = self.sync().and_then(|()| self.drain());
+        // Nothing of this mount may be found again, whatever the disk
+        // holds next time.
+        self.hooks.invalidate_fs();
+        synced?;
         for k in self.pages.keys().copied().collect::<Vec<_>>() {
             let p = self.pages.remove(&k);
             if let Some(p) = p {

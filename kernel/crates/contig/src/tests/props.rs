@@ -51,13 +51,13 @@ proptest! {
         // Random puts, then distinct keys until every page holds a copy.
         for (f, i) in prefill {
             version += 1;
-            areas.backend_mut().put_page(f, i, &content(f, i, version));
+            areas.backend_mut().put_page(fs(), f, i, &content(f, i, version));
             model.insert((f, i), version);
         }
-        model.retain(|&(f, i), _| areas.backend().contains(f, i));
+        model.retain(|&(f, i), _| areas.backend().contains(fs(), f, i));
         let mut extra = 0;
         while areas.backend().stats().cached_now < GPAGES {
-            areas.backend_mut().put_page(1000, extra, &content(1000, extra, 0));
+            areas.backend_mut().put_page(fs(), 1000, extra, &content(1000, extra, 0));
             model.insert((1000, extra), 0);
             extra += 1;
         }
@@ -68,8 +68,8 @@ proptest! {
             match op {
                 GOp::Put(f, i) => {
                     version += 1;
-                    areas.backend_mut().put_page(f, i, &content(f, i, version));
-                    if areas.backend().contains(f, i) {
+                    areas.backend_mut().put_page(fs(), f, i, &content(f, i, version));
+                    if areas.backend().contains(fs(), f, i) {
                         model.insert((f, i), version);
                     } else {
                         prop_assert_eq!(used.iter().filter(|&&u| u).count(), GPAGES);
@@ -79,17 +79,17 @@ proptest! {
                 GOp::Get(f, i) => {
                     let mut out = Box::new([0u8; PAGE_SIZE]);
                     let v = model.remove(&(f, i));
-                    if areas.backend_mut().get_page(f, i, &mut out) {
+                    if areas.backend_mut().get_page(fs(), f, i, &mut out) {
                         prop_assert!(v.is_some(), "hit without a valid copy");
                         prop_assert!(*out == *content(f, i, v.unwrap()), "stale data");
                     }
                 }
                 GOp::Invalidate(f, i) => {
-                    areas.backend_mut().invalidate_page(f, i);
+                    areas.backend_mut().invalidate_page(fs(), f, i);
                     model.remove(&(f, i));
                 }
                 GOp::InvalidateFile(f, from) => {
-                    areas.backend_mut().invalidate_file(f, from);
+                    areas.backend_mut().invalidate_file(fs(), f, from);
                     model.retain(|&(mf, mi), _| mf != f || mi < from);
                 }
                 GOp::Alloc(count, alog) => {
@@ -107,7 +107,7 @@ proptest! {
                         None => prop_assert_eq!(r, Err(ContigError::NoSpace { count, align })),
                     }
                     // Copies in taken pages are gone: drop them from the model.
-                    model.retain(|&(f, i), _| areas.backend().contains(f, i));
+                    model.retain(|&(f, i), _| areas.backend().contains(fs(), f, i));
                 }
                 GOp::Free(k) => {
                     if !live.is_empty() {
@@ -133,7 +133,7 @@ proptest! {
                 let want = if u { PfnState::Allocated } else {
                     match st {
                         PageState::Free => PfnState::Idle,
-                        PageState::Cached { file, index } => PfnState::Cached { file, index },
+                        PageState::Cached { file, index, .. } => PfnState::Cached { file, index },
                         PageState::TakenBack => PfnState::Inconsistent,
                     }
                 };
@@ -178,7 +178,7 @@ proptest! {
     /// pinned, NoSpace when there was none.
     #[test]
     fn cma_matches_model(ops in proptest::collection::vec(cop(), 1..200), passes in 1u32..4) {
-        let mut areas: Areas = Areas::new(Cleancache::new());
+        let mut areas: Areas = Areas::new(mounted());
         let c = areas.add_cma("cma", CBASE, CPAGES).unwrap();
         areas.set_cma_max_passes(c, passes).unwrap();
         let mut mig = FakeMigrator::default();
@@ -322,7 +322,7 @@ proptest! {
     /// kinds, and agrees with an independent page-by-page count.
     #[test]
     fn mem_report_adds_up(ops in proptest::collection::vec(mop(), 1..200)) {
-        let mut areas: Areas = Areas::new(Cleancache::new());
+        let mut areas: Areas = Areas::new(mounted());
         // SAFETY: leaked memory of 24 pages, never freed, used by nobody else.
         unsafe { areas.add_gcma_memory("g0", mem(24), 0x100, 24) }.unwrap();
         areas.add_cma("c0", 0x200, 24).unwrap();
@@ -356,12 +356,12 @@ proptest! {
                         mig.in_use.remove(&p);
                     }
                 }
-                MOp::Put(f, i) => areas.backend_mut().put_page(f, i, &content(f, i, 0)),
+                MOp::Put(f, i) => areas.backend_mut().put_page(fs(), f, i, &content(f, i, 0)),
                 MOp::Get(f, i) => {
                     let mut out = Box::new([0u8; PAGE_SIZE]);
-                    areas.backend_mut().get_page(f, i, &mut out);
+                    areas.backend_mut().get_page(fs(), f, i, &mut out);
                 }
-                MOp::InvalidateFile(f) => areas.backend_mut().invalidate_file(f, 0),
+                MOp::InvalidateFile(f) => areas.backend_mut().invalidate_file(fs(), f, 0),
             }
             let r = areas.mem_report();
             for k in [&r.gcma, &r.cma, &r.carveout] {

@@ -200,7 +200,7 @@ fn registration_errors() {
 
 #[test]
 fn gcma_area_needs_a_fully_lendable_pool() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     // SAFETY: leaked memory of 4 pages, never freed.
     let pool = unsafe { cc.add_pool(mem(4), 4, 0x40) }.unwrap();
     cc.take_back(pool, 2).unwrap();
@@ -240,7 +240,7 @@ fn not_lent() {
 
 #[test]
 fn cma_busy_when_every_range_is_pinned() {
-    let mut areas: Areas = Areas::new(Cleancache::new());
+    let mut areas: Areas = Areas::new(mounted());
     let c = areas.add_cma("cma", 0x2000, 16).unwrap();
     let mut mig = FakeMigrator::default();
     for _ in 0..16 {
@@ -274,7 +274,7 @@ fn cma_busy_when_every_range_is_pinned() {
 
 #[test]
 fn cma_skips_pinned_range_by_alignment() {
-    let mut areas: Areas = Areas::new(Cleancache::new());
+    let mut areas: Areas = Areas::new(mounted());
     let c = areas.add_cma("cma", 0x2000, 32).unwrap();
     let mut mig = FakeMigrator::default();
     for _ in 0..32 {
@@ -294,7 +294,7 @@ fn cma_skips_pinned_range_by_alignment() {
 
 #[test]
 fn cma_transient_busy_is_retried() {
-    let mut areas: Areas = Areas::new(Cleancache::new());
+    let mut areas: Areas = Areas::new(mounted());
     let c = areas.add_cma("cma", 0x2000, 8).unwrap();
     let mut mig = FakeMigrator::default();
     for _ in 0..8 {
@@ -310,7 +310,7 @@ fn cma_transient_busy_is_retried() {
 
 #[test]
 fn cma_migration_out_of_memory() {
-    let mut areas: Areas = Areas::new(Cleancache::new());
+    let mut areas: Areas = Areas::new(mounted());
     let c = areas.add_cma("cma", 0x2000, 8).unwrap();
     let mut mig = FakeMigrator::default();
     for _ in 0..8 {
@@ -342,7 +342,9 @@ fn gcma_alloc_drops_cached_copies_and_aligns_physically() {
     assert_eq!(cc.stats().taken_back, 8);
     // Copies in the taken pages are gone; others still hit.
     let mut out = [0u8; PAGE_SIZE];
-    let hits = (0..32).filter(|&i| cc.get_page(1000, i, &mut out)).count();
+    let hits = (0..32)
+        .filter(|&i| cc.get_page(fs(), 1000, i, &mut out))
+        .count();
     assert_eq!(hits, 24);
     for p in a.pfn..a.pfn + 8 {
         assert_eq!(areas.pfn_state(p), Some((g, PfnState::Allocated)));
@@ -354,7 +356,7 @@ fn gcma_alloc_drops_cached_copies_and_aligns_physically() {
 
 #[test]
 fn gcma_alloc_rolls_back_on_take_back_failure() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     // SAFETY: leaked memory of 16 pages, never freed.
     let pool = unsafe { cc.add_pool(mem(16), 16, 0x400) }.unwrap();
     let mut areas = Areas::new(Faulty {
@@ -397,7 +399,7 @@ fn gcma_alloc_rolls_back_on_take_back_failure() {
 
 #[test]
 fn gcma_free_rolls_back_on_give_back_failure() {
-    let mut cc = Cleancache::new();
+    let mut cc = mounted();
     // SAFETY: leaked memory of 8 pages, never freed.
     let pool = unsafe { cc.add_pool(mem(8), 8, 0x800) }.unwrap();
     let mut areas = Areas::new(Faulty {
@@ -477,7 +479,7 @@ fn gcma_free_refuses_pages_not_taken_back() {
 
 #[test]
 fn select_by_kind_falls_through() {
-    let mut areas: Areas = Areas::new(Cleancache::new());
+    let mut areas: Areas = Areas::new(mounted());
     let c1 = areas.add_carveout("small", 0x100, 4).unwrap();
     let c2 = areas.add_carveout("big", 0x200, 16).unwrap();
     let m = &mut NoMigrator;
@@ -533,7 +535,7 @@ fn table_and_machine_lines() {
     for _ in 0..3 {
         mig.in_use.insert(areas.lend_page().unwrap());
     }
-    areas.backend_mut().put_page(1, 1, &content(1, 1, 1));
+    areas.backend_mut().put_page(fs(), 1, 1, &content(1, 1, 1));
     areas.alloc(Select::Id(c), 4, 4, &mut mig).unwrap();
     areas.alloc(Select::Id(g), 2, 1, &mut mig).unwrap();
     let mut t = String::new();
@@ -567,7 +569,7 @@ fn mem_report_example() {
     let (mut areas, g, c, v) = mixed();
     let mut mig = FakeMigrator::default();
     for i in 0..10 {
-        areas.backend_mut().put_page(7, i, &content(7, i, 0));
+        areas.backend_mut().put_page(fs(), 7, i, &content(7, i, 0));
     }
     for _ in 0..5 {
         mig.in_use.insert(areas.lend_page().unwrap());
@@ -617,7 +619,7 @@ fn bench_gcma_alloc() {
     let page = content(1, 1, 1);
     let (mut best_alloc, mut best_free) = (f64::MAX, f64::MAX);
     for round in 0..15u64 {
-        let mut areas = Areas::new(Cleancache::new());
+        let mut areas = Areas::new(mounted());
         // SAFETY: leaked memory of POOL pages; the rounds use it one after
         // another (each registry is dropped before the next is made).
         let g = unsafe { areas.add_gcma_memory("gcma", frames, 0x40000, POOL) }.unwrap();
@@ -628,7 +630,7 @@ fn bench_gcma_alloc() {
             }
         })));
         for i in 0..POOL as u32 {
-            cc.put_page(round * 7 + (i as u64 % 5), i, &page);
+            cc.put_page(fs(), round * 7 + (i as u64 % 5), i, &page);
         }
         BULK.store(true, Ordering::Relaxed);
         let t = Instant::now();
@@ -649,7 +651,7 @@ fn bench_gcma_alloc() {
     );
     let (mut best_alloc, mut best_free) = (f64::MAX, f64::MAX);
     for _ in 0..15 {
-        let mut areas = Areas::new(Cleancache::new());
+        let mut areas = Areas::new(mounted());
         let v = areas.add_carveout("carve", 0x40000, POOL).unwrap();
         let t = Instant::now();
         let a = areas

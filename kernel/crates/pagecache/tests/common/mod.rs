@@ -24,6 +24,8 @@ pub enum Ev {
     Get(FileId, PageIndex, bool),
     InvalPage(FileId, PageIndex),
     InvalFile(FileId, PageIndex),
+    InitFs(u32),
+    InvalFs,
 }
 
 pub type Log = Rc<RefCell<Vec<Ev>>>;
@@ -113,6 +115,14 @@ impl Recorder {
 }
 
 impl CleancacheHooks for Recorder {
+    fn init_fs(&mut self, volume: u32) {
+        self.log.borrow_mut().push(Ev::InitFs(volume));
+        self.pages.clear();
+    }
+    fn invalidate_fs(&mut self) {
+        self.log.borrow_mut().push(Ev::InvalFs);
+        self.pages.clear();
+    }
     fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
         self.log.borrow_mut().push(Ev::Put(file, index));
         if self.store {
