@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod linuxcma;
 mod publish;
 
 const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
@@ -139,8 +140,10 @@ fn main() -> ExitCode {
             }
         },
         Some("publish") => publish::publish(&args[1..]),
+        Some("linux-cma") => linuxcma::linux_cma(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}\n\n{}", usage(), publish::usage());
+            println!("\n{}", linuxcma::usage());
             ExitCode::SUCCESS
         }
         _ => {
@@ -262,6 +265,8 @@ fn test(o: &Options) -> ExitCode {
         for c in &crates {
             cmd.args(["-p", c]);
         }
+        // xtask's own tests: the linux-cma log parser on a recorded run.
+        cmd.args(["-p", "xtask"]);
         let (status, out) = run_echo(&mut cmd);
         for line in out.lines() {
             // "test result: ok. 35 passed; 0 failed; 0 ignored; ..."
