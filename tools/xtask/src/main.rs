@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+mod linuxcma;
 mod publish;
 mod structure;
 mod realtrees;
@@ -171,8 +172,10 @@ fn main() -> ExitCode {
             }
         }
         Some("real-dtbs") => realtrees::command(&root(), &args[1..]),
+        Some("linux-cma") => linuxcma::linux_cma(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}\n\n{}", usage(), publish::usage());
+            println!("\n{}", linuxcma::usage());
             ExitCode::SUCCESS
         }
         _ => {
@@ -305,7 +308,8 @@ fn test(o: &Options) -> ExitCode {
         for c in &crates {
             cmd.args(["-p", c]);
         }
-        // xtask's own unit tests (the structure check's).
+        // xtask's own unit tests: the structure check's and the linux-cma
+        // log parser's on a recorded run.
         cmd.args(["-p", "xtask"]);
         let (status, out) = run_echo(&mut cmd);
         for line in out.lines() {
