@@ -23,9 +23,9 @@ use alloc::vec::Vec;
 use frames::{FrameState, Pfn};
 
 use crate::arch::{mmu, timer};
-use bootargs::Inject;
 use crate::exit::ExitStatus;
 use crate::{BootInfo, mm, println, probes};
+use bootargs::Inject;
 
 type TestResult = Result<(), String>;
 
