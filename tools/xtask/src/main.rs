@@ -18,6 +18,8 @@
 //! `--inject fail|panic|hang` adds a failing, panicking or hanging guest test,
 //! to show that each turns the command red.
 
+mod fuzz;
+
 use std::collections::BTreeMap;
 use std::env;
 use std::fmt::Write as _;
@@ -32,6 +34,7 @@ const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];
 
 fn usage() -> &'static str {
     "usage: cargo xtask test [--inject fail|panic|hang] [--timeout SECS] [--board qemu-virt|rpi4] [--skip-host] [--skip-demo]\n\
+     \x20      cargo xtask fuzz [--seconds N] (every fuzz target; --help there)\n\
      \n\
      Runs the host tests of kernel/crates/*, builds both boards, boots each under\n\
      QEMU in self-test and fault mode and checks every result line, then runs a\n\
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some("fuzz") => fuzz::main(&root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}", usage());
             ExitCode::SUCCESS
