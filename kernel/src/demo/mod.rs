@@ -46,14 +46,17 @@ use load::{Condition, DataSet};
 /// Page-cache budget of ordinary memory in every setup: 8 MiB.
 pub const BUDGET_PAGES: usize = 2048;
 
-/// Run length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scale {
-    Quick,
-    Full,
+/// Run length (`scale=quick|full`; parsed by the bootargs crate).
+pub use bootargs::Scale;
+
+/// What each run length means for the demo.
+trait ScaleParams {
+    fn frames(self) -> usize;
+    fn util_reads(self) -> usize;
+    fn warmup_ms(self) -> u64;
 }
 
-impl Scale {
+impl ScaleParams for Scale {
     fn frames(self) -> usize {
         match self {
             Scale::Quick => 60,
@@ -70,12 +73,6 @@ impl Scale {
         match self {
             Scale::Quick => 1500,
             Scale::Full => 5000,
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            Scale::Quick => "quick",
-            Scale::Full => "full",
         }
     }
 }

@@ -16,7 +16,17 @@
 //!
 //! Bad input: a request beyond the capacity or with a bad buffer is refused
 //! before it reaches the device; a write to a read-only device is refused;
-//! a device status other than OK comes back as [`BlockError::Io`].
+//! a device status IOERR or UNSUPP comes back as [`BlockError::Io`].
+//!
+//! Bad device: what the device returns is checked by the `virtio` crate.
+//! A capacity of 0 or beyond 2^64 bytes, or a configuration that never
+//! reads consistently, refuses the device at probe. A used length or
+//! status byte the protocol does not allow fails that request with
+//! [`BlockError::BadResponse`] and one console line. A used-ring index or
+//! element that names no request in flight means the driver can no longer
+//! tell which request ended: it prints one line, resets the device (which
+//! stops its DMA), completes every request in flight with
+//! [`BlockError::NotReady`] and refuses later ones the same way.
 
 use alloc::vec::Vec;
 
@@ -24,21 +34,14 @@ use blkdev::{
     BlockDevice, BlockError, Completion, DevStats, Op, Request, SECTOR_SIZE, check_request,
 };
 
-use super::virtio_mmio::{DEVICE_ID_BLOCK, Transport, TransportError, VirtQueue};
+use virtio::blk::{self, Config, ConfigError, F_FLUSH, F_RO, S_UNSET, T_FLUSH, T_IN, T_OUT};
+use virtio::{QueueError, UsedError};
+
+use super::virtio_mmio::{DEVICE_ID_BLOCK, MAX_CHAIN, Transport, TransportError, VirtQueue};
 use crate::mm;
 
 /// Entries in the request queue.
 pub const QUEUE_SIZE: u16 = 96;
-
-const F_RO: u64 = 1 << 5;
-const F_FLUSH: u64 = 1 << 9;
-
-const T_IN: u32 = 0;
-const T_OUT: u32 = 1;
-const T_FLUSH: u32 = 4;
-
-const S_OK: u8 = 0;
-const S_UNSET: u8 = 0xff;
 
 /// Per-request memory the device reads (header) and writes (status).
 #[repr(C, align(32))]
@@ -63,12 +66,15 @@ pub struct VirtioBlk {
     queue: VirtQueue,
     slots: *mut SlotMem,
     info: Vec<Option<SlotInfo>>,
-    /// Completions produced without the device (flush with no write cache).
-    ready: Vec<Completion>,
+    /// Completions produced without the device (flush with no write cache,
+    /// requests failed by a reset), with what each request was.
+    ready: Vec<(Completion, SlotInfo)>,
     in_flight: usize,
     capacity: u64,
     read_only: bool,
     has_flush: bool,
+    /// The device broke the queue protocol and was reset.
+    failed: bool,
     stats: DevStats,
 }
 
@@ -81,6 +87,8 @@ unsafe impl Send for VirtioBlk {}
 pub enum ProbeError {
     Transport(TransportError),
     NotABlockDevice(u32),
+    Queue(QueueError),
+    Config(ConfigError),
 }
 
 impl core::fmt::Display for ProbeError {
@@ -88,6 +96,8 @@ impl core::fmt::Display for ProbeError {
         match self {
             ProbeError::Transport(e) => write!(f, "{e}"),
             ProbeError::NotABlockDevice(id) => write!(f, "device type {id} is not a block device"),
+            ProbeError::Queue(e) => write!(f, "{e}"),
+            ProbeError::Config(e) => write!(f, "virtio-blk configuration: {e}"),
         }
     }
 }
@@ -108,11 +118,13 @@ impl VirtioBlk {
         let features = transport
             .negotiate(F_RO | F_FLUSH)
             .map_err(ProbeError::Transport)?;
-        let max = transport.queue_max(0);
-        if max == 0 {
-            return Err(ProbeError::Transport(TransportError::QueueUnavailable));
-        }
-        let size = QUEUE_SIZE.min(max.min(u16::MAX as u32) as u16);
+        let mut cfg = [0u8; blk::CONFIG_BYTES];
+        transport
+            .read_config(0, &mut cfg)
+            .map_err(ProbeError::Transport)?;
+        let config = Config::parse(&cfg).map_err(ProbeError::Config)?;
+        let size = virtio::queue_size(transport.queue_max(0), QUEUE_SIZE, MAX_CHAIN as u16)
+            .map_err(ProbeError::Transport)?;
         let (d, a, u) = VirtQueue::bytes_needed(size);
         let slot_bytes = (size as usize * core::mem::size_of::<SlotMem>()).next_multiple_of(4096);
         let total = d + a + u + slot_bytes;
@@ -120,14 +132,12 @@ impl VirtioBlk {
             .ok_or(ProbeError::Transport(TransportError::OutOfMemory))?;
         // SAFETY: `mem` is zeroed, page-aligned, identity-mapped memory of
         // `total` bytes that this device owns forever.
-        let queue = unsafe { VirtQueue::new(mem, size) };
+        let queue = unsafe { VirtQueue::new(mem, size) }.map_err(ProbeError::Queue)?;
         let (qd, qa, qu) = queue.addresses();
         transport
             .setup_queue(0, size as u32, qd, qa, qu)
             .map_err(ProbeError::Transport)?;
         transport.driver_ok();
-        let mut cfg = [0u8; 8];
-        transport.read_config(0, &mut cfg);
         Ok(Self {
             transport,
             queue,
@@ -136,9 +146,10 @@ impl VirtioBlk {
             info: alloc::vec![None; size as usize],
             ready: Vec::new(),
             in_flight: 0,
-            capacity: u64::from_le_bytes(cfg),
+            capacity: config.capacity,
             read_only: features & F_RO != 0,
             has_flush: features & F_FLUSH != 0,
+            failed: false,
             stats: DevStats::default(),
         })
     }
@@ -154,7 +165,7 @@ impl VirtioBlk {
                     log::info!(
                         "virtio-blk at {base:#x}: {} sectors ({} MiB){}, queue of {} ({} requests in flight)",
                         dev.capacity,
-                        (dev.capacity * SECTOR_SIZE as u64) >> 20,
+                        (dev.capacity * SECTOR_SIZE as u64) >> 20, // < 2^64: Config::parse
                         if dev.read_only { ", read-only" } else { "" },
                         dev.queue.size(),
                         dev.queue_depth()
@@ -171,6 +182,50 @@ impl VirtioBlk {
 
     pub fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// Counts a completed request.
+    fn account(&mut self, info: &SlotInfo, ok: bool) {
+        match info.op {
+            Op::Read => {
+                self.stats.read_requests += 1;
+                if ok {
+                    self.stats.sectors_read += info.sectors;
+                }
+            }
+            Op::Write => {
+                self.stats.write_requests += 1;
+                if ok {
+                    self.stats.sectors_written += info.sectors;
+                }
+            }
+            Op::Flush => self.stats.flushes += 1,
+        }
+    }
+
+    /// The device broke the queue protocol: reset it, so that it stops
+    /// using the queue and the request buffers, and fail every request in
+    /// flight. Later requests are refused with `NotReady`.
+    fn fail(&mut self, e: UsedError) {
+        self.failed = true;
+        let reset = self.transport.reset();
+        let mut failed = 0;
+        for info in self.info.iter_mut().filter_map(Option::take) {
+            let done = Completion {
+                tag: info.tag,
+                result: Err(BlockError::NotReady),
+            };
+            self.ready.push((done, info));
+            failed += 1;
+        }
+        log::error!(
+            "virtio-blk at {:#x}: {e}; device reset{}, {failed} requests in flight failed",
+            self.transport.base(),
+            match reset {
+                Ok(()) => "",
+                Err(_) => " (not acknowledged)",
+            }
+        );
     }
 
     fn slot(&self, head: u16) -> *mut SlotMem {
@@ -196,16 +251,25 @@ impl BlockDevice for VirtioBlk {
     // the completion is reaped (BlockDevice::submit); the device only DMAs
     // into it in that window.
     unsafe fn submit(&mut self, req: Request) -> Result<(), BlockError> {
-        if self.transport.needs_reset() {
+        if self.failed || self.transport.needs_reset() {
             return Err(BlockError::NotReady);
         }
         check_request(&req, self.capacity)?;
+        let Some(data_len) = blk::data_len(req.len) else {
+            return Err(BlockError::BadBuffer { len: req.len });
+        };
         if req.op == Op::Write && self.read_only {
             return Err(BlockError::ReadOnly);
         }
         if self.in_flight >= self.queue_depth() {
             return Err(BlockError::QueueFull);
         }
+        let info = SlotInfo {
+            tag: req.tag,
+            op: req.op,
+            sector: req.sector,
+            sectors: req.sectors(),
+        };
         let (kind, sector) = match req.op {
             Op::Read => (T_IN, req.sector),
             Op::Write => (T_OUT, req.sector),
@@ -215,16 +279,19 @@ impl BlockDevice for VirtioBlk {
             // The device offers no flush: it has no volatile write cache, so
             // completed writes are durable already (virtio 1.x, 5.2.6.2).
             // The completion is reported by the next poll.
-            self.ready.push(Completion {
+            let done = Completion {
                 tag: req.tag,
                 result: Ok(()),
-            });
+            };
+            self.ready.push((done, info));
             self.in_flight += 1;
             return Ok(());
         }
         // A chain's head is the queue's free-list head at the time of the
         // push, so its slot can be filled before the device may see it.
-        let head_guess = self.queue.peek_free_head();
+        let Some(head_guess) = self.queue.peek_free_head() else {
+            return Err(BlockError::QueueFull);
+        };
         let slot = self.slot(head_guess);
         // SAFETY: slot memory of a free descriptor index: not in flight, so
         // the device does not access it now.
@@ -243,7 +310,7 @@ impl BlockDevice for VirtioBlk {
             let device_writes = req.op == Op::Read;
             self.queue.push(&[
                 (hdr, 16, false),
-                (req.buf as u64, req.len as u32, device_writes),
+                (req.buf as u64, data_len, device_writes),
                 (status, 1, true),
             ])
         };
@@ -251,54 +318,58 @@ impl BlockDevice for VirtioBlk {
             return Err(BlockError::QueueFull);
         };
         debug_assert_eq!(head, head_guess, "virtqueue handed out another head");
-        self.info[head as usize] = Some(SlotInfo {
-            tag: req.tag,
-            op: req.op,
-            sector: req.sector,
-            sectors: req.sectors(),
-        });
+        self.info[head as usize] = Some(info);
         self.in_flight += 1;
         self.transport.notify(0);
         Ok(())
     }
 
     fn poll(&mut self) -> Option<Completion> {
-        if let Some(c) = self.ready.pop() {
+        if let Some((done, info)) = self.ready.pop() {
             self.in_flight -= 1;
-            self.stats.flushes += 1;
-            return Some(c);
+            self.account(&info, done.result.is_ok());
+            return Some(done);
+        }
+        if self.failed {
+            return None;
         }
         self.transport.ack_interrupts();
-        let (head, _written) = self.queue.pop_used()?;
-        let info = self.info.get_mut(head as usize)?.take()?;
+        let used = match self.queue.pop_used()? {
+            Ok(used) => used,
+            Err(e) => {
+                self.fail(e);
+                return self.poll();
+            }
+        };
+        let Some(info) = self.info.get_mut(used.head as usize).and_then(Option::take) else {
+            // SplitQueue only returns heads of chains in flight, each of
+            // which has its slot filled at submission.
+            self.fail(UsedError::NotInFlight { id: used.head });
+            return self.poll();
+        };
         self.in_flight -= 1;
         // SAFETY: the device has returned this chain, so it no longer writes
         // the slot; read the status byte it wrote.
-        let status =
-            unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*self.slot(head)).status)) };
-        let result = if status == S_OK {
-            Ok(())
-        } else {
-            Err(BlockError::Io {
+        let status = unsafe {
+            core::ptr::read_volatile(core::ptr::addr_of!((*self.slot(used.head)).status))
+        };
+        let result = blk::check_response(&used, status).map_err(|e| match e.status() {
+            Some(status) => BlockError::Io {
                 sector: info.sector,
                 status,
-            })
-        };
-        match info.op {
-            Op::Read => {
-                self.stats.read_requests += 1;
-                if result.is_ok() {
-                    self.stats.sectors_read += info.sectors;
+            },
+            None => {
+                log::warn!(
+                    "virtio-blk at {:#x}: request at sector {}: {e}; request failed",
+                    self.transport.base(),
+                    info.sector
+                );
+                BlockError::BadResponse {
+                    sector: info.sector,
                 }
             }
-            Op::Write => {
-                self.stats.write_requests += 1;
-                if result.is_ok() {
-                    self.stats.sectors_written += info.sectors;
-                }
-            }
-            Op::Flush => self.stats.flushes += 1,
-        }
+        });
+        self.account(&info, result.is_ok());
         Some(Completion {
             tag: info.tag,
             result,

@@ -12,8 +12,13 @@
 //! - Ordering: ring and descriptor writes are made visible with a `dsb`
 //!   before the index that publishes them, and before the notify register
 //!   write; the used index is read before the used element it covers.
+//! - The device is not trusted: what it returns (identity, features, queue
+//!   size, configuration generation, used index and elements) is checked by
+//!   the host-tested `virtio` crate (kernel/crates/virtio), which also keeps
+//!   the driver's own copy of every chain, so no descriptor link is read
+//!   back from shared memory. Waits on the device are bounded.
 
-use core::ptr::{addr_of, addr_of_mut};
+use core::ptr::addr_of;
 use core::sync::atomic::{Ordering, fence};
 
 use tock_registers::interfaces::{Readable, Writeable};
@@ -21,8 +26,7 @@ use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 use aarch64_cpu::asm::barrier;
-
-const MAGIC: u32 = 0x7472_6976; // "virt"
+use virtio::{QueueError, SplitQueue, Used, UsedError};
 
 register_structs! {
     pub Registers {
@@ -72,46 +76,13 @@ mod status {
     pub const FAILED: u32 = 128;
 }
 
-/// Feature bit every modern device offers and every modern driver accepts.
-pub const F_VERSION_1: u64 = 1 << 32;
+pub use virtio::{DEVICE_ID_BLOCK, TransportError};
 
-/// Device types (virtio 1.x, 5).
-pub const DEVICE_ID_BLOCK: u32 = 2;
-
-/// Why a transport could not be brought up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportError {
-    BadMagic(u32),
-    Legacy,
-    UnsupportedVersion(u32),
-    NoDevice,
-    FeaturesRejected,
-    QueueUnavailable,
-    QueueInUse,
-    OutOfMemory,
-}
-
-impl core::fmt::Display for TransportError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            TransportError::BadMagic(m) => write!(f, "not a virtio-mmio device (magic {m:#x})"),
-            TransportError::Legacy => write!(
-                f,
-                "legacy virtio-mmio (version 1) device; start QEMU with -global virtio-mmio.force-legacy=false"
-            ),
-            TransportError::UnsupportedVersion(v) => {
-                write!(f, "unsupported virtio-mmio version {v}")
-            }
-            TransportError::NoDevice => write!(f, "no device behind this transport"),
-            TransportError::FeaturesRejected => {
-                write!(f, "device rejected the negotiated features")
-            }
-            TransportError::QueueUnavailable => write!(f, "queue 0 does not exist"),
-            TransportError::QueueInUse => write!(f, "queue 0 is already live"),
-            TransportError::OutOfMemory => write!(f, "no memory for the virtqueue"),
-        }
-    }
-}
+/// Polls of the status register before a reset counts as not done.
+const RESET_POLLS: u32 = 1_000_000;
+/// Reads of configuration space before a changing generation counter
+/// counts as unstable.
+const CONFIG_TRIES: u32 = 64;
 
 /// One virtio-mmio transport window.
 pub struct Transport {
@@ -144,41 +115,38 @@ impl Transport {
     /// Device type behind the window, after checking magic and version.
     pub fn probe(&self) -> Result<u32, TransportError> {
         let r = self.regs();
-        let magic = r.magic.get();
-        if magic != MAGIC {
-            return Err(TransportError::BadMagic(magic));
+        virtio::check_identity(r.magic.get(), r.version.get(), r.device_id.get())
+    }
+
+    /// Resets the device: once the status register reads 0 it has stopped
+    /// using its queues (virtio 1.x, 2.4). A device that never gets there
+    /// is an error, not a hang.
+    pub fn reset(&self) -> Result<(), TransportError> {
+        let r = self.regs();
+        r.status.set(0);
+        for _ in 0..RESET_POLLS {
+            if r.status.get() == 0 {
+                return Ok(());
+            }
+            core::hint::spin_loop();
         }
-        // An empty slot (device id 0) is not an error in either version.
-        let id = r.device_id.get();
-        if id == 0 {
-            return Err(TransportError::NoDevice);
-        }
-        match r.version.get() {
-            2 => Ok(id),
-            1 => Err(TransportError::Legacy),
-            v => Err(TransportError::UnsupportedVersion(v)),
-        }
+        Err(TransportError::ResetTimeout)
     }
 
     /// Resets the device and negotiates features: accepts `wanted` ∩ offered
     /// (VERSION_1 is required). Returns the accepted set.
     pub fn negotiate(&self, wanted: u64) -> Result<u64, TransportError> {
         let r = self.regs();
-        r.status.set(0);
-        while r.status.get() != 0 {
-            core::hint::spin_loop();
-        }
+        self.reset()?;
         r.status.set(status::ACKNOWLEDGE);
         r.status.set(status::ACKNOWLEDGE | status::DRIVER);
         r.device_features_sel.set(0);
         let mut offered = r.device_features.get() as u64;
         r.device_features_sel.set(1);
         offered |= (r.device_features.get() as u64) << 32;
-        if offered & F_VERSION_1 == 0 {
+        let accepted = virtio::accept_features(offered, wanted).inspect_err(|_| {
             r.status.set(status::FAILED);
-            return Err(TransportError::FeaturesRejected);
-        }
-        let accepted = offered & (wanted | F_VERSION_1);
+        })?;
         r.driver_features_sel.set(0);
         r.driver_features.set(accepted as u32);
         r.driver_features_sel.set(1);
@@ -254,10 +222,9 @@ impl Transport {
 
     /// Reads a consistent copy of the device configuration space bytes
     /// `[offset, offset + out.len())`.
-    pub fn read_config(&self, offset: usize, out: &mut [u8]) {
+    pub fn read_config(&self, offset: usize, out: &mut [u8]) -> Result<(), TransportError> {
         let r = self.regs();
-        loop {
-            let before = r.config_generation.get();
+        let read = |out: &mut [u8]| {
             for (i, b) in out.iter_mut().enumerate() {
                 // SAFETY: the configuration space starts at 0x100 in the
                 // mapped window; byte reads are allowed for it (4.2.2.2).
@@ -265,10 +232,8 @@ impl Transport {
                     core::ptr::read_volatile((self.base() + 0x100 + offset + i) as *const u8)
                 };
             }
-            if r.config_generation.get() == before {
-                return;
-            }
-        }
+        };
+        virtio::read_consistent(CONFIG_TRIES, || r.config_generation.get(), read, out)
     }
 }
 
@@ -285,6 +250,10 @@ pub struct Desc {
 pub const DESC_F_NEXT: u16 = 1;
 pub const DESC_F_WRITE: u16 = 2;
 
+/// Most descriptors in one chain the driver builds (virtio-blk: header,
+/// data, status).
+pub const MAX_CHAIN: usize = 3;
+
 /// Used-ring element (2.7.8).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -293,15 +262,15 @@ struct UsedElem {
     len: u32,
 }
 
-/// One split virtqueue of `size` entries in driver-owned memory.
+/// One split virtqueue of `size` entries in driver-owned memory. Which
+/// descriptors a chain uses and whether a used element names a chain in
+/// flight is decided by [`SplitQueue`], from the driver's own copy of the
+/// chains; this type only moves values in and out of the shared memory.
 pub struct VirtQueue {
-    size: u16,
     desc: *mut Desc,
     avail: *mut u16, // flags, idx, ring[size]
     used: *mut u8,   // flags u16, idx u16, ring[size] of UsedElem
-    free_head: u16,
-    free_count: u16,
-    last_used: u16,
+    book: SplitQueue,
 }
 
 // SAFETY: the queue memory is owned exclusively by this value (allocated for
@@ -322,24 +291,17 @@ impl VirtQueue {
     /// # Safety
     /// `mem` must be zeroed, identity-mapped memory of at least the sum of
     /// `bytes_needed(size)`, 4 KiB aligned, owned by this queue forever.
-    pub unsafe fn new(mem: *mut u8, size: u16) -> Self {
+    pub unsafe fn new(mem: *mut u8, size: u16) -> Result<Self, QueueError> {
+        let book = SplitQueue::new(size)?;
         let (d, a, _) = Self::bytes_needed(size);
-        let desc = mem as *mut Desc;
-        for i in 0..size {
-            // SAFETY: `i < size` descriptors fit in the first part of `mem`.
-            unsafe { (*desc.add(i as usize)).next = i + 1 };
-        }
-        Self {
-            size,
-            desc,
+        Ok(Self {
+            desc: mem as *mut Desc,
             // SAFETY: offsets within `mem` per `bytes_needed`.
             avail: unsafe { mem.add(d) } as *mut u16,
             // SAFETY: as above.
             used: unsafe { mem.add(d + a) },
-            free_head: 0,
-            free_count: size,
-            last_used: 0,
-        }
+            book,
+        })
     }
 
     pub fn addresses(&self) -> (u64, u64, u64) {
@@ -347,89 +309,77 @@ impl VirtQueue {
     }
 
     pub fn size(&self) -> u16 {
-        self.size
+        self.book.size()
     }
 
-    /// The head index the next `push` will use.
-    pub fn peek_free_head(&self) -> u16 {
-        self.free_head
+    /// The head index the next `push` will use, if a descriptor is free.
+    pub fn peek_free_head(&self) -> Option<u16> {
+        self.book.peek_free_head()
     }
 
     pub fn free_descriptors(&self) -> u16 {
-        self.free_count
+        self.book.free_descriptors()
     }
 
     /// Places a chain of descriptors (`bufs`: address, length, device
     /// writes?) in the available ring. Returns the head index, or None if
     /// not enough descriptors are free.
     pub fn push(&mut self, bufs: &[(u64, u32, bool)]) -> Option<u16> {
-        if bufs.is_empty() || bufs.len() > self.free_count as usize {
-            return None;
+        let mut lens = [(0u32, false); MAX_CHAIN];
+        let mut ids = [0u16; MAX_CHAIN];
+        let lens = lens.get_mut(..bufs.len())?;
+        for (l, &(_, len, write)) in lens.iter_mut().zip(bufs) {
+            *l = (len, write);
         }
-        let head = self.free_head;
-        let mut idx = head;
+        let chain = self.book.alloc(lens, &mut ids)?;
         for (i, &(addr, len, write)) in bufs.iter().enumerate() {
-            // SAFETY: `idx` is a free descriptor index (< size) taken from
-            // the free list; only the driver writes free descriptors.
-            let d = unsafe { &mut *self.desc.add(idx as usize) };
-            let next_free = d.next;
-            d.addr = addr;
-            d.len = len;
-            d.flags = if write { DESC_F_WRITE } else { 0 };
-            if i + 1 < bufs.len() {
-                d.flags |= DESC_F_NEXT;
-                d.next = next_free;
-            }
-            idx = next_free;
+            let last = i + 1 == bufs.len();
+            let flags = if write { DESC_F_WRITE } else { 0 } | if last { 0 } else { DESC_F_NEXT };
+            let next = if last { 0 } else { ids[i + 1] };
+            // SAFETY: SplitQueue handed out `ids[i]` (< size) for this
+            // chain: a free descriptor, which the device does not read.
+            unsafe {
+                self.desc.add(ids[i] as usize).write_volatile(Desc {
+                    addr,
+                    len,
+                    flags,
+                    next,
+                })
+            };
         }
-        self.free_head = idx;
-        self.free_count -= bufs.len() as u16;
         // SAFETY: the available ring lies in queue memory: flags at 0, idx at
-        // 1, ring at 2..2+size (in u16 units). The driver is its only writer.
+        // 1, ring at 2..2+size (in u16 units; `avail_slot < size`). The
+        // driver is its only writer.
         unsafe {
-            let avail_idx = addr_of_mut!(*self.avail.add(1)).read_volatile();
             self.avail
-                .add(2 + (avail_idx % self.size) as usize)
-                .write_volatile(head);
+                .add(2 + chain.avail_slot)
+                .write_volatile(chain.head);
             // The ring entry must be visible before the index that publishes it.
             fence(Ordering::SeqCst);
             barrier::dsb(barrier::SY);
-            self.avail.add(1).write_volatile(avail_idx.wrapping_add(1));
+            self.avail.add(1).write_volatile(chain.avail_idx);
         }
-        Some(head)
+        Some(chain.head)
     }
 
-    /// Takes one completed chain from the used ring: (head index, bytes
-    /// written), returning its descriptors to the free list.
-    pub fn pop_used(&mut self) -> Option<(u16, u32)> {
+    /// Takes one completed chain from the used ring, returning its
+    /// descriptors to the free list: `None` if the device has returned
+    /// nothing new, an error if what it returned names no chain in flight
+    /// (then the device must be reset).
+    pub fn pop_used(&mut self) -> Option<Result<Used, UsedError>> {
         // SAFETY: the used ring lies in queue memory: idx at byte 2, ring at
         // byte 4; the device writes it, the driver only reads.
         let used_idx = unsafe { addr_of!(*(self.used.add(2) as *const u16)).read_volatile() };
-        if used_idx == self.last_used {
-            return None;
+        match self.book.pending(used_idx) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => return Some(Err(e)),
         }
         // Read the element only after seeing the index that covers it.
         barrier::dmb(barrier::SY);
-        let slot = (self.last_used % self.size) as usize;
+        let slot = self.book.used_slot();
         // SAFETY: `slot < size` elements of 8 bytes after the 4-byte header.
         let elem = unsafe { (self.used.add(4 + 8 * slot) as *const UsedElem).read_volatile() };
-        self.last_used = self.last_used.wrapping_add(1);
-        let head = elem.id as u16;
-        // Return the chain to the free list.
-        let mut idx = head;
-        let mut n = 1;
-        loop {
-            // SAFETY: `idx` belongs to the chain the device just returned.
-            let d = unsafe { &mut *self.desc.add(idx as usize) };
-            if d.flags & DESC_F_NEXT == 0 {
-                d.next = self.free_head;
-                break;
-            }
-            idx = d.next;
-            n += 1;
-        }
-        self.free_head = head;
-        self.free_count += n;
-        Some((head, elem.len))
+        Some(self.book.complete(elem.id, elem.len))
     }
 }

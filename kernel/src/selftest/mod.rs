@@ -23,9 +23,9 @@ use alloc::vec::Vec;
 use frames::{FrameState, Pfn};
 
 use crate::arch::{mmu, timer};
-use crate::bootargs::Inject;
 use crate::exit::ExitStatus;
 use crate::{BootInfo, mm, println, probes};
+use bootargs::Inject;
 
 type TestResult = Result<(), String>;
 
@@ -110,12 +110,12 @@ const STORAGE_TESTS: &[Test] = &[
 ];
 
 /// Nonce of the two-boot persistence check (`persist=write:N|check:N`).
-static PERSIST: spin::Once<crate::bootargs::Persist> = spin::Once::new();
+static PERSIST: spin::Once<bootargs::Persist> = spin::Once::new();
 
 fn persist(_: &BootInfo) -> TestResult {
     match PERSIST.get() {
-        Some(crate::bootargs::Persist::Write(n)) => storage_tests::persist_write(*n),
-        Some(crate::bootargs::Persist::Check(n)) => storage_tests::persist_check(*n),
+        Some(bootargs::Persist::Write(n)) => storage_tests::persist_write(*n),
+        Some(bootargs::Persist::Check(n)) => storage_tests::persist_check(*n),
         None => Err("no persist= argument".into()),
     }
 }
@@ -139,7 +139,7 @@ fn planned(info: &BootInfo, with_persist: bool) -> Vec<&'static Test> {
 pub fn run(
     info: &BootInfo,
     inject: Option<Inject>,
-    persist: Option<crate::bootargs::Persist>,
+    persist: Option<bootargs::Persist>,
 ) -> ExitStatus {
     if let Some(p) = persist {
         PERSIST.call_once(|| p);

@@ -24,6 +24,8 @@
 //! `--inject fail|panic|hang` adds a failing, panicking or hanging guest test,
 //! to show that each turns the command red.
 
+mod fuzz;
+
 use std::collections::BTreeMap;
 use std::env;
 use std::fmt::Write as _;
@@ -44,6 +46,7 @@ const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];
 fn usage() -> &'static str {
     "usage: cargo xtask test [--inject fail|panic|hang] [--timeout SECS] [--board qemu-virt|rpi4] [--skip-host] [--skip-demo]\n\
      \x20      cargo xtask structure [--graph]\n\
+     \x20      cargo xtask fuzz [--seconds N] (every fuzz target; --help there)\n\
      \n\
      test: checks the source structure, runs the host tests of kernel/crates/* and\n\
      xtask, builds both boards, boots each under QEMU in self-test and fault mode\n\
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
         }
         Some("real-dtbs") => realtrees::command(&root(), &args[1..]),
         Some("linux-cma") => linuxcma::linux_cma(&args[1..]),
+        Some("fuzz") => fuzz::main(&root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}\n\n{}", usage(), publish::usage());
             println!("\n{}", linuxcma::usage());

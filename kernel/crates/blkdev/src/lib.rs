@@ -85,6 +85,12 @@ pub enum BlockError {
     },
     /// The device is not (yet) initialised or has been reset.
     NotReady,
+    /// The device's response to this request breaks its protocol (a status
+    /// or length it may not return); the driver said what on the console.
+    BadResponse {
+        /// First sector of the request.
+        sector: u64,
+    },
     /// The queue holds `queue_depth` requests already: reap completions first.
     QueueFull,
     /// A synchronous helper was called while requests are in flight.
@@ -112,6 +118,9 @@ impl core::fmt::Display for BlockError {
                 write!(f, "I/O error at sector {sector} (device status {status})")
             }
             BlockError::NotReady => write!(f, "device not ready"),
+            BlockError::BadResponse { sector } => {
+                write!(f, "malformed device response at sector {sector}")
+            }
             BlockError::QueueFull => write!(f, "request queue full"),
             BlockError::Busy => write!(f, "requests in flight"),
             BlockError::ReadOnly => write!(f, "device is read-only"),
