@@ -117,13 +117,16 @@ mod cma;
 mod gcma;
 
 pub use areas::{
-    Allocation, AreaId, AreaKind, AreaStats, Areas, KindReport, MAX_AREAS, MemReport, PfnState,
+    AllocStep, Allocation, AreaId, CmaAlloc, AreaKind, AreaStats, Areas, KindReport, MAX_AREAS, MemReport, PfnState,
     Select,
 };
 pub use bitmap::Bitmap;
 pub use carveout::CarveoutArea;
 pub use cleancache::{Cleancache, PageState, PoolError, PoolId, Reclaimed};
-pub use cma::{CmaArea, DEFAULT_MAX_PASSES};
+pub use cma::{
+    ANDROID_MAX_RETRIES, ANDROID_RETRY_SLEEP_MS, CMA_ALIGNMENT, CmaArea, CmaJob, CmaPolicy,
+    CmaStep, DEFAULT_MAX_PASSES, MIGRATE_ATTEMPTS, MIGRATE_PASSES, linux_cma_align_pages,
+};
 pub use gcma::GcmaArea;
 
 use core::fmt;
@@ -228,19 +231,35 @@ pub enum MigrateError {
     NoMemory,
 }
 
+/// How a [`Migrator`] emptied a lent page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moved {
+    /// A clean page-cache page, dropped without a copy (Linux
+    /// `reclaim_clean_pages_from_list`): it is read again on its next use.
+    Dropped,
+    /// Copied to a frame outside every CMA area (`migrate_pages`), dirty
+    /// pages included.
+    Copied,
+}
+
 /// Moves a lent CMA page out of the area; implemented by the kernel.
 ///
 /// `migrate(pfn)` is called only for pages the CMA area has lent (through
-/// `lend_page`) and not had returned. On `Ok(())` the kernel has allocated a
-/// replacement frame *outside every CMA area* (Linux allocates migration
-/// targets outside the isolated range), copied the page, pointed the page
-/// cache index at the copy and dropped every reference to `pfn`; the CMA area
-/// then owns `pfn` again, and the kernel must **not** call `return_page(pfn)`
-/// for it. It runs under the areas lock: it must not call into [`Areas`] or
-/// the cleancache (pages it evicts to make room are dropped, not put into
+/// `lend_page`) and not had returned. As Linux's
+/// `__alloc_contig_migrate_range` in MIGRATE_SYNC mode, the kernel first
+/// waits for a locked or under-write-back page; then a clean, unpinned
+/// page-cache page is dropped (`Ok(Moved::Dropped)`: unlinked from the page
+/// cache, nothing copied), and any other movable page is copied
+/// (`Ok(Moved::Copied)`: a replacement frame allocated *outside every CMA
+/// area* (Linux allocates migration targets outside the isolated range),
+/// the page copied, the page cache index pointed at the copy). On `Ok` the
+/// kernel dropped every reference to `pfn`; the CMA area owns `pfn` again,
+/// and the kernel must **not** call `return_page(pfn)` for it. A pinned page
+/// is `Err(Busy)`. It runs under the areas lock: it must not call into
+/// [`Areas`] or the cleancache (pages it evicts or drops are not put into
 /// cleancache).
 pub trait Migrator {
-    fn migrate(&mut self, pfn: Pfn) -> Result<(), MigrateError>;
+    fn migrate(&mut self, pfn: Pfn) -> Result<Moved, MigrateError>;
 }
 
 /// A migrator that can move nothing (every page is busy): for kernels or
@@ -249,7 +268,7 @@ pub trait Migrator {
 pub struct NoMigrator;
 
 impl Migrator for NoMigrator {
-    fn migrate(&mut self, _pfn: Pfn) -> Result<(), MigrateError> {
+    fn migrate(&mut self, _pfn: Pfn) -> Result<Moved, MigrateError> {
         Err(MigrateError::Busy)
     }
 }
