@@ -3,7 +3,8 @@
 //! In one boot, side by side on reserved regions of the same size:
 //! 1. page operations the allocators are compared with (zero, copy a page);
 //! 2. a sequential scan of the data set with and without readahead;
-//! 3. for each allocator (GCMA, CMA, carveout) and condition (idle,
+//! 3. for each allocator (GCMA, CMA with the Linux policy, CMA with the
+//!    Android sleep-and-rescan policy (`cma-retry`), carveout) and condition (idle,
 //!    page-cache pressure, anonymous pressure, pinned pages): the camera
 //!    pipeline at 30 fps with its allocations timed, while the background
 //!    load runs;
@@ -34,7 +35,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use contig::AreaKind;
+use contig::{AreaKind, CmaPolicy};
 
 use crate::arch::timer;
 use crate::exit::ExitStatus;
@@ -80,7 +81,21 @@ impl Scale {
     }
 }
 
-const ALLOCATORS: [AreaKind; 3] = [AreaKind::Gcma, AreaKind::Cma, AreaKind::Carveout];
+/// The allocator rows: an area kind and, for CMA, the policy.
+const ALLOCATORS: [(AreaKind, CmaPolicy); 4] = [
+    (AreaKind::Gcma, CmaPolicy::Linux),
+    (AreaKind::Cma, CmaPolicy::Linux),
+    (AreaKind::Cma, CmaPolicy::AndroidRetry),
+    (AreaKind::Carveout, CmaPolicy::Linux),
+];
+
+/// Name of an allocator row in tables and `@` lines.
+fn row_name(kind: AreaKind, policy: CmaPolicy) -> &'static str {
+    match kind {
+        AreaKind::Cma => policy.row_name(),
+        k => kind_name(k),
+    }
+}
 
 fn kind_name(k: AreaKind) -> &'static str {
     match k {
@@ -146,6 +161,7 @@ fn percentiles(samples: &[u64]) -> (f64, f64, f64) {
 
 struct RunRow {
     kind: AreaKind,
+    policy: CmaPolicy,
     cond: Condition,
     stats: CameraStats,
     bytes_read: u64,
@@ -227,11 +243,11 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
 
     let mut rows = Vec::new();
     for cond in Condition::ALL {
-        for kind in ALLOCATORS {
+        for (kind, policy) in ALLOCATORS {
             progress(
                 &mut step,
                 steps,
-                &format!("{}/{}", kind_name(kind), cond.name()),
+                &format!("{}/{}", row_name(kind, policy), cond.name()),
             );
             apply(setup_for(Some(kind), cma_pages));
             camera::warm_up(kind);
@@ -240,12 +256,13 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
             }
             let tasks = load::start(cond, data, seed);
             crate::sched::sleep_ns(scale.warmup_ms() * 1_000_000);
-            let stats = camera_task(kind, scale.frames());
+            let stats = camera_task(kind, policy, scale.frames());
             let bytes_read = load::BYTES_READ.load(core::sync::atomic::Ordering::Relaxed);
             load::stop(tasks);
-            print_run(kind, cond, &stats);
+            print_run(row_name(kind, policy), cond, &stats);
             rows.push(RunRow {
                 kind,
+                policy,
                 cond,
                 stats,
                 bytes_read,
@@ -314,10 +331,13 @@ fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize) {
 }
 
 /// Runs the camera as its own high-priority task and returns its stats.
-fn camera_task(kind: AreaKind, frames: usize) -> CameraStats {
+fn camera_task(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats {
     static RESULT: crate::sync::IrqLock<Option<CameraStats>> = crate::sync::IrqLock::new(None);
     let id = crate::sched::spawn("camera", camera::PRIO_CAMERA, move || {
-        let st = camera::run(kind, frames);
+        let st = match policy {
+            CmaPolicy::Linux => camera::run(kind, frames),
+            p => camera::run_with(kind, p, frames),
+        };
         *RESULT.lock() = Some(st);
     });
     crate::sched::join(id);
@@ -327,11 +347,12 @@ fn camera_task(kind: AreaKind, frames: usize) -> CameraStats {
 fn idle_only(seed: u64) -> ExitStatus {
     let _ = seed;
     let mut rows = Vec::new();
-    for kind in ALLOCATORS {
-        let stats = camera_task(kind, 60);
-        print_run(kind, Condition::Idle, &stats);
+    for (kind, policy) in ALLOCATORS {
+        let stats = camera_task(kind, policy, 60);
+        print_run(row_name(kind, policy), Condition::Idle, &stats);
         rows.push(RunRow {
             kind,
+            policy,
             cond: Condition::Idle,
             stats,
             bytes_read: 0,
@@ -445,8 +466,8 @@ fn scan(data: &'static DataSet) {
     }
 }
 
-fn print_run(kind: AreaKind, cond: Condition, st: &CameraStats) {
-    let (name, c) = (kind_name(kind), cond.name());
+fn print_run(name: &str, cond: Condition, st: &CameraStats) {
+    let c = cond.name();
     for (pages, lat, attempts, successes) in [
         (
             camera::FRAME_PAGES,
@@ -519,7 +540,7 @@ fn summary(rows: &[RunRow]) {
         let _ = writeln!(
             t,
             "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>6} {:>8}",
-            kind_name(r.kind),
+            row_name(r.kind, r.policy),
             r.cond.name(),
             "",
             us(a50),
@@ -535,12 +556,15 @@ fn summary(rows: &[RunRow]) {
             r.bytes_read >> 20
         );
     }
-    // Ratios CMA / GCMA per condition (p99 of the 12 MiB photo buffer).
+    // Ratios CMA / GCMA per condition and policy (p99 of each size).
     let _ = writeln!(t, "\nCMA p99 / GCMA p99 (same boot):");
-    for cond in Condition::ALL {
-        let p99 = |k| {
+    for (cond, policy) in Condition::ALL
+        .into_iter()
+        .flat_map(|c| [(c, CmaPolicy::Linux), (c, CmaPolicy::AndroidRetry)])
+    {
+        let p99 = |k, p| {
             rows.iter()
-                .find(|r| r.kind == k && r.cond == cond)
+                .find(|r| r.kind == k && r.policy == p && r.cond == cond)
                 .map(|r| {
                     (
                         percentiles(&r.stats.frame_alloc_ns).1,
@@ -548,11 +572,15 @@ fn summary(rows: &[RunRow]) {
                     )
                 })
         };
-        if let (Some(g), Some(c)) = (p99(AreaKind::Gcma), p99(AreaKind::Cma)) {
+        if let (Some(g), Some(c)) = (
+            p99(AreaKind::Gcma, CmaPolicy::Linux),
+            p99(AreaKind::Cma, policy),
+        ) {
             let _ = writeln!(
                 t,
-                "  {:<9}  3 MiB: {:>8.1}x   12 MiB: {:>8.1}x",
+                "  {:<9} {:<9}  3 MiB: {:>8.1}x   12 MiB: {:>8.1}x",
                 cond.name(),
+                policy.row_name(),
                 c.0 / g.0.max(0.001),
                 c.1 / g.1.max(0.001)
             );
@@ -603,6 +631,7 @@ fn utilization(name: &str, s: Setup, data: &'static DataSet, seed: u64, reads: u
 fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     const ROUNDS: usize = 8;
     let pages = camera::PHOTO_PAGES;
+    let align = contig::linux_cma_align_pages(pages);
     // GCMA: allocations from a cleancache filled by the file workload.
     apply(setup_for(Some(AreaKind::Gcma), cma_pages));
     let tasks = load::start(Condition::PageCache, data, seed);
@@ -611,7 +640,7 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     let mut gcma = Vec::new();
     for _ in 0..ROUNDS {
         let t0 = timer::ticks();
-        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Gcma), pages, 1) {
+        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Gcma), pages, align) {
             gcma.push(timer::ticks_to_ns(timer::ticks() - t0));
             let _ = areas::free(a);
         }
@@ -640,7 +669,7 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
         crate::sched::sleep_ns(500_000_000);
         load::stop(tasks);
         let t0 = timer::ticks();
-        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Cma), pages, 1) {
+        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Cma), pages, align) {
             cma.push(timer::ticks_to_ns(timer::ticks() - t0));
             let _ = areas::free(a);
         }
