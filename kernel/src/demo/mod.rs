@@ -37,6 +37,7 @@ use core::fmt::Write as _;
 
 use contig::{AreaKind, CmaPolicy};
 
+use crate::arch::page_ops::{PAGE_SIZE, clear_page, copy_page, zva_block_bytes};
 use crate::arch::timer;
 use crate::exit::ExitStatus;
 use crate::fs::{self, Setup};
@@ -674,25 +675,43 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
             let _ = areas::free(a);
         }
     }
-    // memset / memcpy of the same number of pages, in the same boot.
-    let mut src = vec![0u8; pages * 4096];
-    let mut dst = vec![0u8; pages * 4096];
+    // memset / memcpy of the same number of pages, in the same boot, and
+    // the arch page operations migration and cleancache use. Page-aligned
+    // pages, as frames are (DC ZVA needs its block alignment).
+    #[derive(Clone)]
+    #[repr(C, align(4096))]
+    struct Page([u8; PAGE_SIZE]);
+    let mut src = vec![Page([0; PAGE_SIZE]); pages];
+    let mut dst = vec![Page([0; PAGE_SIZE]); pages];
     let mut memset = Vec::new();
     let mut memcpy = Vec::new();
+    let (mut clear, mut copy) = (Vec::new(), Vec::new());
     for r in 0..ROUNDS {
         // Page by page, as an allocator would zero or copy them.
         let t0 = timer::ticks();
-        for page in src.chunks_mut(4096) {
-            page.fill(r as u8);
+        for page in &mut src {
+            page.0.fill(r as u8);
             core::hint::black_box(&mut *page);
         }
         memset.push(timer::ticks_to_ns(timer::ticks() - t0));
         let t0 = timer::ticks();
-        for (d, s) in dst.chunks_mut(4096).zip(src.chunks(4096)) {
-            d.copy_from_slice(s);
+        for (d, s) in dst.iter_mut().zip(&src) {
+            d.0.copy_from_slice(&s.0);
             core::hint::black_box(&mut *d);
         }
         memcpy.push(timer::ticks_to_ns(timer::ticks() - t0));
+        let t0 = timer::ticks();
+        for page in &mut src {
+            clear_page(&mut page.0);
+            core::hint::black_box(&mut *page);
+        }
+        clear.push(timer::ticks_to_ns(timer::ticks() - t0));
+        let t0 = timer::ticks();
+        for (d, s) in dst.iter_mut().zip(&src) {
+            copy_page(&mut d.0, &s.0);
+            core::hint::black_box(&mut *d);
+        }
+        copy.push(timer::ticks_to_ns(timer::ticks() - t0));
     }
     let per = |v: &[u64]| {
         let mut v = v.to_vec();
@@ -714,5 +733,13 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
         "  of which cleancache take-back {:.1} ns per page",
         per(&take)
     );
-    println!("@perpage gcma_alloc_ns={g:.1} cma_alloc_ns={c:.1} memset_ns={s:.1} memcpy_ns={m:.1}");
+    let (z, k) = (per(&clear), per(&copy));
+    println!(
+        "  arch page ops: clear_page {z:.1} ns (DC ZVA {}), copy_page {k:.1} ns ({:.2}x memcpy's speed)",
+        if zva_block_bytes().is_some() { "on" } else { "off" },
+        m / k
+    );
+    println!(
+        "@perpage gcma_alloc_ns={g:.1} cma_alloc_ns={c:.1} memset_ns={s:.1} memcpy_ns={m:.1} clear_page_ns={z:.1} copy_page_ns={k:.1}"
+    );
 }
