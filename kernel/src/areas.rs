@@ -15,6 +15,12 @@
 //!   cleancache stores and evicts; every allocated range, GCMA included, in
 //!   one pass on allocate (Allocated) and free (ReservedArea), the observer
 //!   standing aside meanwhile.
+//! - A CMA allocation runs one migration pass per `MM` lock hold
+//!   ([`alloc_with`]): between passes the lock is released and the task
+//!   yields (Linux's `cond_resched`), or sleeps for the Android policy's
+//!   rescans; the candidate range stays isolated meanwhile. Frames the page
+//!   cache freed during a pass go back to their area before the lock is
+//!   released.
 //! - Memory accounting (see the `contig` crate): GCMA = allocated + cached +
 //!   idle; CMA = allocated + lent + idle (idle CMA memory is free system
 //!   memory); carveout = allocated + idle (idle carveout memory is wasted).

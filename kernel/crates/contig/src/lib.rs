@@ -4,11 +4,16 @@
 //!   allocation takes its pages back from cleancache, dropping whatever clean
 //!   copies they held: no I/O, no copy, no waiting, so it cannot fail while
 //!   the request fits a free range of the area's bitmap.
-//! * [`CmaArea`]: the baseline, after Linux `mm/cma.c` and
-//!   `alloc_contig_range()`: free pages are lent to the kernel's page
-//!   allocator as movable pages; a contiguous allocation migrates the lent
-//!   pages of its range out through a [`Migrator`], retries pinned (busy)
-//!   pages a few passes, then gives the range up and tries the next one.
+//! * [`CmaArea`]: the baseline, after Linux 6.12 `mm/cma.c` and
+//!   `alloc_contig_range()` (rules in the `cma` module): free pages are lent
+//!   to the kernel's page allocator as movable pages; a contiguous
+//!   allocation isolates a candidate range (stepped by the request's
+//!   alignment, [`linux_cma_align_pages`]), drops its clean lent pages and
+//!   migrates the others out through a [`Migrator`], retries pinned (busy)
+//!   pages up to 5 x 10 passes, then gives the range up and tries the next
+//!   one. [`Areas::cma_begin`] / [`Areas::cma_step`] run it one pass at a
+//!   time so that the kernel can release its lock in between;
+//!   [`CmaPolicy::AndroidRetry`] adds Android's sleep-and-rescan on busy.
 //! * [`CarveoutArea`]: a static carveout, never lent to anyone.
 //!
 //! [`Areas`] holds up to [`MAX_AREAS`] named areas of any kind behind
@@ -50,9 +55,12 @@
 //! * Locking: none inside. The kernel holds one lock around [`Areas`], which
 //!   owns the cleancache ([`Areas::backend_mut`] is how the page cache hooks
 //!   reach it), so page cache hooks, take-backs and allocations are
-//!   serialized. The [`Migrator`] runs inside [`Areas::alloc`] under that lock
-//!   and cannot call back into `Areas` (it is passed as `&mut dyn Migrator`
-//!   while `Areas` is mutably borrowed).
+//!   serialized. The [`Migrator`] runs inside [`Areas::alloc`] or
+//!   [`Areas::cma_step`] under that lock and cannot call back into `Areas`
+//!   (it is passed as `&mut dyn Migrator` while `Areas` is mutably
+//!   borrowed). Between two `cma_step` calls the lock may be released: the
+//!   job's candidate range stays isolated (never lent, never picked by
+//!   another allocation) until the job is done or aborted.
 //!
 //! # Accounting
 //!
