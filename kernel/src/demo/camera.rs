@@ -59,7 +59,12 @@ fn alloc_timed(
     lat: &mut Vec<u64>,
 ) -> Option<Allocation> {
     let t0 = timer::ticks();
-    let r = areas::alloc_with(Select::Kind(kind), pages, linux_cma_align_pages(pages), policy);
+    let r = areas::alloc_with(
+        Select::Kind(kind),
+        pages,
+        linux_cma_align_pages(pages),
+        policy,
+    );
     lat.push(timer::ticks_to_ns(timer::ticks() - t0));
     r.ok()
 }

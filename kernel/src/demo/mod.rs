@@ -736,7 +736,11 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     let (z, k) = (per(&clear), per(&copy));
     println!(
         "  arch page ops: clear_page {z:.1} ns (DC ZVA {}), copy_page {k:.1} ns ({:.2}x memcpy's speed)",
-        if zva_block_bytes().is_some() { "on" } else { "off" },
+        if zva_block_bytes().is_some() {
+            "on"
+        } else {
+            "off"
+        },
         m / k
     );
     println!(

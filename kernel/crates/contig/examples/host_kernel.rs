@@ -16,8 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use cleancache::PAGE_SIZE;
 use contig::{
-    AreaKind, Areas, Cleancache, ContigError, MigrateError, Migrator, Moved, PageState, Pfn,
-    Select,
+    AreaKind, Areas, Cleancache, ContigError, MigrateError, Migrator, Moved, PageState, Pfn, Select,
 };
 
 /// Where this toy kernel places its areas (pfns of an imaginary machine).

@@ -106,6 +106,8 @@ pub struct AreaStats {
     pub busy_retries: u64,
     /// CMA: candidate ranges given up because a page stayed busy.
     pub ranges_given_up: u64,
+    /// CMA, Android policy: sleeps before a rescan.
+    pub rescans: u64,
     /// GCMA: cleancache copies dropped by allocations.
     pub dropped_copies: u64,
     /// CMA: pages lent so far.
@@ -130,6 +132,7 @@ impl AreaStats {
             dropped_clean: 0,
             busy_retries: 0,
             ranges_given_up: 0,
+            rescans: 0,
             dropped_copies: 0,
             lends: 0,
             returns: 0,
@@ -714,7 +717,7 @@ impl<B: PoolBackend> Areas<B> {
                 w,
                 "@area name={} kind={} size_pages={} allocated={} cached={} lent={} \
                  migrated={} busy_retries={} failures={} idle={} allocations={} frees={} \
-                 ranges_given_up={} dropped_copies={} dropped_clean={}",
+                 ranges_given_up={} dropped_copies={} dropped_clean={} rescans={}",
                 self.areas[id.0].name,
                 s.kind,
                 s.size,
@@ -729,7 +732,8 @@ impl<B: PoolBackend> Areas<B> {
                 s.frees,
                 s.ranges_given_up,
                 s.dropped_copies,
-                s.dropped_clean
+                s.dropped_clean,
+                s.rescans
             )?;
         }
         Ok(())

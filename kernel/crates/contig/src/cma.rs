@@ -163,7 +163,8 @@ pub struct CmaJob {
     /// Android policy: rescans made (`num_attempts`).
     rescans: u32,
     cur: Option<Candidate>,
-    done: bool,
+    /// The outcome, once finished.
+    result: Option<Result<Pfn, ContigError>>,
 }
 
 impl CmaJob {
@@ -194,7 +195,7 @@ impl CmaJob {
     }
     /// Whether the job has finished.
     pub fn is_done(&self) -> bool {
-        self.done
+        self.result.is_some()
     }
 }
 
@@ -243,7 +244,10 @@ impl CmaArea {
     /// to the page allocator, if any. Word-wise scan from a hint that only
     /// moves back when a page becomes lendable below it: O(1) amortised.
     pub fn lend_page(&mut self) -> Option<Pfn> {
-        let i = self.book.used.next_clear_in_both(&self.lent, self.lend_hint)?;
+        let i = self
+            .book
+            .used
+            .next_clear_in_both(&self.lent, self.lend_hint)?;
         self.lent.set(i);
         self.lend_hint = i + 1;
         self.stats.lends += 1;
@@ -307,7 +311,7 @@ impl CmaArea {
             given_up: 0,
             rescans: 0,
             cur: None,
-            done: false,
+            result: None,
         })
     }
 
@@ -330,10 +334,10 @@ impl CmaArea {
 
     /// One step of `job`: picks the next candidate if there is none (and
     /// isolates it), then makes one migration pass over its pending pages.
-    /// A finished job answers `Done` again with the last error.
+    /// A finished job answers its outcome again (counted once).
     pub fn step(&mut self, job: &mut CmaJob, migrator: &mut dyn Migrator) -> CmaStep {
-        if job.done {
-            return CmaStep::Done(Err(self.final_error(job)));
+        if let Some(r) = job.result {
+            return CmaStep::Done(r);
         }
         if job.cur.is_none() {
             match self.book.find(job.from, job.count, job.align) {
@@ -344,6 +348,7 @@ impl CmaArea {
                         && job.rescans < ANDROID_MAX_RETRIES
                     {
                         job.rescans += 1;
+                        self.stats.rescans += 1;
                         job.busy_this_scan = 0;
                         job.from = 0;
                         return CmaStep::Sleep {
@@ -406,11 +411,11 @@ impl CmaArea {
     /// longer isolated; the pages already moved out stay idle. Counts as a
     /// failed allocation unless the job had finished.
     pub fn abort(&mut self, job: &mut CmaJob) {
-        if job.done {
+        if job.result.is_some() {
             return;
         }
         self.unisolate(job);
-        job.done = true;
+        job.result = Some(Err(self.final_error(job)));
         self.stats.failures += 1;
     }
 
@@ -428,7 +433,7 @@ impl CmaArea {
     }
 
     fn finish(&mut self, job: &mut CmaJob, r: Result<Pfn, ContigError>) -> CmaStep {
-        job.done = true;
+        job.result = Some(r);
         match r {
             Ok(_) => self.stats.allocations += 1,
             Err(_) => self.stats.failures += 1,

@@ -125,8 +125,8 @@ mod cma;
 mod gcma;
 
 pub use areas::{
-    AllocStep, Allocation, AreaId, CmaAlloc, AreaKind, AreaStats, Areas, KindReport, MAX_AREAS, MemReport, PfnState,
-    Select,
+    AllocStep, Allocation, AreaId, AreaKind, AreaStats, Areas, CmaAlloc, KindReport, MAX_AREAS,
+    MemReport, PfnState, Select,
 };
 pub use bitmap::Bitmap;
 pub use carveout::CarveoutArea;

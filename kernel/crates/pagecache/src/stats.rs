@@ -99,8 +99,7 @@ impl Stats {
         }
         let added =
             self.pages_read + self.cc_demand_restores + self.cc_ra_restores + self.new_pages;
-        let removed =
-            self.evictions + self.truncated_pages + self.error_drops + self.migrate_drops;
+        let removed = self.evictions + self.truncated_pages + self.error_drops + self.migrate_drops;
         if added.checked_sub(removed) != Some(cached) {
             return Err("pages in - pages out != pages cached");
         }

@@ -45,7 +45,9 @@ impl Readable for DczidEl0 {
         let v: u64;
         // SAFETY: DCZID_EL0 is readable at EL0 and above and has no side
         // effects; the asm only writes the output register.
-        unsafe { asm!("mrs {v}, dczid_el0", v = out(reg) v, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("mrs {v}, dczid_el0", v = out(reg) v, options(nomem, nostack, preserves_flags))
+        };
         v
     }
 }
@@ -64,7 +66,11 @@ pub fn zva_block_bytes() -> Option<usize> {
             0
         } else {
             let bytes = 4u32 << r.read(DCZID_EL0::BS);
-            if bytes as usize <= PAGE_SIZE { bytes } else { 0 }
+            if bytes as usize <= PAGE_SIZE {
+                bytes
+            } else {
+                0
+            }
         };
         ZVA_BYTES.store(b, Ordering::Relaxed);
     }

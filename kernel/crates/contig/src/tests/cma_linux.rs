@@ -94,8 +94,14 @@ fn android_retry_sleeps_and_rescans() {
     };
     assert_eq!(sleeps, ANDROID_MAX_RETRIES);
     assert_eq!(job.rescans(), ANDROID_MAX_RETRIES);
+    assert_eq!(cma.stats().rescans, ANDROID_MAX_RETRIES as u64);
     // Two ranges per scan, six scans.
-    assert_eq!(r, Err(ContigError::Busy { ranges_given_up: 12 }));
+    assert_eq!(
+        r,
+        Err(ContigError::Busy {
+            ranges_given_up: 12
+        })
+    );
     // The Linux policy gives up after one scan.
     let r = cma.alloc(&mut mig, 4, 4);
     assert_eq!(r, Err(ContigError::Busy { ranges_given_up: 2 }));
@@ -113,6 +119,10 @@ fn android_retry_sleeps_and_rescans() {
     };
     assert_eq!(r, Ok(0x4004));
     assert_eq!(job.rescans(), 1);
+    // A finished job answers its outcome again, counted once.
+    let allocations = cma.stats().allocations;
+    assert_eq!(cma.step(&mut job, &mut mig), CmaStep::Done(Ok(0x4004)));
+    assert_eq!(cma.stats().allocations, allocations);
 }
 
 /// A free area with nothing lent: `NoSpace`, never a sleep.
