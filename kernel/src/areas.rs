@@ -227,32 +227,21 @@ pub fn alloc_with(
         CMA_ALLOC.stop(t);
         return result;
     }
+    // GCMA or a carveout (or no such area): no migration, one lock hold.
     let mut guard = MM.lock();
     let mm = &mut *guard;
-    let kind = match sel {
-        Select::Kind(k) => Some(k),
-        Select::Id(id) => mm.areas.kind(id),
-        Select::Name(n) => mm.areas.find(n).and_then(|id| mm.areas.kind(id)),
-    };
     let probe = match kind {
-        Some(AreaKind::Cma) => &CMA_ALLOC,
         Some(AreaKind::Carveout) => &CARVEOUT_ALLOC,
         _ => &GCMA_ALLOC,
     };
-    let Mm { areas, pc } = mm;
     let t = probe.start();
     // GCMA takes pages back from cleancache one by one; their descriptors
     // are updated in one pass below. (A failed GCMA allocation takes nothing
     // back: it fails on the bitmap before touching cleancache.)
     BULK.store(kind == Some(AreaKind::Gcma), Ordering::Relaxed);
-    crate::fs::IN_AREAS_ALLOC.store(true, Ordering::Relaxed);
-    let result = areas.alloc(sel, count, align, &mut PcMigrator { pc: pc.as_mut() });
-    crate::fs::IN_AREAS_ALLOC.store(false, Ordering::Relaxed);
+    let result = mm.areas.alloc(sel, count, align, &mut contig::NoMigrator);
     BULK.store(false, Ordering::Relaxed);
     probe.stop(t);
-    if let Some(pc) = pc.as_mut() {
-        pc.allocator_mut().return_deferred();
-    }
     if let Ok(a) = &result {
         mark(mm, a, FrameState::Allocated);
     }

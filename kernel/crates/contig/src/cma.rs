@@ -44,7 +44,9 @@
 //! 5. **Passes** (`__alloc_contig_migrate_range`'s `tries`, `migrate_pages`'
 //!    NR_MAX_MIGRATE_PAGES_RETRY): up to [`MIGRATE_ATTEMPTS`] = 5 migrate
 //!    attempts of up to [`MIGRATE_PASSES`] = 10 passes each over the pages
-//!    still busy, i.e. [`DEFAULT_MAX_PASSES`] = 50 passes, one per
+//!    still busy (6.12's `migrate_pages_sync`: NR_MAX_MIGRATE_ASYNC_RETRY
+//!    = 3 asynchronous passes, then 7 synchronous ones, per attempt), i.e.
+//!    [`DEFAULT_MAX_PASSES`] = 50 passes, one per
 //!    [`step`](CmaArea::step); between two steps the caller releases its
 //!    lock and lets the scheduler run (Linux's `cond_resched()` in the
 //!    migration loop). A range whose page stays busy is given up
