@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use cleancache::PAGE_SIZE;
 use contig::{
-    AreaKind, Areas, Cleancache, ContigError, MigrateError, Migrator, PageState, Pfn, Select,
+    AreaKind, Areas, Cleancache, ContigError, MigrateError, Migrator, Moved, PageState, Pfn, Select,
 };
 
 /// Where this toy kernel places its areas (pfns of an imaginary machine).
@@ -41,13 +41,13 @@ struct PageAllocator {
 }
 
 impl Migrator for PageAllocator {
-    fn migrate(&mut self, pfn: Pfn) -> Result<(), MigrateError> {
+    fn migrate(&mut self, pfn: Pfn) -> Result<Moved, MigrateError> {
         if self.pinned.contains(&pfn) {
             return Err(MigrateError::Busy);
         }
         let data = self.lent.remove(&pfn).ok_or(MigrateError::NoMemory)?;
         self.moved.insert(pfn, data);
-        Ok(())
+        Ok(Moved::Copied)
     }
 }
 
