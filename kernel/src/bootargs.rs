@@ -5,6 +5,8 @@
 //! | `mode=demo`           | run the demo (default)                               |
 //! | `mode=selftest`       | run the in-kernel tests, exit with their status      |
 //! | `mode=fault`          | execute an undefined instruction (tests the report)  |
+//! | `mode=soak`           | loop the demo's workloads with invariant checks      |
+//! | `minutes=N`           | soak length, 1..=1440 minutes (default 10)           |
 //! | `semihosting`         | a semihosting host is attached: exit codes reach it  |
 //! | `loglevel=LEVEL`      | error, warn, info (default), debug or trace          |
 //! | `board=NAME`          | the board the host meant to boot (checked)           |
@@ -23,6 +25,7 @@ pub enum Mode {
     Demo,
     SelfTest,
     Fault,
+    Soak,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +64,7 @@ pub struct BootArgs<'a> {
     pub persist: Option<Persist>,
     pub scale: crate::demo::Scale,
     pub seed: u64,
+    pub minutes: Option<u32>,
 }
 
 impl<'a> BootArgs<'a> {
@@ -75,6 +79,7 @@ impl<'a> BootArgs<'a> {
             persist: None,
             scale: crate::demo::Scale::Quick,
             seed: 42,
+            minutes: None,
         };
         for arg in line.split_ascii_whitespace() {
             let (key, value) = match arg.split_once('=') {
@@ -86,7 +91,10 @@ impl<'a> BootArgs<'a> {
                 ("mode", Some("demo")) => args.mode = Mode::Demo,
                 ("mode", Some("selftest")) => args.mode = Mode::SelfTest,
                 ("mode", Some("fault")) => args.mode = Mode::Fault,
-                ("mode", _) => report(bad("expected mode=demo, mode=selftest or mode=fault")),
+                ("mode", Some("soak")) => args.mode = Mode::Soak,
+                ("mode", _) => report(bad(
+                    "expected mode=demo, mode=selftest, mode=fault or mode=soak",
+                )),
                 ("semihosting", None) => args.semihosting = true,
                 ("loglevel", Some(v)) => match v {
                     "error" => args.loglevel = log::LevelFilter::Error,
@@ -107,6 +115,10 @@ impl<'a> BootArgs<'a> {
                 ("seed", Some(v)) => match v.parse() {
                     Ok(n) => args.seed = n,
                     Err(_) => report(bad("expected seed=NUMBER")),
+                },
+                ("minutes", Some(v)) => match v.parse::<u32>() {
+                    Ok(n @ 1..=1440) => args.minutes = Some(n),
+                    _ => report(bad("expected minutes=N with N from 1 to 1440")),
                 },
                 ("persist", Some(v)) => match v.split_once(':').map(|(k, n)| (k, n.parse::<u64>()))
                 {

@@ -30,6 +30,7 @@ pub mod mm;
 pub mod probes;
 pub mod sched;
 pub mod selftest;
+pub mod soak;
 pub mod storage;
 pub mod sync;
 
@@ -334,6 +335,7 @@ fn run(info: &BootInfo, args_line: &str) -> ! {
     let status = match args.mode {
         Mode::Demo => demo::run(info, args.scale, args.seed),
         Mode::SelfTest => selftest::run(info, args.inject, args.persist),
+        Mode::Soak => soak::run(info, args.minutes.unwrap_or(10), args.seed),
         Mode::Fault => {
             println!("fault: executing an undefined instruction on purpose");
             // SAFETY: deliberately raises an undefined-instruction exception,
