@@ -579,6 +579,17 @@ fn selftest_boot(
             ));
         }
     }
+    if disk.is_some() {
+        // The block-layer fault tests: one console line per injected fault.
+        for (what, line) in [
+            ("read error", "blk: injected read error at sector "),
+            ("write error", "blk: injected write error at sector "),
+            ("stalled device", "blk: device stopped answering: "),
+        ] {
+            let ok = out.lines().any(|l| l.contains(line));
+            report.add(&group, &format!("fault console line: {what}"), ok, "");
+        }
+    }
     let kinds: Vec<&str> = regions.iter().map(|(k, _)| k.as_str()).collect();
     let three = ["gcma", "cma", "carveout"]
         .iter()
