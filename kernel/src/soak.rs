@@ -9,7 +9,9 @@
 //! as the demo sets it up for that allocator (`demo::setup_for`). Cycles
 //! repeat until N minutes have passed (the phase under way is finished).
 //!
-//! Checked every second (and after every phase), under the MM lock:
+//! Checked every second while a phase runs and once after it (between
+//! phases the page cache is synced and emptied for the next setup, which
+//! the summary's longest gap between checks shows), under the MM lock:
 //! - no frame in two owners: every page of every area is in the state its
 //!   area says (allocated, cleancache copy, lent to the page cache, idle)
 //!   in the frame descriptors too; every page-cache page sits in its own
@@ -85,6 +87,12 @@ struct Tally {
     copies_verified: u64,
     allocs: [Allocs; 3],
     frames: u64,
+    /// Start of the last check, the longest time between two check starts,
+    /// and the time spent checking (total, longest).
+    last_check: Option<u64>,
+    max_gap_ns: u64,
+    check_ns: u64,
+    max_check_ns: u64,
 }
 
 /// The data set as the checks need it: file id to (size, path), and the
@@ -378,11 +386,25 @@ fn summary(tally: &Tally, ns: u64, restores: u64) {
         format!("{}", tally.copies_verified),
     );
     row(&mut t, "invariant checks", format!("{}", tally.checks));
+    row(
+        &mut t,
+        "check time mean / max (ms)",
+        format!(
+            "{} / {}",
+            tally.check_ns / tally.checks.max(1) / 1_000_000,
+            tally.max_check_ns / 1_000_000
+        ),
+    );
+    row(
+        &mut t,
+        "longest gap between checks (s)",
+        format!("{:.1}", tally.max_gap_ns as f64 / 1e9),
+    );
     row(&mut t, "violations", String::from("0"));
     crate::print!("{t}");
     let a = |i: usize| tally.allocs[i];
     println!(
-        "@soak result=pass seconds={} cycles={} phases={} gcma_allocs={} gcma_ok={} cma_allocs={} cma_ok={} carveout_allocs={} carveout_ok={} bytes_verified={bytes} cc_hits_verified={restores} cc_copies_verified={} checks={} violations=0",
+        "@soak result=pass seconds={} cycles={} phases={} gcma_allocs={} gcma_ok={} cma_allocs={} cma_ok={} carveout_allocs={} carveout_ok={} bytes_verified={bytes} cc_hits_verified={restores} cc_copies_verified={} checks={} max_check_ms={} max_gap_ms={} violations=0",
         ns / 1_000_000_000,
         tally.cycles,
         tally.phases,
@@ -393,13 +415,28 @@ fn summary(tally: &Tally, ns: u64, restores: u64) {
         a(2).attempts,
         a(2).successes,
         tally.copies_verified,
-        tally.checks
+        tally.checks,
+        tally.max_check_ns / 1_000_000,
+        tally.max_gap_ns / 1_000_000
     );
 }
 
 /// One invariant check (see the module documentation); `Err` says what
 /// broke.
 fn check(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<(), String> {
+    let t0 = timer::ticks();
+    if let Some(last) = tally.last_check {
+        tally.max_gap_ns = tally.max_gap_ns.max(timer::ticks_to_ns(t0 - last));
+    }
+    tally.last_check = Some(t0);
+    let r = check_once(files, cursor, tally);
+    let ns = elapsed(t0);
+    tally.check_ns += ns;
+    tally.max_check_ns = tally.max_check_ns.max(ns);
+    r
+}
+
+fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<(), String> {
     tally.checks += 1;
     if let Some(p) = load::FIRST_PROBLEM.lock().take() {
         return Err(p);
