@@ -66,7 +66,7 @@ pub const PHASE_FRAMES: usize = 90;
 /// Conditions of a cycle (idle adds nothing to a soak).
 const CONDITIONS: [Condition; 3] = [Condition::PageCache, Condition::Anon, Condition::Pinned];
 /// Cleancache copies compared with the disk per check.
-pub const COPIES_PER_CHECK: usize = 64;
+pub const COPIES_PER_CHECK: usize = 1024;
 /// Progress line period.
 const PROGRESS_NS: u64 = 30_000_000_000;
 const CHECK_NS: u64 = 1_000_000_000;
