@@ -857,10 +857,12 @@ fn soak_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
     report.add(group, "summary table", out.contains("soak summary"), "");
     let passed = f.get("result") == Some(&"pass") && f.get("violations") == Some(&"0");
     let checks: u64 = f.get("checks").and_then(|v| v.parse().ok()).unwrap_or(0);
+    // About one check a second while phases run; phase changes and a loaded
+    // host stretch that, so ask for one every three seconds at least.
     report.add(
         group,
-        "0 violations",
-        passed && checks >= 100,
+        "0 violations, at least 40 checks",
+        passed && checks >= 40,
         soak.to_string(),
     );
     report.add(
