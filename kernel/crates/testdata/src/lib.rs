@@ -98,17 +98,15 @@ impl Content {
         if let Some(j) = byte_at(0, head) {
             return Some(j);
         }
-        let mut w = (offset + head as u64) / 8;
-        let words = buf[head..].chunks_exact(8);
+        let first = (offset + head as u64) / 8;
         let tail = head + (buf.len() - head) / 8 * 8;
-        for (k, chunk) in words.enumerate() {
+        for (k, chunk) in buf[head..].chunks_exact(8).enumerate() {
             let mut b = [0u8; 8];
             b.copy_from_slice(chunk);
-            let diff = u64::from_le_bytes(b) ^ self.word(w);
+            let diff = u64::from_le_bytes(b) ^ self.word(first + k as u64);
             if diff != 0 {
                 return Some(head + k * 8 + diff.trailing_zeros() as usize / 8);
             }
-            w += 1;
         }
         byte_at(tail, buf.len())
     }
