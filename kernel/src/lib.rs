@@ -9,7 +9,7 @@
 //!
 //! Boot order (see `kernel_entry`): MMU with a boot map, console, device
 //! tree and memory map, final map, frame table and heap, then the mode the
-//! boot arguments ask for (demo, self-test, fault).
+//! boot arguments ask for (demo, self-test, soak, fault).
 
 #![no_std]
 
