@@ -170,7 +170,9 @@ pub fn read_error_on_cleancache_miss(_: &BootInfo) -> TestResult {
         let (id, size, content) = data_file(pc, 4, 0)?;
         let runs = read_runs(pc, id, 1)?;
         let bad = bad_sector(&runs);
+        pc.sync().map_err(|e| format!("sync: {e}"))?;
         pc.drop_clean_pages();
+        check!(pc.page_frame(id, 1).is_none(), "page 1 still cached");
         pc.device_mut().fail_read(bad);
         let before = *pc.stats();
         let mut buf = vec![0u8; PAGE];
@@ -211,7 +213,12 @@ pub fn failed_readahead_never_reaches_cleancache(_: &BootInfo) -> TestResult {
     let learnt = pc(|pc| {
         let (id, size, content) = data_file(pc, 8, 1)?;
         let runs = read_runs(pc, id, 2)?;
+        // Read-ahead of the traced read done, then every page out.
+        pc.sync().map_err(|e| format!("sync: {e}"))?;
         pc.drop_clean_pages();
+        for i in 0..4 {
+            check!(pc.page_frame(id, i).is_none(), "page {i} still cached");
+        }
         Ok((id, size, content, runs))
     });
     // Freeing the area gives cleancache back its pages, all empty.
