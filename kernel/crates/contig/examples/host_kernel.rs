@@ -90,7 +90,9 @@ fn main() -> Result<(), ContigError> {
     //    unmount), the file and the page.
     let fs = areas.backend_mut().register_fs(0x1234_5678);
     for index in 0..AREA_PAGES as u32 {
-        areas.backend_mut().put_page(fs, 1, index, &file_page(1, index));
+        areas
+            .backend_mut()
+            .put_page(fs, 1, index, &file_page(1, index));
     }
     let mut out = [0u8; PAGE_SIZE];
     assert!(areas.backend_mut().get_page(fs, 1, 5, &mut out));

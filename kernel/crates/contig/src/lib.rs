@@ -124,10 +124,11 @@ mod book;
 mod carveout;
 mod cma;
 mod gcma;
+mod memreport;
 
 pub use areas::{
-    AllocStep, Allocation, AreaId, AreaKind, AreaStats, Areas, CmaAlloc, KindReport, MAX_AREAS,
-    MemReport, PfnState, Select,
+    AllocStep, Allocation, AreaId, AreaKind, AreaStats, Areas, CmaAlloc, MAX_AREAS, PfnState,
+    Select,
 };
 pub use bitmap::Bitmap;
 pub use carveout::CarveoutArea;
@@ -137,6 +138,7 @@ pub use cma::{
     CmaStep, DEFAULT_MAX_PASSES, MIGRATE_ATTEMPTS, MIGRATE_PASSES, linux_cma_align_pages,
 };
 pub use gcma::GcmaArea;
+pub use memreport::{KindReport, MemReport};
 
 use core::fmt;
 
