@@ -9,8 +9,8 @@ use core::ptr::NonNull;
 use cleancache::{Cleancache, FileId, PageIndex};
 
 use crate::{
-    CarveoutArea, CmaArea, CmaJob, CmaPolicy, CmaStep, ContigError, GcmaArea, KindReport,
-    MemReport, Migrator, PageState, Pfn, PoolBackend, PoolId,
+    CarveoutArea, CmaArea, CmaJob, CmaPolicy, CmaStep, ContigError, GcmaArea, MemReport, Migrator,
+    PageState, Pfn, PoolBackend, PoolId,
 };
 
 /// Most areas an [`Areas`] registry holds.
