@@ -10,11 +10,13 @@
 //!   storage runs) the page cache, because a contiguous allocation may have
 //!   to take pages back from cleancache or migrate page-cache pages. Lock
 //!   order: `MM`, then the frame table.
-//! - Frame descriptors follow every change: GCMA pool pages through a
-//!   cleancache observer (Free -> ReservedArea, Cached -> Cleancache) as
-//!   cleancache stores and evicts; every allocated range, GCMA included, in
-//!   one pass on allocate (Allocated) and free (ReservedArea), the observer
-//!   standing aside meanwhile.
+//! - Frame descriptors follow every change, written in one place per event:
+//!   GCMA pool pages only through the cleancache observer ([`FrameMirror`]):
+//!   one page per store, hit, eviction or invalidation (Free ->
+//!   ReservedArea, Cached -> Cleancache), and a whole GCMA allocation or
+//!   free as one range event (TakenBack -> Allocated, Free -> ReservedArea)
+//!   under one frame-table lock; CMA and carveout ranges in [`mark`], one
+//!   pass after the allocation or free.
 //! - Memory accounting (see the `contig` crate): GCMA = allocated + cached +
 //!   idle; CMA = allocated + lent + idle (idle CMA memory is free system
 //!   memory); carveout = allocated + idle (idle carveout memory is wasted).
@@ -23,7 +25,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt::Write as _;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 
 use cleancache::{Cleancache, PageState};
 use contig::{
@@ -46,10 +48,6 @@ pub static MM: IrqLock<Mm> = IrqLock::new(Mm {
     areas: Areas::new(Cleancache::new()),
     pc: None,
 });
-
-/// Set while a GCMA range is allocated or freed: the observer skips its
-/// per-page updates and the range is updated in one pass afterwards.
-static BULK: AtomicBool = AtomicBool::new(false);
 
 probe::probe!(pub GCMA_ALLOC = "gcma.alloc");
 probe::probe!(pub CMA_ALLOC = "cma.alloc");
@@ -101,9 +99,21 @@ pub fn init(info: &BootInfo) {
     }
     mm.areas
         .backend_mut()
-        .set_observer(Some(Box::new(|pfn, st| {
-            let _ = mm::with_frames(|t| t.set_state(Pfn(pfn), frame_state(st)));
-        })));
+        .set_observer(Some(Box::new(FrameMirror)));
+}
+
+/// The cleancache observer: GCMA pool page states into frame descriptors,
+/// one frame-table lock per event (a page, or a whole range).
+struct FrameMirror;
+
+impl cleancache::Observer for FrameMirror {
+    fn on_page(&mut self, pfn: u64, st: PageState) {
+        let _ = mm::with_frames(|t| t.set_state(Pfn(pfn), frame_state(st)));
+    }
+    fn on_range(&mut self, pfn: u64, count: usize, st: PageState) {
+        let range = Pfn(pfn)..Pfn(pfn + count as u64);
+        let _ = mm::with_frames(|t| t.set_state_range(range, frame_state(st)));
+    }
 }
 
 /// CMA's migration step over the kernel's page cache: a replacement frame
@@ -160,14 +170,12 @@ pub fn alloc(sel: Select<'_>, count: usize, align: usize) -> Result<Allocation, 
     };
     let Mm { areas, pc } = mm;
     let t = probe.start();
-    // GCMA takes pages back from cleancache one by one; their descriptors
-    // are updated in one pass below. (A failed GCMA allocation takes nothing
-    // back: it fails on the bitmap before touching cleancache.)
-    BULK.store(kind == Some(AreaKind::Gcma), Ordering::Relaxed);
+    // A GCMA allocation takes its range back from cleancache in one call;
+    // the observer marks the frames Allocated in one range event. (A failed
+    // one takes nothing back and reports nothing.)
     crate::fs::IN_AREAS_ALLOC.store(true, Ordering::Relaxed);
     let result = areas.alloc(sel, count, align, &mut PcMigrator { pc: pc.as_mut() });
     crate::fs::IN_AREAS_ALLOC.store(false, Ordering::Relaxed);
-    BULK.store(false, Ordering::Relaxed);
     probe.stop(t);
     if let Some(pc) = pc.as_mut() {
         pc.allocator_mut().return_deferred();
@@ -182,17 +190,18 @@ pub fn alloc(sel: Select<'_>, count: usize, align: usize) -> Result<Allocation, 
 pub fn free(a: Allocation) -> Result<(), ContigError> {
     let mut guard = MM.lock();
     let mm = &mut *guard;
-    let gcma = mm.areas.kind(a.area) == Some(AreaKind::Gcma);
-    BULK.store(gcma, Ordering::Relaxed);
-    let r = mm.areas.free(a);
-    BULK.store(false, Ordering::Relaxed);
-    r?;
+    mm.areas.free(a)?;
     mark(mm, &a, FrameState::ReservedArea);
     Ok(())
 }
 
-/// Descriptors of an allocated or freed range, in one pass.
-fn mark(_mm: &Mm, a: &Allocation, state: FrameState) {
+/// Descriptors of an allocated or freed CMA or carveout range, in one
+/// pass. A GCMA range is left alone: the cleancache observer's range event
+/// already wrote it, inside the same `MM` critical section.
+fn mark(mm: &Mm, a: &Allocation, state: FrameState) {
+    if mm.areas.kind(a.area) == Some(AreaKind::Gcma) {
+        return;
+    }
     let range = Pfn(a.pfn)..Pfn(a.pfn + a.count as u64);
     let _ = mm::with_frames(|t| t.set_state_range(range, state));
 }
