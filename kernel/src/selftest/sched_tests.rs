@@ -94,8 +94,18 @@ pub fn sched_round_robin(_: &BootInfo) -> TestResult {
             B.fetch_add(1, Ordering::Relaxed);
         }
     });
-    // Main sleeps (above both) across several slices, then stops them.
-    sched::sleep_ns(10 * sched::SLICE_NS);
+    // Main (above both) sleeps a slice at a time until both have run, for
+    // at most 200 slices, then stops them. Sleeping in slices rather than
+    // once for a fixed time: on a loaded host QEMU may deliver the first
+    // timer interrupt late, after a single long sleep would already have
+    // ended, and main would stop the spinners before round robin had a
+    // chance; with round robin broken, B still never runs and this fails.
+    for _ in 0..200 {
+        sched::sleep_ns(sched::SLICE_NS);
+        if A.load(Ordering::Relaxed) > 0 && B.load(Ordering::Relaxed) > 0 {
+            break;
+        }
+    }
     STOP.store(true, Ordering::Relaxed);
     sched::join(a);
     sched::join(b);
