@@ -94,17 +94,19 @@ pub fn sched_round_robin(_: &BootInfo) -> TestResult {
             B.fetch_add(1, Ordering::Relaxed);
         }
     });
-    // Main (above both) sleeps a slice at a time until both have run, for
-    // at most 200 slices, then stops them. Sleeping in slices rather than
-    // once for a fixed time: on a loaded host QEMU may deliver the first
-    // timer interrupt late, after a single long sleep would already have
-    // ended, and main would stop the spinners before round robin had a
-    // chance; with round robin broken, B still never runs and this fails.
-    for _ in 0..200 {
-        sched::sleep_ns(sched::SLICE_NS);
+    // Main (above both) sleeps across several slices, then stops them. On a
+    // loaded host QEMU may deliver the first slice interrupt only after
+    // main's deadline (main then wins and A is picked again when it sleeps),
+    // so main sleeps again, twice as long each time (10 slices up to 640,
+    // 2.5 s in all), until both have run. With round robin broken B never
+    // runs and this fails.
+    let mut slices = 10;
+    while slices <= 640 {
+        sched::sleep_ns(slices * sched::SLICE_NS);
         if A.load(Ordering::Relaxed) > 0 && B.load(Ordering::Relaxed) > 0 {
             break;
         }
+        slices *= 2;
     }
     STOP.store(true, Ordering::Relaxed);
     sched::join(a);
