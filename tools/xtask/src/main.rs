@@ -28,6 +28,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod publish;
+mod sdimage;
 
 const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
 const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];
@@ -139,8 +140,9 @@ fn main() -> ExitCode {
             }
         },
         Some("publish") => publish::publish(&args[1..]),
+        Some("sd-image") => sdimage::main(&root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
-            println!("{}\n\n{}", usage(), publish::usage());
+            println!("{}\n\n{}\n\n{}", usage(), publish::usage(), sdimage::usage());
             ExitCode::SUCCESS
         }
         _ => {
@@ -400,19 +402,9 @@ fn data_image(root: &Path) -> Result<PathBuf, String> {
     step("making the self-test data image (tools/mkdata/mkdata.py)");
     let status = Command::new("python3")
         .arg(&script)
-        .args([
-            "--image-mb",
-            "64",
-            "--files",
-            "300",
-            "--large",
-            "3",
-            "--total-mb",
-            "24",
-            "--seed",
-            "7",
-            "--out",
-        ])
+        .args(["--image-mb", "64"])
+        .args(sdimage::DataSet::Selftest.mkdata_args())
+        .arg("--out")
         .arg(&image)
         .status()
         .map_err(|e| format!("mkdata: {e}"))?;
