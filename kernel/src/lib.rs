@@ -54,6 +54,8 @@ pub struct BootInfo {
     pub virtio_mmio: alloc::vec::Vec<u64>,
     /// The interrupt controller and timer interrupt, if found.
     pub gic: Option<irq::GicInfo>,
+    /// The SD host controller (Raspberry Pi 4 EMMC2), if the tree has one.
+    pub sdhci: Option<drivers::sdhci::SdhciInfo>,
 }
 
 /// A reserved region as the kernel sees it after boot.
@@ -264,6 +266,7 @@ fn boot(
             .collect(),
         mmu_tables: mmu::tables_used(),
         gic: gic_info(&tree),
+        sdhci: drivers::sdhci::SdhciInfo::from_tree(&tree),
         virtio_mmio: {
             let mut v = alloc::vec::Vec::new();
             tree.for_each_compatible("virtio,mmio", |d| {

@@ -1,6 +1,9 @@
 //! Device drivers.
 
+pub mod disk;
 pub mod gic;
+pub mod mailbox;
 pub mod pl011;
+pub mod sdhci;
 pub mod virtio_blk;
 pub mod virtio_mmio;
