@@ -129,7 +129,11 @@ fn parse(root: &Path, args: &[String]) -> Result<Options, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
         match a.as_str() {
             "--out" => o.out = PathBuf::from(value()?),
             "--size" => {
@@ -226,7 +230,9 @@ fn tool(name: &str) -> String {
 
 /// rustup's llvm-objcopy (llvm-tools component), as qemu-run.sh finds it.
 fn objcopy(root: &Path) -> Result<PathBuf, String> {
-    let sysroot = run(Command::new("rustc").current_dir(root).args(["--print", "sysroot"]))?;
+    let sysroot = run(Command::new("rustc")
+        .current_dir(root)
+        .args(["--print", "sysroot"]))?;
     let vv = run(Command::new("rustc").current_dir(root).arg("-vV"))?;
     let host = vv
         .lines()
@@ -336,22 +342,30 @@ pub fn build(root: &Path, o: &Options) -> Result<(), String> {
 
     // The device tree (tools/dtb), as qemu-run.sh makes it.
     let dtb = root.join("build/dtb/rpi4.dtb");
-    let stale = match (fs::metadata(&dtb), fs::metadata(root.join("tools/dtb/make-dtbs.sh"))) {
+    let stale = match (
+        fs::metadata(&dtb),
+        fs::metadata(root.join("tools/dtb/make-dtbs.sh")),
+    ) {
         (Ok(d), Ok(s)) => d.modified().ok() < s.modified().ok(),
         _ => true,
     };
     if stale {
-        println!("sd-image: building {} (tools/dtb/make-dtbs.sh --board rpi4)", dtb.display());
+        println!(
+            "sd-image: building {} (tools/dtb/make-dtbs.sh --board rpi4)",
+            dtb.display()
+        );
         run(Command::new(root.join("tools/dtb/make-dtbs.sh")).args(["--board", "rpi4", "--quiet"]))?;
     }
-    fs::copy(&dtb, staging.join("bcm2711-rpi-4-b.dtb")).map_err(|e| format!("{}: {e}", dtb.display()))?;
+    fs::copy(&dtb, staging.join("bcm2711-rpi-4-b.dtb"))
+        .map_err(|e| format!("{}: {e}", dtb.display()))?;
 
     // The firmware.
     println!("sd-image: firmware from Debian's raspi-firmware (tools/sdimage/fetch-firmware.sh)");
     let fw = run(Command::new(root.join("tools/sdimage/fetch-firmware.sh")).arg("--quiet"))?;
     let fw = PathBuf::from(fw.trim());
     for f in ["start4.elf", "fixup4.dat"] {
-        fs::copy(fw.join(f), staging.join(f)).map_err(|e| format!("{}: {e}", fw.join(f).display()))?;
+        fs::copy(fw.join(f), staging.join(f))
+            .map_err(|e| format!("{}: {e}", fw.join(f).display()))?;
     }
     fs::write(staging.join("config.txt"), config_txt()).map_err(|e| e.to_string())?;
     let mut cmdline = "board=rpi4".to_string();
@@ -364,7 +378,10 @@ pub fn build(root: &Path, o: &Options) -> Result<(), String> {
 
     // The data partition's file system, made at the partition's size.
     let data_mib = p2_len >> 11;
-    let data = root.join(format!("build/cache/sd-data-{}-{data_mib}M.img", o.data.name()));
+    let data = root.join(format!(
+        "build/cache/sd-data-{}-{data_mib}M.img",
+        o.data.name()
+    ));
     let script = root.join("tools/mkdata/mkdata.py");
     let fresh = matches!(
         (fs::metadata(&data).and_then(|m| m.modified()), fs::metadata(&script).and_then(|m| m.modified())),
@@ -403,7 +420,8 @@ pub fn build(root: &Path, o: &Options) -> Result<(), String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
             .unwrap_or(0x6c6d_6367);
-        f.write_all(&mbr(&layout(o.size_mib), sig)).map_err(|e| e.to_string())?;
+        f.write_all(&mbr(&layout(o.size_mib), sig))
+            .map_err(|e| e.to_string())?;
     }
     run(Command::new(tool("mkfs.fat"))
         .args(["-F", "32", "-S", "512", "-s", "1", "-n", "BOOT", "-h"])
@@ -501,7 +519,10 @@ pub fn check_image(img: &Path) -> Result<ImageFacts, String> {
     let mut f = File::open(img).map_err(|e| format!("{}: {e}", img.display()))?;
     let size = f.metadata().map_err(|e| e.to_string())?.len();
     if !size.is_power_of_two() {
-        return Err(format!("{}: size {size} is not a power of two", img.display()));
+        return Err(format!(
+            "{}: size {size} is not a power of two",
+            img.display()
+        ));
     }
     let mut s = [0u8; 512];
     f.read_exact(&mut s).map_err(|e| e.to_string())?;
@@ -512,12 +533,19 @@ pub fn check_image(img: &Path) -> Result<ImageFacts, String> {
     for (i, p) in parts.iter_mut().enumerate() {
         let e = &s[446 + 16 * i..446 + 16 * (i + 1)];
         if e[4] != 0x0c {
-            return Err(format!("partition {} has type {:#04x}, want 0x0c (FAT32 LBA)", i + 1, e[4]));
+            return Err(format!(
+                "partition {} has type {:#04x}, want 0x0c (FAT32 LBA)",
+                i + 1,
+                e[4]
+            ));
         }
         let start = u32::from_le_bytes(e[8..12].try_into().expect("4")) as u64;
         let len = u32::from_le_bytes(e[12..16].try_into().expect("4")) as u64;
         if start == 0 || len == 0 || (start + len) * SECTOR > size {
-            return Err(format!("partition {}: sectors {start}+{len} outside the image", i + 1));
+            return Err(format!(
+                "partition {}: sectors {start}+{len} outside the image",
+                i + 1
+            ));
         }
         *p = (start, len);
     }
@@ -526,7 +554,10 @@ pub fn check_image(img: &Path) -> Result<ImageFacts, String> {
     }
     let at = |p: (u64, u64)| format!("{}@@{}", img.display(), p.0 * SECTOR);
     let label = |p: (u64, u64)| -> Result<String, String> {
-        let out = run(mtools_env(&mut Command::new("minfo")).arg("-i").arg(at(p)).arg("::"))?;
+        let out = run(mtools_env(&mut Command::new("minfo"))
+            .arg("-i")
+            .arg(at(p))
+            .arg("::"))?;
         Ok(out
             .lines()
             .find_map(|l| l.trim().strip_prefix("disk label="))
@@ -537,13 +568,20 @@ pub fn check_image(img: &Path) -> Result<ImageFacts, String> {
     };
     let boot_label = label(parts[0])?;
     if boot_label != "BOOT" {
-        return Err(format!("boot partition label {boot_label:?}, want \"BOOT\""));
+        return Err(format!(
+            "boot partition label {boot_label:?}, want \"BOOT\""
+        ));
     }
     let data_label = label(parts[1])?;
     if data_label != DATA_LABEL {
-        return Err(format!("data partition label {data_label:?}, want {DATA_LABEL:?}"));
+        return Err(format!(
+            "data partition label {data_label:?}, want {DATA_LABEL:?}"
+        ));
     }
-    let listing = run(mtools_env(&mut Command::new("mdir")).args(["-b", "-i"]).arg(at(parts[0])).arg("::/"))?;
+    let listing = run(mtools_env(&mut Command::new("mdir"))
+        .args(["-b", "-i"])
+        .arg(at(parts[0]))
+        .arg("::/"))?;
     let boot_files: Vec<String> = listing
         .lines()
         .map(|l| l.trim().trim_start_matches("::/").to_string())
@@ -551,7 +589,10 @@ pub fn check_image(img: &Path) -> Result<ImageFacts, String> {
         .collect();
     for want in BOOT_FILES {
         if !boot_files.iter().any(|f| f.eq_ignore_ascii_case(want)) {
-            return Err(format!("boot partition lacks {want} (has {})", boot_files.join(", ")));
+            return Err(format!(
+                "boot partition lacks {want} (has {})",
+                boot_files.join(", ")
+            ));
         }
     }
     let cat = |p: (u64, u64), name: &str| -> Result<Vec<u8>, String> {
@@ -562,7 +603,10 @@ pub fn check_image(img: &Path) -> Result<ImageFacts, String> {
             .output()
             .map_err(|e| format!("mtype: {e}"))?;
         if !out.status.success() {
-            return Err(format!("cannot read {name}: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "cannot read {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         Ok(out.stdout)
     };
@@ -575,12 +619,19 @@ pub fn check_image(img: &Path) -> Result<ImageFacts, String> {
         return Err("bcm2711-rpi-4-b.dtb is not a flattened device tree".into());
     }
     let config = String::from_utf8_lossy(&cat(parts[0], "config.txt")?).into_owned();
-    for want in ["arm_64bit=1", "kernel=kernel8.img", "enable_uart=1", "kernel_address=0x80000"] {
+    for want in [
+        "arm_64bit=1",
+        "kernel=kernel8.img",
+        "enable_uart=1",
+        "kernel_address=0x80000",
+    ] {
         if !config.lines().any(|l| l.trim() == want) {
             return Err(format!("config.txt lacks {want}"));
         }
     }
-    let cmdline = String::from_utf8_lossy(&cat(parts[0], "cmdline.txt")?).trim().to_string();
+    let cmdline = String::from_utf8_lossy(&cat(parts[0], "cmdline.txt")?)
+        .trim()
+        .to_string();
     if !cmdline.split_whitespace().any(|a| a == "board=rpi4") {
         return Err(format!("cmdline.txt {cmdline:?} lacks board=rpi4"));
     }

@@ -4,7 +4,9 @@ use blkdev::{BlockDevice, BlockError, FaultyDisk, Op, RamDisk, Request, SECTOR_S
 
 #[test]
 fn window_reads_and_writes_land_at_its_offset() {
-    let mut w = Window::new(RamDisk::new(64), 10, 20).map_err(|(_, e)| e).unwrap();
+    let mut w = Window::new(RamDisk::new(64), 10, 20)
+        .map_err(|(_, e)| e)
+        .unwrap();
     assert_eq!(w.sector_count(), 20);
     let data: Vec<u8> = (0..3 * SECTOR_SIZE).map(|i| (i * 7) as u8).collect();
     w.write_sectors(17, &data).unwrap();
@@ -18,12 +20,17 @@ fn window_reads_and_writes_land_at_its_offset() {
     assert_eq!(raw, data);
     let mut before = vec![1u8; SECTOR_SIZE];
     inner.read_sectors(26, &mut before).unwrap();
-    assert!(before.iter().all(|&b| b == 0), "sector before the write touched");
+    assert!(
+        before.iter().all(|&b| b == 0),
+        "sector before the write touched"
+    );
 }
 
 #[test]
 fn window_refuses_requests_past_its_end_even_inside_the_device() {
-    let mut w = Window::new(RamDisk::new(64), 10, 20).map_err(|(_, e)| e).unwrap();
+    let mut w = Window::new(RamDisk::new(64), 10, 20)
+        .map_err(|(_, e)| e)
+        .unwrap();
     let mut buf = vec![0u8; 2 * SECTOR_SIZE];
     assert_eq!(
         w.read_sectors(19, &mut buf),
@@ -41,7 +48,10 @@ fn window_refuses_requests_past_its_end_even_inside_the_device() {
         len: SECTOR_SIZE,
     };
     // SAFETY: refused at submission; the buffer outlives the call anyway.
-    assert!(matches!(unsafe { w.submit(r) }, Err(BlockError::OutOfRange { .. })));
+    assert!(matches!(
+        unsafe { w.submit(r) },
+        Err(BlockError::OutOfRange { .. })
+    ));
     assert_eq!(w.in_flight(), 0);
 }
 

@@ -121,7 +121,10 @@ impl fmt::Display for MbrError {
                 found[0], found[1]
             ),
             MbrError::BadBootFlag { index, flag } => {
-                write!(f, "partition {index}: boot flag {flag:#04x} is neither 0x00 nor 0x80")
+                write!(
+                    f,
+                    "partition {index}: boot flag {flag:#04x} is neither 0x00 nor 0x80"
+                )
             }
             MbrError::Empty { index } => {
                 write!(f, "partition {index}: used entry with zero start or length")
@@ -137,7 +140,10 @@ impl fmt::Display for MbrError {
                 start + sectors
             ),
             MbrError::Overlap { a, b } => write!(f, "partitions {a} and {b} overlap"),
-            MbrError::Gpt => write!(f, "protective MBR: the disk uses GPT, which is not supported"),
+            MbrError::Gpt => write!(
+                f,
+                "protective MBR: the disk uses GPT, which is not supported"
+            ),
         }
     }
 }

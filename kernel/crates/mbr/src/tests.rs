@@ -61,7 +61,12 @@ fn bad_signature_is_refused() {
     entry(&mut s, 0, 0, 0x0c, 2048, 100);
     s[511] = 0x00;
     let e = parse(&s, 10_000).unwrap_err();
-    assert_eq!(e, MbrError::NoSignature { found: [0x55, 0x00] });
+    assert_eq!(
+        e,
+        MbrError::NoSignature {
+            found: [0x55, 0x00]
+        }
+    );
     assert!(e.to_string().contains("55 00"));
     assert_eq!(parse(&s[..100], 10_000), Err(MbrError::Short { len: 100 }));
 }
@@ -84,7 +89,10 @@ fn out_of_range_partition_is_refused() {
     let mut s = table();
     entry(&mut s, 0, 0, 0x0c, u32::MAX, u32::MAX);
     assert!(matches!(parse(&s, u64::MAX / 2), Ok(_)));
-    assert!(matches!(parse(&s, 1 << 32), Err(MbrError::OutOfRange { index: 1, .. })));
+    assert!(matches!(
+        parse(&s, 1 << 32),
+        Err(MbrError::OutOfRange { index: 1, .. })
+    ));
 }
 
 #[test]
@@ -102,7 +110,10 @@ fn overlapping_partitions_are_refused() {
 fn malformed_entries_are_refused() {
     let mut s = table();
     entry(&mut s, 1, 0x01, 0x0c, 10, 10);
-    assert_eq!(parse(&s, 100), Err(MbrError::BadBootFlag { index: 2, flag: 1 }));
+    assert_eq!(
+        parse(&s, 100),
+        Err(MbrError::BadBootFlag { index: 2, flag: 1 })
+    );
     let mut s = table();
     entry(&mut s, 0, 0, 0x0c, 0, 10);
     assert_eq!(parse(&s, 100), Err(MbrError::Empty { index: 1 }));
