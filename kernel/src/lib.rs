@@ -247,6 +247,8 @@ fn boot(
         mm::heap_stats().1 >> 20
     );
 
+    // How to stop a board without PSCI or semihosting (Raspberry Pi).
+    drivers::pm_wdt::init(&tree);
     let info = BootInfo {
         board: board.name(),
         dtb,

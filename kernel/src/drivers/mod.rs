@@ -4,6 +4,7 @@ pub mod disk;
 pub mod gic;
 pub mod mailbox;
 pub mod pl011;
+pub mod pm_wdt;
 pub mod sdhci;
 pub mod virtio_blk;
 pub mod virtio_mmio;
