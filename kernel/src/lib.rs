@@ -86,6 +86,7 @@ extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
     if mmu::enable_boot_map(kernel.clone(), dtb_addr as u64).is_err() {
         arch::halt();
     }
+    board.setup_uart_pins();
     // SAFETY: the board's early UART lies below 4 GiB outside the kernel and
     // DTB slots, so the boot map maps it as device memory.
     unsafe { console::init(board.early_uart_base(), board.uart_clock_hz()) };
