@@ -501,6 +501,91 @@ fn copy_partition(src: &Path, img: &Path, offset: u64, room: u64) -> Result<(), 
     Ok(())
 }
 
+/// The image `cargo xtask test` boots raspi4b from.
+pub const TEST_IMAGE: &str = "build/rpi4-sd-test.img";
+
+/// Builds [`TEST_IMAGE`] from `elf` with the self-test data set and reads
+/// it back; returns the image and the checks (name, passed, detail).
+pub fn test_image(
+    root: &Path,
+    elf: &Path,
+) -> Result<(PathBuf, Vec<(&'static str, bool, String)>), String> {
+    println!("\n==> rpi4: SD-card image {TEST_IMAGE} (cargo xtask sd-image --data selftest)");
+    let o = Options {
+        out: root.join(TEST_IMAGE),
+        size_mib: 256,
+        kernel: Some(elf.to_path_buf()),
+        cmdline: String::new(),
+        data: DataSet::Selftest,
+    };
+    let _ = fs::remove_file(&o.out);
+    build(root, &o)?;
+    let facts = check_image(&o.out)?;
+    let checks = vec![
+        ("image built, size a power of two", true, String::new()),
+        (
+            "MBR: two FAT32 partitions inside the image, no overlap",
+            facts.partitions[0].1 > 0 && facts.partitions[1].1 > 0,
+            format!("{:?}", facts.partitions),
+        ),
+        (
+            "boot partition: firmware, DTB, config.txt, cmdline.txt, kernel8.img; data: GCMADATA with MANIFEST.TXT",
+            facts.boot_files.len() >= BOOT_FILES.len(),
+            facts.boot_files.join(" "),
+        ),
+    ];
+    Ok((o.out, checks))
+}
+
+/// A 4 GiB sparse image (QEMU presents a high-capacity, block-addressed
+/// card): one boot in fault mode, which identifies the card and lists and
+/// picks the partitions (reading sector 0 and each partition's first
+/// sector by block number) before its deliberate fault.
+pub fn high_capacity_boot(root: &Path, elf: &Path, o: &crate::Options, report: &mut crate::Report) {
+    let group = "rpi4 sd 4 GiB";
+    println!(
+        "\n==> rpi4: 4 GiB SD-card image (high capacity), boot until the partitions are picked"
+    );
+    let img = Options {
+        out: root.join("build/rpi4-sd-4g.img"),
+        size_mib: 4096,
+        kernel: Some(elf.to_path_buf()),
+        cmdline: String::new(),
+        data: DataSet::Selftest,
+    };
+    if let Err(e) = build(root, &img).and_then(|()| check_image(&img.out).map(|_| ())) {
+        report.add(group, "image built and read back", false, e);
+        return;
+    }
+    report.add(group, "image built and read back", true, "");
+    let (_, out) = crate::boot(
+        root,
+        elf,
+        Some(&img.out),
+        o,
+        &["mode=fault"],
+        "rpi4-sd-4g.log",
+        true,
+    );
+    let _ = fs::remove_file(&img.out);
+    let card = out.lines().find(|l| l.contains("sd card: ")).unwrap_or("");
+    report.add(
+        group,
+        "card identified as high capacity, 8388608 sectors",
+        card.contains("8388608 sectors") && card.contains("high capacity (block addressing)"),
+        card.trim().to_string(),
+    );
+    report.add(
+        group,
+        "data partition found by its label",
+        out.contains(&format!("label \"{DATA_LABEL}\""))
+            && out.contains(&format!(
+                "the file system is partition 2 (label {DATA_LABEL})"
+            )),
+        "",
+    );
+}
+
 /// What [`check_image`] found.
 #[derive(Debug)]
 pub struct ImageFacts {
