@@ -29,7 +29,13 @@ rpi4* -> rpi4 (QEMU raspi4b); --board overrides it.
 Options (each also settable from the environment, for use through cargo):
   --board virt|rpi4   board                                   QEMU_RUN_BOARD
   --disk FILE         virt: attach FILE (raw) as a virtio-blk
-                      device on virtio-mmio                   QEMU_RUN_DISK
+                      device on virtio-mmio;                  QEMU_RUN_DISK
+                      rpi4: boot from FILE, an SD-card image
+                      (cargo xtask sd-image): kernel8.img, the
+                      DTB and cmdline.txt come out of its boot
+                      partition, the whole image is the card on
+                      EMMC2 (default build/rpi4-sd.img, made
+                      from KERNEL_ELF when missing or older)
   --timeout SECS      kill QEMU after SECS seconds, exit 124  QEMU_RUN_TIMEOUT
   --dtb FILE          boot with FILE instead of
                       build/dtb/{qemu-virt,rpi4}.dtb          QEMU_RUN_DTB
@@ -55,6 +61,7 @@ What it does:
 
 Kernel command line (-append, read by the kernel from /chosen/bootargs):
   board=qemu-virt|rpi4 semihosting [kernel args...]
+(rpi4: the image's cmdline.txt, then semihosting and the kernel args)
 The first two are always there; the kernel understands
   mode=demo|selftest|soak  what to run (the kernel's default applies if absent)
   minutes=N            soak length in minutes (1..1440)
@@ -169,6 +176,47 @@ if [[ "$(dd if="$IMAGE" bs=1 skip=56 count=4 2>/dev/null)" != "ARMd" ]]; then
         "$PROG" "$IMAGE" "QEMU will not load it as an Image and x0 will not hold the DTB address" >&2
 fi
 
+# --- rpi4: boot from the SD-card image ---------------------------------------
+
+# What the test boots is what a user flashes: kernel8.img, the device tree
+# and cmdline.txt are read out of the image's boot partition (mtools), and
+# the whole image becomes the SD card on EMMC2, the first generic SDHCI of
+# raspi4b (the kernel checks it finds the card at the emmc2 node).
+SD_CMDLINE=""
+if [[ "$BOARD" == rpi4 ]]; then
+    if [[ -z "$DISK" ]]; then
+        DISK="$REPO_ROOT/build/rpi4-sd.img"
+        if [[ ! -s "$DISK" || "$DISK" -ot "$ELF" || "$DISK" -ot "$REPO_ROOT/tools/dtb/make-dtbs.sh" ]]; then
+            echo "$PROG: making the SD-card image $DISK from $ELF (cargo xtask sd-image)" >&2
+            (cd "$REPO_ROOT" && cargo xtask sd-image --kernel "$ELF" --out "$DISK") >&2 ||
+                die "cargo xtask sd-image failed; see above"
+        fi
+    fi
+    [[ -f "$DISK" ]] || die "no such SD-card image: $DISK (make one with cargo xtask sd-image)"
+    size="$(stat -c %s "$DISK")"
+    if [[ "$size" -eq 0 || $((size & (size - 1))) -ne 0 ]]; then
+        die "$DISK is $size bytes: QEMU's SD card needs a power-of-two size (cargo xtask sd-image --size MIB)"
+    fi
+    command -v mcopy >/dev/null || die "mcopy not found: run tools/setup-host.sh (as root; it installs mtools)"
+    if [[ "$(od -An -tx1 -j 510 -N 2 "$DISK" | tr -d ' \n')" != 55aa ]]; then
+        die "$DISK has no MBR partition table (make it with cargo xtask sd-image)"
+    fi
+    p1="$(od -An -tu4 -j 454 -N 4 "$DISK" | tr -d ' \n')"
+    [[ "$p1" =~ ^[1-9][0-9]*$ ]] || die "$DISK: partition 1 has no start sector"
+    SD_BOOT="$(mktemp -d "${TMPDIR:-/tmp}/qemu-run-sd.XXXXXX")"
+    [[ "$DRY" == 1 ]] || trap 'rm -rf "$SD_BOOT"' EXIT
+    for f in kernel8.img bcm2711-rpi-4-b.dtb cmdline.txt; do
+        MTOOLS_SKIP_CHECK=1 mcopy -n -i "$DISK@@$((p1 * 512))" "::/$f" "$SD_BOOT/$f" 2>/dev/null ||
+            die "$DISK: no $f on the boot partition (make the image with cargo xtask sd-image)"
+    done
+    if ! cmp -s "$SD_BOOT/kernel8.img" "$IMAGE"; then
+        echo "$PROG: warning: the image's kernel8.img is not $IMAGE; booting the image's (cargo xtask sd-image --kernel $ELF rebuilds it)" >&2
+    fi
+    IMAGE="$SD_BOOT/kernel8.img"
+    [[ -z "$DTB" ]] && DTB="$SD_BOOT/bcm2711-rpi-4-b.dtb"
+    SD_CMDLINE="$(tr '\n' ' ' <"$SD_BOOT/cmdline.txt" | sed 's/  */ /g; s/ $//')"
+fi
+
 # --- device tree ------------------------------------------------------------
 
 if [[ -z "$DTB" ]]; then
@@ -193,6 +241,9 @@ fi
 
 case "$BOARD" in virt) BOARD_NAME=qemu-virt ;; *) BOARD_NAME=$BOARD ;; esac
 KERNEL_ARGS="board=$BOARD_NAME semihosting"
+if [[ -n "$SD_CMDLINE" ]]; then
+    KERNEL_ARGS="$SD_CMDLINE semihosting"
+fi
 if [[ ${#USER_ARGS[@]} -gt 0 ]]; then
     KERNEL_ARGS+=" ${USER_ARGS[*]}"
 fi
@@ -229,7 +280,7 @@ if [[ -n "$DISK" ]]; then
     [[ -f "$DISK" ]] || die "no such disk image: $DISK"
     case "$BOARD" in
         virt) CMD+=(-drive "if=none,file=$DISK,format=raw,id=d0" -device virtio-blk-device,drive=d0) ;;
-        rpi4) die "--disk works on virt only (raspi4b has no virtio-mmio; its SD card needs an EMMC2 driver)" ;;
+        rpi4) CMD+=(-drive "if=none,id=card0,file=$DISK,format=raw" -device sd-card,drive=card0,bus=/generic-sdhci/sd-bus) ;;
     esac
 fi
 [[ "$GDB" == 1 ]] && CMD+=(-s -S)

@@ -14,6 +14,10 @@ pub trait Board: Sync {
     /// Reference clock of the PL011, if the kernel should program the baud
     /// rate (None keeps the firmware's settings).
     fn uart_clock_hz(&self) -> Option<u32>;
+    /// Routes the early UART to its pins before the first output, on boards
+    /// whose firmware may leave the pins to another function. Runs once,
+    /// with the boot map on. Default: nothing to do.
+    fn setup_uart_pins(&self) {}
 }
 
 /// Defines the board entry: `board_entry!(MyBoard)` where `MyBoard` is a

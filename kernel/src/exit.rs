@@ -5,7 +5,9 @@
 //! - with semihosting (boot argument `semihosting`, QEMU only): SYS_EXIT with
 //!   the status as exit code, on every board;
 //! - else, status 0 and PSCI present (QEMU virt): PSCI SYSTEM_OFF;
-//! - else the core halts (a real Raspberry Pi: power-cycle it).
+//! - else, a BCM2835 PM watchdog in the device tree (Raspberry Pi): a reset
+//!   into the firmware's halt state (drivers::pm_wdt), whatever the status;
+//! - else the core halts (power-cycle the board).
 
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
@@ -76,5 +78,11 @@ pub fn exit(status: ExitStatus) -> ! {
         _ => {}
     }
     crate::println!("(halted: power-cycle the board)");
+    crate::console::flush();
+    if crate::drivers::pm_wdt::halt() {
+        // The watchdog resets the SoC within a few hundred microseconds.
+        crate::arch::timer::spin_ns(100_000_000);
+        crate::println!("(the PM watchdog did not reset the board)");
+    }
     crate::arch::cpu::wait_forever()
 }

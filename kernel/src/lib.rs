@@ -54,6 +54,8 @@ pub struct BootInfo {
     pub virtio_mmio: alloc::vec::Vec<u64>,
     /// The interrupt controller and timer interrupt, if found.
     pub gic: Option<irq::GicInfo>,
+    /// The SD host controller (Raspberry Pi 4 EMMC2), if the tree has one.
+    pub sdhci: Option<drivers::sdhci::SdhciInfo>,
 }
 
 /// A reserved region as the kernel sees it after boot.
@@ -84,6 +86,7 @@ extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
     if mmu::enable_boot_map(kernel.clone(), dtb_addr as u64).is_err() {
         arch::cpu::wait_forever();
     }
+    board.setup_uart_pins();
     // SAFETY: the board's early UART lies below 4 GiB outside the kernel and
     // DTB slots, so the boot map maps it as device memory.
     unsafe { console::init(board.early_uart_base(), board.uart_clock_hz()) };
@@ -240,6 +243,8 @@ fn boot(
         mm::heap_stats().1 >> 20
     );
 
+    // How to stop a board without PSCI or semihosting (Raspberry Pi).
+    drivers::pm_wdt::init(&tree);
     let info = BootInfo {
         board: board.name(),
         dtb,
@@ -259,6 +264,7 @@ fn boot(
             .collect(),
         mmu_tables: mmu::tables_used(),
         gic: gic_info(&tree),
+        sdhci: drivers::sdhci::SdhciInfo::from_tree(&tree),
         virtio_mmio: {
             let mut v = alloc::vec::Vec::new();
             tree.for_each_compatible("virtio,mmio", |d| {

@@ -1,8 +1,8 @@
 //! The kernel's block device: found at boot, shared behind one lock.
 //!
-//! QEMU virt: the first virtio-blk device among the device tree's
-//! virtio-mmio windows. Boards without one (raspi4b: its SD host controller
-//! needs an EMMC2 driver, a later issue) run without storage.
+//! Which device and which part of it: [`disk::pick`] (the SD card behind
+//! EMMC2 on the Raspberry Pi 4, else the first virtio-blk device on QEMU
+//! virt; the data partition of an MBR disk, else the whole disk).
 //!
 //! The device runs behind the block layer's fault wrapper
 //! ([`blkdev::FaultyDisk`]), with no fault set: self-tests inject read and
@@ -15,11 +15,12 @@ use blkdev::{Fault, FaultyDisk};
 
 use crate::BootInfo;
 use crate::arch::timer;
-use crate::drivers::virtio_blk::VirtioBlk;
+use crate::drivers::disk;
 use crate::sync::IrqLock;
 
-/// The kernel's disk: the virtio-blk device behind the fault wrapper.
-pub type Disk = FaultyDisk<VirtioBlk>;
+/// The kernel's disk: the chosen device (or partition) behind the fault
+/// wrapper.
+pub type Disk = FaultyDisk<disk::Disk>;
 
 /// How long a request may go unanswered before the block layer fails it.
 pub const TIMEOUT_NS: u64 = blkdev::DEFAULT_TIMEOUT_NS;
@@ -33,20 +34,11 @@ fn report(f: &Fault) {
 
 /// Looks for a block device.
 pub fn init(info: &BootInfo) {
-    if info.virtio_mmio.is_empty() {
-        log::info!("no virtio-mmio transports on this board; running without a disk");
+    let Some(dev) = disk::pick(info) else {
         return;
-    }
-    match VirtioBlk::discover(&info.virtio_mmio) {
-        Some(dev) => {
-            let mut disk = FaultyDisk::new(dev);
-            disk.set_clock(timer::now_ns, TIMEOUT_NS);
-            disk.set_reporter(report);
-            *BLOCK.lock() = Some(disk);
-        }
-        None => log::warn!(
-            "no virtio block device among {} virtio-mmio windows (qemu-run.sh --disk FILE attaches one)",
-            info.virtio_mmio.len()
-        ),
-    }
+    };
+    let mut disk = FaultyDisk::new(dev);
+    disk.set_clock(timer::now_ns, TIMEOUT_NS);
+    disk.set_reporter(report);
+    *BLOCK.lock() = Some(disk);
 }

@@ -1,7 +1,11 @@
 //! Device drivers.
 
+pub mod disk;
 pub mod gic;
 pub mod mmio;
+pub mod mailbox;
 pub mod pl011;
+pub mod pm_wdt;
+pub mod sdhci;
 pub mod virtio_blk;
 pub mod virtio_mmio;

@@ -6,11 +6,11 @@ use alloc::vec::Vec;
 
 use super::TestResult;
 use crate::BootInfo;
-use crate::drivers::virtio_blk::VirtioBlk;
+use crate::drivers::disk::Disk;
 use crate::storage;
 use blkdev::{BlockDevice, BlockError, Op, Request, SECTOR_SIZE};
 
-fn with_block<R>(f: impl FnOnce(&mut VirtioBlk) -> Result<R, String>) -> Result<R, String> {
+fn with_block<R>(f: impl FnOnce(&mut Disk) -> Result<R, String>) -> Result<R, String> {
     let mut guard = storage::BLOCK.lock();
     let dev = guard
         .as_mut()
@@ -56,7 +56,7 @@ pub fn blk_read_boot_sector(_: &BootInfo) -> TestResult {
 
 pub fn blk_write_read_restore(_: &BootInfo) -> TestResult {
     with_block(|d| {
-        if d.read_only() {
+        if d.inner().read_only() {
             return Err("disk is read-only".into());
         }
         // The last 8 sectors: read, overwrite with a pattern, read back,

@@ -41,6 +41,7 @@ mod area_tests;
 mod blk_tests;
 mod fault_tests;
 mod sched_tests;
+mod sd_tests;
 mod storage_tests;
 
 /// A named in-kernel test.
@@ -84,6 +85,14 @@ const BLOCK_TESTS: &[Test] = &[
     ("blk.write_read_restore", blk_tests::blk_write_read_restore),
     ("blk.many_in_flight", blk_tests::blk_many_in_flight),
     ("blk.bad_requests", blk_tests::blk_bad_requests),
+];
+
+/// Tests of the SD card, planned when the device tree has an EMMC2 node.
+const SD_TESTS: &[Test] = &[
+    ("sd.card_identified", sd_tests::card_identified),
+    ("sd.partitions_found", sd_tests::partitions_found),
+    ("sd.multi_block_round_trip", sd_tests::multi_block_round_trip),
+    ("sd.card_error_handled", sd_tests::card_error_handled),
 ];
 
 /// Storage, GCMA and CMA over the page cache (need the data disk).
@@ -140,9 +149,12 @@ fn persist(_: &BootInfo) -> TestResult {
 fn planned(info: &BootInfo, with_persist: bool) -> Vec<&'static Test> {
     static PERSIST_TEST: Test = ("storage.persist_across_boots", persist);
     let mut tests: Vec<&'static Test> = BOOT_TESTS.iter().collect();
-    if info.virtio_mmio.is_empty() {
-        println!("selftest: no virtio-mmio on this board: block and storage tests not planned");
+    if info.virtio_mmio.is_empty() && info.sdhci.is_none() {
+        println!("selftest: no virtio-mmio and no SD host on this board: block and storage tests not planned");
     } else {
+        if info.sdhci.is_some() {
+            tests.extend(SD_TESTS);
+        }
         tests.extend(BLOCK_TESTS);
         tests.extend(STORAGE_TESTS);
         if with_persist {

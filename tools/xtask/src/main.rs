@@ -42,6 +42,7 @@ mod ccbench;
 mod publish;
 mod realtrees;
 mod structure;
+mod sdimage;
 
 const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
 const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];
@@ -185,9 +186,15 @@ fn main() -> ExitCode {
         Some("linux-cma") => linuxcma::linux_cma(&args[1..]),
         Some("fuzz") => fuzz::main(&root(), &args[1..]),
         Some("cleancache-bench") => ccbench::command(&root(), HOST_TARGET, &args[1..]),
+        Some("sd-image") => sdimage::main(&root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
-            println!("{}\n\n{}", usage(), publish::usage());
-            println!("\n{}", linuxcma::usage());
+            println!(
+                "{}\n\n{}\n\n{}\n\n{}",
+                usage(),
+                publish::usage(),
+                sdimage::usage(),
+                linuxcma::usage()
+            );
             ExitCode::SUCCESS
         }
         _ => {
@@ -441,6 +448,9 @@ fn test(o: &Options) -> ExitCode {
                 }
             }
             fault_boot(&root, &elf, board, o, &mut report);
+            if board == "rpi4" {
+                sdimage::high_capacity_boot(&root, &elf, o, &mut report);
+            }
         }
     }
 
@@ -468,19 +478,9 @@ fn data_image(root: &Path) -> Result<PathBuf, String> {
     step("making the self-test data image (tools/mkdata/mkdata.py)");
     let status = Command::new("python3")
         .arg(&script)
-        .args([
-            "--image-mb",
-            "64",
-            "--files",
-            "300",
-            "--large",
-            "3",
-            "--total-mb",
-            "24",
-            "--seed",
-            "7",
-            "--out",
-        ])
+        .args(["--image-mb", "64"])
+        .args(sdimage::DataSet::Selftest.mkdata_args())
+        .arg("--out")
         .arg(&image)
         .status()
         .map_err(|e| format!("mkdata: {e}"))?;
@@ -512,10 +512,15 @@ fn boot(
     log_name: &str,
     echo: bool,
 ) -> (Option<i32>, String) {
+    // raspi4b boots from the test's SD-card image unless given another, and
+    // reads its data set by 32-bit PIO under TCG: three times the timeout.
+    let rpi4 = elf.file_name() == Some("rpi4".as_ref());
+    let sd = root.join(sdimage::TEST_IMAGE);
+    let disk = disk.or((rpi4 && sd.exists()).then_some(&*sd));
     let mut cmd = Command::new(root.join("qemu-run.sh"));
     cmd.current_dir(root)
         .arg("--timeout")
-        .arg(o.timeout.to_string());
+        .arg((o.timeout * if rpi4 { 3 } else { 1 }).to_string());
     if let Some(disk) = disk {
         cmd.arg("--disk").arg(disk);
     }
@@ -539,14 +544,21 @@ fn fields(line: &str) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-/// Self-test boots: one on raspi4b (no disk); two on virt over the same
-/// data disk, the first writing a file, the second checking it survived.
+/// Self-test boots: two over the same data disk (virt: the data image on
+/// virtio-blk; raspi4b: the SD-card image on EMMC2), the first writing a
+/// file, the second checking it survived.
 fn selftest_boots(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
-    if board != "qemu-virt" {
-        selftest_boot(root, elf, None, board, "", o, report);
-        return;
-    }
-    let disk = match test_disk(root) {
+    let disk = if board == "qemu-virt" {
+        test_disk(root)
+    } else {
+        sdimage::test_image(root, elf).map(|(img, checks)| {
+            for (name, ok, detail) in checks {
+                report.add("rpi4 sd-image", name, ok, detail);
+            }
+            img
+        })
+    };
+    let disk = match disk {
         Ok(d) => d,
         Err(e) => {
             report.add(&format!("{board} selftest"), "data disk", false, e);

@@ -53,10 +53,12 @@ extern crate alloc;
 mod fault;
 mod mux;
 mod ram;
+mod window;
 
 pub use fault::{DEFAULT_TIMEOUT_NS, Fault, FaultKind, FaultyDisk, Traced};
 pub use mux::{QueueMux, SYNC_TAG};
 pub use ram::RamDisk;
+pub use window::Window;
 
 /// Size of one device sector in bytes. Every transfer is a whole number of
 /// sectors.
