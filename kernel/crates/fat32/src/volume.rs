@@ -1,7 +1,7 @@
 //! Mounting, the FSInfo sector, `sync` and the counters of a mounted volume.
 //!
 //! Rules:
-//! * Mounting validates the boot sector, FAT[0] and FSInfo and writes
+//! * Mounting validates the boot sector, `FAT[0]` and FSInfo and writes
 //!   nothing. FSInfo's free count and next-free hint are used only when in
 //!   range; otherwise the free clusters are counted from the FAT.
 //! * The free count kept in memory is the truth while mounted; FSInfo is
