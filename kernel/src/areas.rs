@@ -15,6 +15,12 @@
 //!   cleancache stores and evicts; every allocated range, GCMA included, in
 //!   one pass on allocate (Allocated) and free (ReservedArea), the observer
 //!   standing aside meanwhile.
+//! - A CMA allocation runs one migration pass per `MM` lock hold
+//!   ([`alloc_with`]): between passes the lock is released and the task
+//!   yields (Linux's `cond_resched`), or sleeps for the Android policy's
+//!   rescans; the candidate range stays isolated meanwhile. Frames the page
+//!   cache freed during a pass go back to their area before the lock is
+//!   released.
 //! - Memory accounting (see the `contig` crate): GCMA = allocated + cached +
 //!   idle; CMA = allocated + lent + idle (idle CMA memory is free system
 //!   memory); carveout = allocated + idle (idle carveout memory is wasted).
@@ -27,7 +33,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use cleancache::{Cleancache, PageState};
 use contig::{
-    Allocation, AreaId, AreaKind, Areas, ContigError, MemReport, MigrateError, Migrator, Select,
+    AllocStep, Allocation, AreaId, AreaKind, Areas, CmaPolicy, ContigError, MemReport,
+    MigrateError, Migrator, Moved, Select,
 };
 use frames::{FrameState, Pfn};
 use physmap::RegionKind;
@@ -101,77 +108,140 @@ pub fn init(info: &BootInfo) {
     }
     mm.areas
         .backend_mut()
+        .set_page_copy(crate::arch::page_ops::copy_page);
+    mm.areas
+        .backend_mut()
         .set_observer(Some(Box::new(|pfn, st| {
             let _ = mm::with_frames(|t| t.set_state(Pfn(pfn), frame_state(st)));
         })));
 }
 
-/// CMA's migration step over the kernel's page cache: a replacement frame
-/// from ordinary memory, the page copied and re-indexed, the old frame left
-/// to its area. Pinned, locked or under-I/O pages are busy.
+/// CMA's migration step over the kernel's page cache, as Linux's
+/// MIGRATE_SYNC `__alloc_contig_migrate_range`: waits for a page under I/O
+/// (locked, or under write-back), drops it if clean and unpinned
+/// (`reclaim_clean_pages_from_list`), else copies it with the fast page copy
+/// to a replacement frame from ordinary memory and re-indexes it; the old
+/// frame is left to its area. Pinned pages are busy.
 struct PcMigrator<'a> {
     pc: Option<&'a mut crate::fs::Pc>,
 }
 
 impl Migrator for PcMigrator<'_> {
-    fn migrate(&mut self, pfn: u64) -> Result<(), MigrateError> {
+    fn migrate(&mut self, pfn: u64) -> Result<Moved, MigrateError> {
         let Some(pc) = self.pc.as_deref_mut() else {
             return Err(MigrateError::Busy);
         };
         let old = pagecache::Frame::from_addr((pfn << frames::PAGE_SHIFT) as usize)
             .ok_or(MigrateError::Busy)?;
-        let new = pc
-            .allocator_mut()
-            .take_ordinary()
-            .ok_or(MigrateError::NoMemory)?;
-        match pc.migrate(old, new) {
-            Ok(()) => {
-                let pages = pc.allocator_mut();
-                pages.lent_out = pages.lent_out.saturating_sub(1);
-                let _ = mm::with_frames(|t| t.set_state(Pfn(pfn), FrameState::ReservedArea));
-                Ok(())
-            }
-            Err(_) => {
-                let new_pfn = Pfn(new.addr() as u64 >> frames::PAGE_SHIFT);
-                if mm::with_frames(|t| t.free(new_pfn, 0)).is_ok() {
-                    let pages = pc.allocator_mut();
-                    pages.ordinary_out = pages.ordinary_out.saturating_sub(1);
+        let moved = match pc.drop_clean_frame(old) {
+            Ok(true) => Moved::Dropped,
+            Ok(false) => {
+                let new = pc
+                    .allocator_mut()
+                    .take_ordinary()
+                    .ok_or(MigrateError::NoMemory)?;
+                if pc
+                    .migrate_with(old, new, crate::arch::page_ops::copy_page)
+                    .is_err()
+                {
+                    let new_pfn = Pfn(new.addr() as u64 >> frames::PAGE_SHIFT);
+                    if mm::with_frames(|t| t.free(new_pfn, 0)).is_ok() {
+                        let pages = pc.allocator_mut();
+                        pages.ordinary_out = pages.ordinary_out.saturating_sub(1);
+                    }
+                    return Err(MigrateError::Busy);
                 }
-                Err(MigrateError::Busy)
+                Moved::Copied
             }
+            // Pinned, or no longer a page-cache page (a failed read dropped
+            // it; its frame comes back through return_page between steps).
+            Err(_) => return Err(MigrateError::Busy),
+        };
+        let pages = pc.allocator_mut();
+        pages.lent_out = pages.lent_out.saturating_sub(1);
+        let _ = mm::with_frames(|t| t.set_state(Pfn(pfn), FrameState::ReservedArea));
+        Ok(moved)
+    }
+}
+
+/// A CMA allocation under `policy`, one migration pass per step with the
+/// `MM` lock released between steps: other tasks may run (`cond_resched`),
+/// and the Android policy's sleeps are real sleeps.
+fn alloc_cma(
+    sel: Select<'_>,
+    count: usize,
+    align: usize,
+    policy: CmaPolicy,
+) -> Result<Allocation, ContigError> {
+    let mut job = MM.lock().areas.cma_begin(sel, count, align, policy)?;
+    loop {
+        let step = {
+            let mut guard = MM.lock();
+            let Mm { areas, pc } = &mut *guard;
+            crate::fs::IN_AREAS_ALLOC.store(true, Ordering::Relaxed);
+            let step = areas.cma_step(&mut job, &mut PcMigrator { pc: pc.as_mut() });
+            crate::fs::IN_AREAS_ALLOC.store(false, Ordering::Relaxed);
+            // Frames freed during the pass go back now, so that the next
+            // pass sees returned pages as returned.
+            if let Some(pc) = pc.as_mut() {
+                pc.allocator_mut().return_deferred();
+            }
+            if let AllocStep::Done(Ok(a)) = &step {
+                mark(&guard, a, FrameState::Allocated);
+            }
+            step
+        };
+        match step {
+            AllocStep::Again => crate::sched::yield_now(),
+            AllocStep::Sleep { ms } => crate::sched::sleep_or_spin_ns(ms * 1_000_000),
+            AllocStep::Done(r) => return r,
         }
     }
 }
 
 /// Allocates `count` contiguous pages aligned to `align` pages from the area
-/// `sel` selects, timing it with the area kind's probe.
+/// `sel` selects, timing it with the area kind's probe (CMA: the Linux
+/// policy).
 pub fn alloc(sel: Select<'_>, count: usize, align: usize) -> Result<Allocation, ContigError> {
+    alloc_with(sel, count, align, CmaPolicy::Linux)
+}
+
+/// [`alloc`] with the CMA policy given (unused for GCMA and carveouts).
+pub fn alloc_with(
+    sel: Select<'_>,
+    count: usize,
+    align: usize,
+    policy: CmaPolicy,
+) -> Result<Allocation, ContigError> {
+    let kind = {
+        let mm = MM.lock();
+        match sel {
+            Select::Kind(k) => Some(k),
+            Select::Id(id) => mm.areas.kind(id),
+            Select::Name(n) => mm.areas.find(n).and_then(|id| mm.areas.kind(id)),
+        }
+    };
+    if kind == Some(AreaKind::Cma) {
+        let t = CMA_ALLOC.start();
+        let result = alloc_cma(sel, count, align, policy);
+        CMA_ALLOC.stop(t);
+        return result;
+    }
+    // GCMA or a carveout (or no such area): no migration, one lock hold.
     let mut guard = MM.lock();
     let mm = &mut *guard;
-    let kind = match sel {
-        Select::Kind(k) => Some(k),
-        Select::Id(id) => mm.areas.kind(id),
-        Select::Name(n) => mm.areas.find(n).and_then(|id| mm.areas.kind(id)),
-    };
     let probe = match kind {
-        Some(AreaKind::Cma) => &CMA_ALLOC,
         Some(AreaKind::Carveout) => &CARVEOUT_ALLOC,
         _ => &GCMA_ALLOC,
     };
-    let Mm { areas, pc } = mm;
     let t = probe.start();
     // GCMA takes pages back from cleancache one by one; their descriptors
     // are updated in one pass below. (A failed GCMA allocation takes nothing
     // back: it fails on the bitmap before touching cleancache.)
     BULK.store(kind == Some(AreaKind::Gcma), Ordering::Relaxed);
-    crate::fs::IN_AREAS_ALLOC.store(true, Ordering::Relaxed);
-    let result = areas.alloc(sel, count, align, &mut PcMigrator { pc: pc.as_mut() });
-    crate::fs::IN_AREAS_ALLOC.store(false, Ordering::Relaxed);
+    let result = mm.areas.alloc(sel, count, align, &mut contig::NoMigrator);
     BULK.store(false, Ordering::Relaxed);
     probe.stop(t);
-    if let Some(pc) = pc.as_mut() {
-        pc.allocator_mut().return_deferred();
-    }
     if let Ok(a) = &result {
         mark(mm, a, FrameState::Allocated);
     }

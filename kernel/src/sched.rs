@@ -222,6 +222,26 @@ pub fn sleep_ns(ns: u64) {
     sleep_until(timer::ticks() + timer::ns_to_ticks(ns));
 }
 
+/// Lets another ready task of the same or a higher priority run, as Linux's
+/// `cond_resched()` (no-op before [`init`] or with nobody to run).
+pub fn yield_now() {
+    if STARTED.load(Ordering::Acquire) {
+        switch_away(State::Running);
+    }
+}
+
+/// Sleeps for `ns` nanoseconds, or spins on the counter before [`init`].
+pub fn sleep_or_spin_ns(ns: u64) {
+    if STARTED.load(Ordering::Acquire) {
+        sleep_ns(ns);
+    } else {
+        let deadline = timer::ticks() + timer::ns_to_ticks(ns);
+        while timer::ticks() < deadline {
+            core::hint::spin_loop();
+        }
+    }
+}
+
 /// Picks the next task: the highest-priority ready one, round robin after
 /// `current` among equals. The current task competes if it is still ready.
 fn pick(s: &Scheduler) -> TaskId {

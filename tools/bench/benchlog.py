@@ -7,7 +7,7 @@ tools/bench/README.md.
 import math
 import re
 
-ALLOCATORS = ("gcma", "cma", "carveout")
+ALLOCATORS = ("gcma", "cma", "cma-retry", "carveout")
 CONDITIONS = ("idle", "pagecache", "anon", "pinned")
 SETUPS = ("none", "carveout", "cma", "gcma")
 BOARDS = ("qemu-virt", "rpi4")

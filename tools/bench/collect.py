@@ -154,9 +154,10 @@ def finish_check(problems, warnings, what):
 
 
 def summarize(data):
+    rows = len(benchlog.expected_keys("alloc"))
     counts = [
-        f"alloc {len(data['alloc'])}/12",
-        f"frames {len(data['frames'])}/12",
+        f"alloc {len(data['alloc'])}/{rows}",
+        f"frames {len(data['frames'])}/{rows}",
         f"utilization {len(data['utilization'])}/4",
         "per_page " + ("yes" if any(v is not None for v in data["per_page"].values()) else "missing"),
     ]

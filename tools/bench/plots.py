@@ -8,8 +8,8 @@ import os
 
 from benchlog import ALLOCATORS, CONDITIONS, SETUPS
 
-COLORS = {"gcma": "#2a9d3f", "cma": "#d1495b", "carveout": "#5b6c8f", "none": "#9a9a9a"}
-NAMES = {"gcma": "GCMA", "cma": "CMA", "carveout": "carveout", "none": "none"}
+COLORS = {"gcma": "#2a9d3f", "cma": "#d1495b", "cma-retry": "#e9a03b", "carveout": "#5b6c8f", "none": "#9a9a9a"}
+NAMES = {"gcma": "GCMA", "cma": "CMA", "cma-retry": "CMA (Android retry)", "carveout": "carveout", "none": "none"}
 FILES = {
     "latency": "alloc-latency-cdf.png",
     "frames": "frame-deadline-misses.png",

@@ -21,13 +21,14 @@ import benchlog  # noqa: E402
 import collect  # noqa: E402
 import report  # noqa: E402
 
-ALLOCATORS = ("gcma", "cma", "carveout")
+ALLOCATORS = ("gcma", "cma", "cma-retry", "carveout")
 CONDITIONS = ("idle", "pagecache", "anon", "pinned")
 SETUPS = ("none", "carveout", "cma", "gcma")
 # Typical latencies (µs) per allocator and condition for the synthetic log.
 BASE_US = {
     "gcma": {"idle": 10.0, "pagecache": 12.0, "anon": 11.0, "pinned": 12.0},
     "cma": {"idle": 15.0, "pagecache": 400.0, "anon": 900.0, "pinned": 2000.0},
+    "cma-retry": {"idle": 15.0, "pagecache": 420.0, "anon": 950.0, "pinned": 90000.0},
     "carveout": {"idle": 5.0, "pagecache": 5.0, "anon": 5.0, "pinned": 5.0},
 }
 READS = {"none": 100000, "carveout": 180000, "cma": 104000, "gcma": 108000}
@@ -62,11 +63,12 @@ def make_log(skip=(), extra=(), replace=None):
     for condition in CONDITIONS:
         for allocator in ALLOCATORS:
             step += 1
-            lines.append(f"@progress step={step} of=16 what={allocator}/{condition}")
+            lines.append(f"@progress step={step} of=20 what={allocator}/{condition}")
             lines.append(alloc_line(allocator, condition))
             lines.append(f"@latency allocator={allocator} condition={condition} pages=768 us="
                          + ",".join(str(x) for x in samples(allocator, condition)))
-            misses = {"gcma": 0, "cma": 3 if condition != "idle" else 0, "carveout": 0}[allocator]
+            misses = {"gcma": 0, "cma": 3 if condition != "idle" else 0, "cma-retry": 4 if condition != "idle" else 0,
+                      "carveout": 0}[allocator]
             lines.append(f"@frames allocator={allocator} condition={condition} frames=300 deadline_misses={misses}")
     for setup in SETUPS:
         cc = "0.31" if setup == "gcma" else "null"
@@ -129,8 +131,8 @@ class Workspace(unittest.TestCase):
 class ParseTest(unittest.TestCase):
     def test_all_rows_parsed(self):
         parsed = benchlog.parse_lines(make_log().splitlines())
-        self.assertEqual(len(parsed.rows["alloc"]), 12)
-        self.assertEqual(len(parsed.rows["frames"]), 12)
+        self.assertEqual(len(parsed.rows["alloc"]), 16)
+        self.assertEqual(len(parsed.rows["frames"]), 16)
         self.assertEqual(len(parsed.rows["utilization"]), 4)
         self.assertEqual(parsed.per_page["memset_ns"], 1980.0)
         self.assertEqual(len(parsed.latency[("gcma", "pinned")]), 20)
@@ -158,11 +160,11 @@ class ParseTest(unittest.TestCase):
             self.assertIn(expected, text)
         self.assertTrue(all(p.startswith("line ") for p in parsed.problems), parsed.problems)
         # The good rows are still there.
-        self.assertEqual(len(parsed.rows["frames"]), 12)
+        self.assertEqual(len(parsed.rows["frames"]), 16)
 
     def test_unfinished_run_warns_with_last_progress(self):
         parsed = benchlog.parse_lines(make_log(skip=("@exit",)).splitlines())
-        self.assertTrue(any("no @exit line" in w and "step 12 of 16" in w for w in parsed.warnings), parsed.warnings)
+        self.assertTrue(any("no @exit line" in w and "step 16 of 20" in w for w in parsed.warnings), parsed.warnings)
 
     def test_missing_latency_is_a_warning(self):
         parsed = benchlog.parse_lines(make_log(skip=("@latency allocator=cma condition=anon",)).splitlines())
@@ -173,7 +175,7 @@ class JsonTest(Workspace):
     def test_json_matches_schema_exactly(self):
         code, out, _ = self.run_collect(make_log())
         self.assertEqual(code, 0)
-        self.assertIn("alloc 12/12", out)
+        self.assertIn("alloc 16/16", out)
         data = self.bench_json()
         self.assertEqual(list(data), ["commit", "board", "accel", "alloc", "frames", "utilization", "per_page"])
         self.assertEqual((data["commit"], data["board"], data["accel"]), ("abc1234", "qemu-virt", "tcg"))
@@ -195,8 +197,8 @@ class JsonTest(Workspace):
             self.assertIsInstance(value, float)
         self.assertEqual(benchlog.validate(data), [])
         # Rows in canonical order: conditions, then allocators.
-        self.assertEqual([(r["allocator"], r["condition"]) for r in data["alloc"]][:3],
-                         [("gcma", "idle"), ("cma", "idle"), ("carveout", "idle")])
+        self.assertEqual([(r["allocator"], r["condition"]) for r in data["alloc"]][:4],
+                         [("gcma", "idle"), ("cma", "idle"), ("cma-retry", "idle"), ("carveout", "idle")])
         self.assertIsNone(data["utilization"][0]["cleancache_hit_ratio"])
 
     def test_flags_override_bench_line(self):
@@ -213,7 +215,7 @@ class JsonTest(Workspace):
                 self.assertEqual(collect.main(argv), 0)
         finally:
             sys.stdin = stdin
-        self.assertEqual(len(self.bench_json()["alloc"]), 12)
+        self.assertEqual(len(self.bench_json()["alloc"]), 16)
 
     def test_commit_from_git_is_a_string(self):
         commit = collect.git_commit()
@@ -262,8 +264,8 @@ class CheckTest(Workspace):
 
     def test_missing_condition(self):
         text = make_log(skip=("condition=pinned",))
-        self.assertProblem(text, "alloc: missing 3 row(s): gcma/pinned, cma/pinned, carveout/pinned")
-        self.assertProblem(text, "frames: missing 3 row(s)")
+        self.assertProblem(text, "alloc: missing 4 row(s): gcma/pinned, cma/pinned, cma-retry/pinned, carveout/pinned")
+        self.assertProblem(text, "frames: missing 4 row(s)")
 
     def test_missing_setup(self):
         self.assertProblem(make_log(skip=("@util setup=cma",)), "utilization: missing 1 row(s): cma")
@@ -284,7 +286,7 @@ class CheckTest(Workspace):
         code, out, _ = self.check(text)
         self.assertEqual(code, 0, out)
         parsed = benchlog.parse_lines(text.splitlines())
-        self.assertEqual(len(parsed.rows["alloc"]), 13)
+        self.assertEqual(len(parsed.rows["alloc"]), 17)
         self.assertIn(("gcma", "pagecache", 3038), parsed.rows["alloc"])
         # The CDF keeps the frame buffers (the smaller size), whatever the order.
         self.assertEqual(len(parsed.latency[("gcma", "pagecache")]), 20)
@@ -344,7 +346,7 @@ class PartialDataTest(Workspace):
         self.assertEqual(set(data["per_page"].values()), {None})
         with open(os.path.join(self.out, "README.md")) as f:
             page = f.read()
-        self.assertIn("alloc: missing 12 row(s)", page)
+        self.assertIn("alloc: missing 16 row(s)", page)
         self.assertIn("not measured", page)
         self.assertIn("no @exit line", page)
 
@@ -398,7 +400,7 @@ class ReportTest(Workspace):
         page = self.page()
         section = page.split("## Allocation latency\n\n")[1]
         table = section.split("\n\n")[0].splitlines()
-        self.assertEqual(len(table), 14)
+        self.assertEqual(len(table), 18)
         self.assertEqual(len({len(l) for l in table}), 1, "rows of one table have the same width")
 
 

@@ -8,12 +8,16 @@
 //! every [`SESSION_FRAMES`] frames, as a camera app does, so allocations
 //! recur; every other session allocates per frame instead of using a ring,
 //! and every session ends with a still photo that needs one 4K buffer
-//! (12 MiB). Every allocation is timed.
+//! (12 MiB). Every allocation is timed and aligned as Linux aligns a
+//! `dma_alloc_contiguous` request ([`contig::linux_cma_align_pages`]), the
+//! same for every allocator. Capture writes each page with the arch
+//! `copy_page` from a per-frame template, plus a per-page tag word.
 
 use alloc::vec::Vec;
 
-use contig::{Allocation, AreaKind, Select};
+use contig::{Allocation, AreaKind, CmaPolicy, Select, linux_cma_align_pages};
 
+use crate::arch::page_ops::{PAGE_SIZE, copy_page};
 use crate::arch::timer;
 use crate::{areas, sched};
 
@@ -27,8 +31,6 @@ pub const RING: usize = 4;
 pub const SESSION_FRAMES: usize = 15;
 /// Frame period: 30 frames per second.
 pub const PERIOD_NS: u64 = 1_000_000_000 / 30;
-/// Alignment of a buffer, in pages (64 KiB, a typical DMA constraint).
-pub const ALIGN_PAGES: usize = 16;
 /// Priority of the camera task: above everything else.
 pub const PRIO_CAMERA: u8 = 30;
 
@@ -50,9 +52,19 @@ pub struct CameraStats {
     pub dropped_frames: u64,
 }
 
-fn alloc_timed(kind: AreaKind, pages: usize, lat: &mut Vec<u64>) -> Option<Allocation> {
+fn alloc_timed(
+    kind: AreaKind,
+    policy: CmaPolicy,
+    pages: usize,
+    lat: &mut Vec<u64>,
+) -> Option<Allocation> {
     let t0 = timer::ticks();
-    let r = areas::alloc(Select::Kind(kind), pages, ALIGN_PAGES);
+    let r = areas::alloc_with(
+        Select::Kind(kind),
+        pages,
+        linux_cma_align_pages(pages),
+        policy,
+    );
     lat.push(timer::ticks_to_ns(timer::ticks() - t0));
     r.ok()
 }
@@ -61,21 +73,42 @@ fn pattern(frame: u64, i: usize) -> u64 {
     (frame << 32) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// Capture: fill the buffer; process: checksum it against the pattern.
+/// A page of the capture template, aligned for `copy_page`.
+#[repr(C, align(4096))]
+struct TemplatePage([u8; PAGE_SIZE]);
+
+/// Capture: every page of the buffer written from the frame's template
+/// page with `copy_page` (as a DMA engine would, at memory bandwidth), then
+/// its first word set to a per-page tag; process: checksum every word
+/// against the pattern.
 fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
-    let words = buf.count * 4096 / 8;
-    // SAFETY: the allocation owns `count` identity-mapped pages until it is
-    // freed, and only this task uses it.
-    let mem = unsafe { core::slice::from_raw_parts_mut((buf.pfn << 12) as *mut u64, words) };
-    for (i, w) in mem.iter_mut().enumerate() {
-        *w = pattern(frame, i);
+    const WORDS: usize = PAGE_SIZE / 8;
+    let mut tpl = TemplatePage([0; PAGE_SIZE]);
+    let mut tpl_sum = 0u64;
+    for (j, w) in tpl.0.chunks_exact_mut(8).enumerate() {
+        let v = pattern(frame, j);
+        w.copy_from_slice(&v.to_ne_bytes());
+        if j > 0 {
+            tpl_sum = tpl_sum.wrapping_add(v);
+        }
     }
-    let mut sum = 0u64;
+    let base = (buf.pfn << 12) as *mut [u8; PAGE_SIZE];
     let mut want = 0u64;
-    for (i, w) in mem.iter().enumerate() {
-        sum = sum.wrapping_add(*w);
-        want = want.wrapping_add(pattern(frame, i));
+    for p in 0..buf.count {
+        // SAFETY: the allocation owns `count` identity-mapped pages until it
+        // is freed, and only this task uses it; page `p < count` is one of
+        // them.
+        let page = unsafe { &mut *base.add(p) };
+        copy_page(page, &tpl.0);
+        let tag = pattern(frame, p * WORDS);
+        page[..8].copy_from_slice(&tag.to_ne_bytes());
+        want = want.wrapping_add(tag).wrapping_add(tpl_sum);
     }
+    let words = buf.count * WORDS;
+    // SAFETY: as above: the `count` pages of the allocation, read as words
+    // (page-aligned, so aligned for u64), only by this task.
+    let mem = unsafe { core::slice::from_raw_parts((buf.pfn << 12) as *const u64, words) };
+    let sum = mem.iter().fold(0u64, |s, w| s.wrapping_add(*w));
     sum == want
 }
 
@@ -84,14 +117,20 @@ fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
 /// a code path includes translating it.
 pub fn warm_up(kind: AreaKind) {
     for pages in [FRAME_PAGES, PHOTO_PAGES] {
-        if let Ok(a) = areas::alloc(Select::Kind(kind), pages, ALIGN_PAGES) {
+        if let Ok(a) = areas::alloc(Select::Kind(kind), pages, linux_cma_align_pages(pages)) {
             let _ = areas::free(a);
         }
     }
 }
 
-/// Runs the pipeline for `frames` frames on areas of `kind`.
+/// Runs the pipeline for `frames` frames on areas of `kind` (CMA: the
+/// Linux policy).
 pub fn run(kind: AreaKind, frames: usize) -> CameraStats {
+    run_with(kind, CmaPolicy::Linux, frames)
+}
+
+/// [`run`] with the CMA policy given (unused for GCMA and carveouts).
+pub fn run_with(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats {
     let mut st = CameraStats::default();
     let start = timer::ticks();
     let period = timer::ns_to_ticks(PERIOD_NS);
@@ -104,7 +143,7 @@ pub fn run(kind: AreaKind, frames: usize) -> CameraStats {
             let n = if per_frame { 1 } else { RING };
             for _ in 0..n {
                 st.frame_attempts += 1;
-                if let Some(a) = alloc_timed(kind, FRAME_PAGES, &mut st.frame_alloc_ns) {
+                if let Some(a) = alloc_timed(kind, policy, FRAME_PAGES, &mut st.frame_alloc_ns) {
                     st.frame_successes += 1;
                     ring.push(a);
                 }
@@ -132,7 +171,7 @@ pub fn run(kind: AreaKind, frames: usize) -> CameraStats {
         if session_end {
             // A still photo: one 4K buffer, filled once, then freed.
             st.photo_attempts += 1;
-            if let Some(a) = alloc_timed(kind, PHOTO_PAGES, &mut st.photo_alloc_ns) {
+            if let Some(a) = alloc_timed(kind, policy, PHOTO_PAGES, &mut st.photo_alloc_ns) {
                 st.photo_successes += 1;
                 if !capture_and_process(&a, f) {
                     st.corrupt_frames += 1;

@@ -3,7 +3,8 @@
 //! In one boot, side by side on reserved regions of the same size:
 //! 1. page operations the allocators are compared with (zero, copy a page);
 //! 2. a sequential scan of the data set with and without readahead;
-//! 3. for each allocator (GCMA, CMA, carveout) and condition (idle,
+//! 3. for each allocator (GCMA, CMA with the Linux policy, CMA with the
+//!    Android sleep-and-rescan policy (`cma-retry`), carveout) and condition (idle,
 //!    page-cache pressure, anonymous pressure, pinned pages): the camera
 //!    pipeline at 30 fps with its allocations timed, while the background
 //!    load runs;
@@ -34,8 +35,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use contig::AreaKind;
+use contig::{AreaKind, CmaPolicy};
 
+use crate::arch::page_ops::{PAGE_SIZE, clear_page, copy_page, zva_block_bytes};
 use crate::arch::timer;
 use crate::exit::ExitStatus;
 use crate::fs::{self, Setup};
@@ -77,7 +79,21 @@ impl ScaleParams for Scale {
     }
 }
 
-const ALLOCATORS: [AreaKind; 3] = [AreaKind::Gcma, AreaKind::Cma, AreaKind::Carveout];
+/// The allocator rows: an area kind and, for CMA, the policy.
+const ALLOCATORS: [(AreaKind, CmaPolicy); 4] = [
+    (AreaKind::Gcma, CmaPolicy::Linux),
+    (AreaKind::Cma, CmaPolicy::Linux),
+    (AreaKind::Cma, CmaPolicy::AndroidRetry),
+    (AreaKind::Carveout, CmaPolicy::Linux),
+];
+
+/// Name of an allocator row in tables and `@` lines.
+fn row_name(kind: AreaKind, policy: CmaPolicy) -> &'static str {
+    match kind {
+        AreaKind::Cma => policy.row_name(),
+        k => kind_name(k),
+    }
+}
 
 fn kind_name(k: AreaKind) -> &'static str {
     match k {
@@ -143,6 +159,7 @@ fn percentiles(samples: &[u64]) -> (f64, f64, f64) {
 
 struct RunRow {
     kind: AreaKind,
+    policy: CmaPolicy,
     cond: Condition,
     stats: CameraStats,
     bytes_read: u64,
@@ -224,11 +241,11 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
 
     let mut rows = Vec::new();
     for cond in Condition::ALL {
-        for kind in ALLOCATORS {
+        for (kind, policy) in ALLOCATORS {
             progress(
                 &mut step,
                 steps,
-                &format!("{}/{}", kind_name(kind), cond.name()),
+                &format!("{}/{}", row_name(kind, policy), cond.name()),
             );
             apply(setup_for(Some(kind), cma_pages));
             camera::warm_up(kind);
@@ -237,12 +254,13 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
             }
             let tasks = load::start(cond, data, seed);
             crate::sched::sleep_ns(scale.warmup_ms() * 1_000_000);
-            let stats = camera_task(kind, scale.frames());
+            let stats = camera_task(kind, policy, scale.frames());
             let bytes_read = load::BYTES_READ.load(core::sync::atomic::Ordering::Relaxed);
             load::stop(tasks);
-            print_run(kind, cond, &stats);
+            print_run(row_name(kind, policy), cond, &stats);
             rows.push(RunRow {
                 kind,
+                policy,
                 cond,
                 stats,
                 bytes_read,
@@ -311,10 +329,13 @@ fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize) {
 }
 
 /// Runs the camera as its own high-priority task and returns its stats.
-fn camera_task(kind: AreaKind, frames: usize) -> CameraStats {
+fn camera_task(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats {
     static RESULT: crate::sync::IrqLock<Option<CameraStats>> = crate::sync::IrqLock::new(None);
     let id = crate::sched::spawn("camera", camera::PRIO_CAMERA, move || {
-        let st = camera::run(kind, frames);
+        let st = match policy {
+            CmaPolicy::Linux => camera::run(kind, frames),
+            p => camera::run_with(kind, p, frames),
+        };
         *RESULT.lock() = Some(st);
     });
     crate::sched::join(id);
@@ -324,11 +345,12 @@ fn camera_task(kind: AreaKind, frames: usize) -> CameraStats {
 fn idle_only(seed: u64) -> ExitStatus {
     let _ = seed;
     let mut rows = Vec::new();
-    for kind in ALLOCATORS {
-        let stats = camera_task(kind, 60);
-        print_run(kind, Condition::Idle, &stats);
+    for (kind, policy) in ALLOCATORS {
+        let stats = camera_task(kind, policy, 60);
+        print_run(row_name(kind, policy), Condition::Idle, &stats);
         rows.push(RunRow {
             kind,
+            policy,
             cond: Condition::Idle,
             stats,
             bytes_read: 0,
@@ -442,8 +464,8 @@ fn scan(data: &'static DataSet) {
     }
 }
 
-fn print_run(kind: AreaKind, cond: Condition, st: &CameraStats) {
-    let (name, c) = (kind_name(kind), cond.name());
+fn print_run(name: &str, cond: Condition, st: &CameraStats) {
+    let c = cond.name();
     for (pages, lat, attempts, successes) in [
         (
             camera::FRAME_PAGES,
@@ -516,7 +538,7 @@ fn summary(rows: &[RunRow]) {
         let _ = writeln!(
             t,
             "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>6} {:>8}",
-            kind_name(r.kind),
+            row_name(r.kind, r.policy),
             r.cond.name(),
             "",
             us(a50),
@@ -532,12 +554,15 @@ fn summary(rows: &[RunRow]) {
             r.bytes_read >> 20
         );
     }
-    // Ratios CMA / GCMA per condition (p99 of the 12 MiB photo buffer).
+    // Ratios CMA / GCMA per condition and policy (p99 of each size).
     let _ = writeln!(t, "\nCMA p99 / GCMA p99 (same boot):");
-    for cond in Condition::ALL {
-        let p99 = |k| {
+    for (cond, policy) in Condition::ALL
+        .into_iter()
+        .flat_map(|c| [(c, CmaPolicy::Linux), (c, CmaPolicy::AndroidRetry)])
+    {
+        let p99 = |k, p| {
             rows.iter()
-                .find(|r| r.kind == k && r.cond == cond)
+                .find(|r| r.kind == k && r.policy == p && r.cond == cond)
                 .map(|r| {
                     (
                         percentiles(&r.stats.frame_alloc_ns).1,
@@ -545,11 +570,15 @@ fn summary(rows: &[RunRow]) {
                     )
                 })
         };
-        if let (Some(g), Some(c)) = (p99(AreaKind::Gcma), p99(AreaKind::Cma)) {
+        if let (Some(g), Some(c)) = (
+            p99(AreaKind::Gcma, CmaPolicy::Linux),
+            p99(AreaKind::Cma, policy),
+        ) {
             let _ = writeln!(
                 t,
-                "  {:<9}  3 MiB: {:>8.1}x   12 MiB: {:>8.1}x",
+                "  {:<9} {:<9}  3 MiB: {:>8.1}x   12 MiB: {:>8.1}x",
                 cond.name(),
+                policy.row_name(),
                 c.0 / g.0.max(0.001),
                 c.1 / g.1.max(0.001)
             );
@@ -600,6 +629,7 @@ fn utilization(name: &str, s: Setup, data: &'static DataSet, seed: u64, reads: u
 fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     const ROUNDS: usize = 8;
     let pages = camera::PHOTO_PAGES;
+    let align = contig::linux_cma_align_pages(pages);
     // GCMA: allocations from a cleancache filled by the file workload.
     apply(setup_for(Some(AreaKind::Gcma), cma_pages));
     let tasks = load::start(Condition::PageCache, data, seed);
@@ -608,7 +638,7 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     let mut gcma = Vec::new();
     for _ in 0..ROUNDS {
         let t0 = timer::ticks();
-        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Gcma), pages, 1) {
+        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Gcma), pages, align) {
             gcma.push(timer::ticks_to_ns(timer::ticks() - t0));
             let _ = areas::free(a);
         }
@@ -637,30 +667,48 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
         crate::sched::sleep_ns(500_000_000);
         load::stop(tasks);
         let t0 = timer::ticks();
-        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Cma), pages, 1) {
+        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Cma), pages, align) {
             cma.push(timer::ticks_to_ns(timer::ticks() - t0));
             let _ = areas::free(a);
         }
     }
-    // memset / memcpy of the same number of pages, in the same boot.
-    let mut src = vec![0u8; pages * 4096];
-    let mut dst = vec![0u8; pages * 4096];
+    // memset / memcpy of the same number of pages, in the same boot, and
+    // the arch page operations migration and cleancache use. Page-aligned
+    // pages, as frames are (DC ZVA needs its block alignment).
+    #[derive(Clone)]
+    #[repr(C, align(4096))]
+    struct Page([u8; PAGE_SIZE]);
+    let mut src = vec![Page([0; PAGE_SIZE]); pages];
+    let mut dst = vec![Page([0; PAGE_SIZE]); pages];
     let mut memset = Vec::new();
     let mut memcpy = Vec::new();
+    let (mut clear, mut copy) = (Vec::new(), Vec::new());
     for r in 0..ROUNDS {
         // Page by page, as an allocator would zero or copy them.
         let t0 = timer::ticks();
-        for page in src.chunks_mut(4096) {
-            page.fill(r as u8);
+        for page in &mut src {
+            page.0.fill(r as u8);
             core::hint::black_box(&mut *page);
         }
         memset.push(timer::ticks_to_ns(timer::ticks() - t0));
         let t0 = timer::ticks();
-        for (d, s) in dst.chunks_mut(4096).zip(src.chunks(4096)) {
-            d.copy_from_slice(s);
+        for (d, s) in dst.iter_mut().zip(&src) {
+            d.0.copy_from_slice(&s.0);
             core::hint::black_box(&mut *d);
         }
         memcpy.push(timer::ticks_to_ns(timer::ticks() - t0));
+        let t0 = timer::ticks();
+        for page in &mut src {
+            clear_page(&mut page.0);
+            core::hint::black_box(&mut *page);
+        }
+        clear.push(timer::ticks_to_ns(timer::ticks() - t0));
+        let t0 = timer::ticks();
+        for (d, s) in dst.iter_mut().zip(&src) {
+            copy_page(&mut d.0, &s.0);
+            core::hint::black_box(&mut *d);
+        }
+        copy.push(timer::ticks_to_ns(timer::ticks() - t0));
     }
     let per = |v: &[u64]| {
         let mut v = v.to_vec();
@@ -682,5 +730,17 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
         "  of which cleancache take-back {:.1} ns per page",
         per(&take)
     );
-    println!("@perpage gcma_alloc_ns={g:.1} cma_alloc_ns={c:.1} memset_ns={s:.1} memcpy_ns={m:.1}");
+    let (z, k) = (per(&clear), per(&copy));
+    println!(
+        "  arch page ops: clear_page {z:.1} ns (DC ZVA {}), copy_page {k:.1} ns ({:.2}x memcpy's speed)",
+        if zva_block_bytes().is_some() {
+            "on"
+        } else {
+            "off"
+        },
+        m / k
+    );
+    println!(
+        "@perpage gcma_alloc_ns={g:.1} cma_alloc_ns={c:.1} memset_ns={s:.1} memcpy_ns={m:.1} clear_page_ns={z:.1} copy_page_ns={k:.1}"
+    );
 }

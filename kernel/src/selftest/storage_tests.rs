@@ -365,23 +365,54 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
             .map_err(|e| format!("{e}"))?
             .lent;
         check!(lent > 0, "the page cache borrowed no CMA pages");
+        let start = areas::MM
+            .lock()
+            .areas
+            .stats(id)
+            .map_err(|e| format!("{e}"))?;
         // Pin one lent page (a reader holding it): the whole area is then
-        // busy, and CMA must give up after its retries.
+        // busy, and CMA must give up after its retries. Dirty another one by
+        // writing its own bytes back (same content, DIRTY set): CMA must
+        // copy that one (MIGRATE_SYNC migrates dirty pages), not drop it.
         let pinned = pc(|pc| {
             let (_, files) = manifest(pc)?;
+            let mut pinned = None;
+            let mut dirtied = false;
             for (_, path) in &files {
                 let fid = pc.open(path).map_err(|e| format!("{e}"))?;
                 let size = pc.file_size(fid).map_err(|e| format!("{e}"))?;
                 for index in 0..size.div_ceil(4096) as u32 {
                     if let Some(frame) = pc.page_frame(fid, index) {
                         let pfn = frame.addr() as u64 >> 12;
-                        if (base..base + pages as u64).contains(&pfn) {
-                            return pc.pin_page(fid, index).map_err(|e| format!("pin: {e}"));
+                        if !(base..base + pages as u64).contains(&pfn) {
+                            continue;
+                        }
+                        if pinned.is_none() {
+                            pinned =
+                                Some(pc.pin_page(fid, index).map_err(|e| format!("pin: {e}"))?);
+                        } else if !dirtied {
+                            let off = index as u64 * 4096;
+                            let len = (size - off).min(4096) as usize;
+                            let mut page = vec![0u8; len];
+                            pc.read(fid, off, &mut page).map_err(|e| format!("{e}"))?;
+                            pc.write(fid, off, &page).map_err(|e| format!("{e}"))?;
+                            dirtied = true;
                         }
                     }
+                    if pinned.is_some() && dirtied {
+                        break;
+                    }
+                }
+                if pinned.is_some() && dirtied {
+                    break;
                 }
             }
-            Err(String::from("no cached page sits in the CMA area"))
+            match (pinned, dirtied) {
+                (Some(p), true) => Ok(p),
+                _ => Err(String::from(
+                    "fewer than two cached pages sit in the CMA area",
+                )),
+            }
         })?;
         let r = areas::alloc(Select::Id(id), pages, 1);
         check!(
@@ -401,7 +432,20 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
             .areas
             .stats(id)
             .map_err(|e| format!("{e}"))?;
-        check!(after.migrated > before.migrated, "nothing was migrated");
+        check!(
+            after.migrated + after.dropped_clean > before.migrated + before.dropped_clean,
+            "nothing was moved out"
+        );
+        // Clean pages are dropped (Linux reclaim_clean_pages_from_list),
+        // the dirty one copied (with the arch copy_page).
+        check!(
+            after.dropped_clean > start.dropped_clean,
+            "no clean page was dropped (copied instead?)"
+        );
+        check!(
+            after.migrated > start.migrated,
+            "the dirty page was not migrated"
+        );
         // Migration preserved every byte.
         pc(|pc| check_every_byte(pc).map(|_| ()))?;
         areas::free(a).map_err(|e| format!("free: {e}"))?;

@@ -428,6 +428,16 @@ pub struct Cleancache {
     missed: u64,
     put_rejected: u64,
     observer: Option<Observer>,
+    copy: PageCopy,
+}
+
+/// Copies one whole page (`dst`, `src`): how pages enter and leave the
+/// pools. The default is `copy_from_slice`; a kernel sets its fast page
+/// copy with [`Cleancache::set_page_copy`].
+pub type PageCopy = fn(&mut [u8; PAGE_SIZE], &[u8; PAGE_SIZE]);
+
+fn slice_copy(dst: &mut [u8; PAGE_SIZE], src: &[u8; PAGE_SIZE]) {
+    dst.copy_from_slice(src);
 }
 
 /// Called with a page's pfn and new state on every state change of a pool
@@ -464,7 +474,13 @@ impl Cleancache {
             missed: 0,
             put_rejected: 0,
             observer: None,
+            copy: slice_copy,
         }
+    }
+
+    /// Sets the function that copies pages into and out of the pools.
+    pub fn set_page_copy(&mut self, copy: PageCopy) {
+        self.copy = copy;
     }
 
     /// Donates `pages` page frames starting at `base` (physical frame
@@ -698,7 +714,8 @@ impl Cleancache {
         // SAFETY: `dst` is a pool page, valid for writes (add_pool's contract)
         // and untouched by others while Cached (not taken back); `data` is a
         // distinct Rust borrow, so the ranges do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, PAGE_SIZE) };
+        let dst = unsafe { &mut *(dst as *mut [u8; PAGE_SIZE]) };
+        (self.copy)(dst, data);
         let p = self.slots[slot as usize].pool as usize;
         self.pools[p].stats.stored += 1;
     }
@@ -721,7 +738,8 @@ impl Cleancache {
         // SAFETY: `src` is a Cached pool page (checked by `index_remove`),
         // valid for reads (add_pool's contract) and untouched by others while
         // not taken back; `out` is an exclusive borrow outside pool memory.
-        unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), PAGE_SIZE) };
+        let src = unsafe { &*(src as *const [u8; PAGE_SIZE]) };
+        (self.copy)(out, src);
         self.lru.unlink(&mut self.slots, s);
         self.make_free(s);
         let p = self.slots[s as usize].pool as usize;

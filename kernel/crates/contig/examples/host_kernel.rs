@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use cleancache::PAGE_SIZE;
 use contig::{
-    AreaKind, Areas, Cleancache, ContigError, MigrateError, Migrator, PageState, Pfn, Select,
+    AreaKind, Areas, Cleancache, ContigError, MigrateError, Migrator, Moved, PageState, Pfn, Select,
 };
 
 /// Where this toy kernel places its areas (pfns of an imaginary machine).
@@ -41,13 +41,13 @@ struct PageAllocator {
 }
 
 impl Migrator for PageAllocator {
-    fn migrate(&mut self, pfn: Pfn) -> Result<(), MigrateError> {
+    fn migrate(&mut self, pfn: Pfn) -> Result<Moved, MigrateError> {
         if self.pinned.contains(&pfn) {
             return Err(MigrateError::Busy);
         }
         let data = self.lent.remove(&pfn).ok_or(MigrateError::NoMemory)?;
         self.moved.insert(pfn, data);
-        Ok(())
+        Ok(Moved::Copied)
     }
 }
 
@@ -85,12 +85,15 @@ fn main() -> Result<(), ContigError> {
     let carveout = areas.add_carveout("carveout", CARVEOUT_PFN, AREA_PAGES)?;
 
     // 4. The page cache evicts clean pages into cleancache until the GCMA
-    //    area is full of copies, and reads one back (exclusive get).
+    //    area is full of copies, and reads one back (exclusive get). Every
+    //    key names the mount (`register_fs` at mount, `invalidate_fs` at
+    //    unmount), the file and the page.
+    let fs = areas.backend_mut().register_fs(0x1234_5678);
     for index in 0..AREA_PAGES as u32 {
-        areas.backend_mut().put_page(1, index, &file_page(1, index));
+        areas.backend_mut().put_page(fs, 1, index, &file_page(1, index));
     }
     let mut out = [0u8; PAGE_SIZE];
-    assert!(areas.backend_mut().get_page(1, 5, &mut out));
+    assert!(areas.backend_mut().get_page(fs, 1, 5, &mut out));
     assert_eq!(out, file_page(1, 5), "cleancache returned other bytes");
     assert_eq!(areas.stats(gcma)?.cached, AREA_PAGES - 1);
 

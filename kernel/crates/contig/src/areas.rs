@@ -9,7 +9,8 @@ use core::ptr::NonNull;
 use cleancache::{Cleancache, FileId, PageIndex};
 
 use crate::{
-    CarveoutArea, CmaArea, ContigError, GcmaArea, Migrator, PageState, Pfn, PoolBackend, PoolId,
+    CarveoutArea, CmaArea, CmaJob, CmaPolicy, CmaStep, ContigError, GcmaArea, Migrator, PageState,
+    Pfn, PoolBackend, PoolId,
 };
 
 /// Most areas an [`Areas`] registry holds.
@@ -96,12 +97,17 @@ pub struct AreaStats {
     pub frees: u64,
     /// Failed allocations (any error).
     pub failures: u64,
-    /// CMA: pages migrated out.
+    /// CMA: pages migrated out by a copy.
     pub migrated: u64,
+    /// CMA: clean pages dropped instead of copied (Linux
+    /// `reclaim_clean_pages_from_list`).
+    pub dropped_clean: u64,
     /// CMA: migration attempts answered `Busy`.
     pub busy_retries: u64,
     /// CMA: candidate ranges given up because a page stayed busy.
     pub ranges_given_up: u64,
+    /// CMA, Android policy: sleeps before a rescan.
+    pub rescans: u64,
     /// GCMA: cleancache copies dropped by allocations.
     pub dropped_copies: u64,
     /// CMA: pages lent so far.
@@ -123,8 +129,10 @@ impl AreaStats {
             frees: 0,
             failures: 0,
             migrated: 0,
+            dropped_clean: 0,
             busy_retries: 0,
             ranges_given_up: 0,
+            rescans: 0,
             dropped_copies: 0,
             lends: 0,
             returns: 0,
@@ -245,6 +253,39 @@ impl MemReport {
             self.contig_possible()
         )
     }
+}
+
+/// A CMA allocation in progress over one or more CMA areas (see
+/// [`Areas::cma_begin`]). Drive it to [`AllocStep::Done`] or give it to
+/// [`Areas::cma_abort`]: until then it holds an isolated range.
+#[must_use = "a CMA allocation holds an isolated range until it is done or aborted"]
+#[derive(Debug)]
+pub struct CmaAlloc {
+    ids: Vec<AreaId>,
+    next: usize,
+    cur: Option<(AreaId, CmaJob)>,
+    count: usize,
+    align: usize,
+    policy: CmaPolicy,
+    err: ContigError,
+}
+
+impl CmaAlloc {
+    /// The job on the area being tried now.
+    pub fn job(&self) -> Option<&CmaJob> {
+        self.cur.as_ref().map(|(_, j)| j)
+    }
+}
+
+/// What the caller of [`Areas::cma_step`] does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocStep {
+    /// Let other tasks run (release the lock), then step again.
+    Again,
+    /// Sleep `ms` milliseconds (Android policy), then step again.
+    Sleep { ms: u64 },
+    /// Finished.
+    Done(Result<Allocation, ContigError>),
 }
 
 #[derive(Clone, Debug)]
@@ -456,6 +497,101 @@ impl<B: PoolBackend> Areas<B> {
         Err(err)
     }
 
+    /// Starts a CMA allocation of `count` pages aligned to `align` pages
+    /// under `policy` over the CMA areas `sel` names (in registration
+    /// order), to be driven by [`cma_step`](Self::cma_step) with the lock
+    /// released between steps (see the `cma` module rules).
+    pub fn cma_begin(
+        &mut self,
+        sel: Select<'_>,
+        count: usize,
+        align: usize,
+        policy: CmaPolicy,
+    ) -> Result<CmaAlloc, ContigError> {
+        let ids: Vec<AreaId> = (0..self.areas.len())
+            .filter(|&i| {
+                let e = &self.areas[i];
+                e.kind() == AreaKind::Cma
+                    && match sel {
+                        Select::Name(n) => e.name == n,
+                        Select::Kind(k) => k == AreaKind::Cma,
+                        Select::Id(id) => id.0 == i,
+                    }
+            })
+            .map(AreaId)
+            .collect();
+        if ids.is_empty() {
+            return Err(ContigError::UnknownArea);
+        }
+        Ok(CmaAlloc {
+            ids,
+            next: 0,
+            cur: None,
+            count,
+            align,
+            policy,
+            err: ContigError::UnknownArea,
+        })
+    }
+
+    /// One step of a CMA allocation (one migration pass, see
+    /// [`CmaArea::step`]); an area that fails hands over to the next one.
+    pub fn cma_step(&mut self, job: &mut CmaAlloc, migrator: &mut dyn Migrator) -> AllocStep {
+        loop {
+            if job.cur.is_none() {
+                let Some(&id) = job.ids.get(job.next) else {
+                    return AllocStep::Done(Err(job.err));
+                };
+                job.next += 1;
+                let AreaImpl::Cma(a) = &mut self.areas[id.0].imp else {
+                    unreachable!("cma_begin keeps CMA areas only")
+                };
+                match a.begin(job.count, job.align, job.policy) {
+                    Ok(j) => job.cur = Some((id, j)),
+                    Err(e) => {
+                        job.err = e;
+                        continue;
+                    }
+                }
+            }
+            let (id, j) = job.cur.as_mut().expect("set above");
+            let id = *id;
+            let AreaImpl::Cma(a) = &mut self.areas[id.0].imp else {
+                unreachable!("cma_begin keeps CMA areas only")
+            };
+            match a.step(j, migrator) {
+                CmaStep::Again => return AllocStep::Again,
+                CmaStep::Sleep { ms } => return AllocStep::Sleep { ms },
+                CmaStep::Done(Ok(pfn)) => {
+                    job.cur = None;
+                    job.next = job.ids.len();
+                    return AllocStep::Done(Ok(Allocation {
+                        area: id,
+                        pfn,
+                        count: job.count,
+                    }));
+                }
+                CmaStep::Done(Err(e)) => {
+                    job.cur = None;
+                    job.err = e;
+                    if matches!(e, ContigError::MigrationNoMemory { .. }) {
+                        job.next = job.ids.len();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a CMA allocation early: its isolated range, if any, is released.
+    pub fn cma_abort(&mut self, job: &mut CmaAlloc) {
+        if let Some((id, mut j)) = job.cur.take()
+            && let AreaImpl::Cma(a) = &mut self.areas[id.0].imp
+        {
+            a.abort(&mut j);
+        }
+        job.next = job.ids.len();
+    }
+
     /// Frees an allocation returned by [`alloc`](Self::alloc).
     pub fn free(&mut self, a: Allocation) -> Result<(), ContigError> {
         let e = self
@@ -581,7 +717,7 @@ impl<B: PoolBackend> Areas<B> {
                 w,
                 "@area name={} kind={} size_pages={} allocated={} cached={} lent={} \
                  migrated={} busy_retries={} failures={} idle={} allocations={} frees={} \
-                 ranges_given_up={} dropped_copies={}",
+                 ranges_given_up={} dropped_copies={} dropped_clean={} rescans={}",
                 self.areas[id.0].name,
                 s.kind,
                 s.size,
@@ -595,7 +731,9 @@ impl<B: PoolBackend> Areas<B> {
                 s.allocations,
                 s.frees,
                 s.ranges_given_up,
-                s.dropped_copies
+                s.dropped_copies,
+                s.dropped_clean,
+                s.rescans
             )?;
         }
         Ok(())

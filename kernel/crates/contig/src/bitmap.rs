@@ -120,6 +120,22 @@ impl Bitmap {
         self.next_matching(from, end, true)
     }
 
+    /// First index `>= from` whose bit is clear here and in `other` (same
+    /// length), a word at a time.
+    pub fn next_clear_in_both(&self, other: &Bitmap, from: usize) -> Option<usize> {
+        debug_assert_eq!(self.len, other.len);
+        let mut i = from;
+        while i < self.len {
+            let w = !(self.words[i / 64] | other.words[i / 64]) >> (i % 64);
+            if w != 0 {
+                let hit = i + w.trailing_zeros() as usize;
+                return (hit < self.len).then_some(hit);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        None
+    }
+
     fn next_matching(&self, from: usize, end: usize, want_clear: bool) -> Option<usize> {
         let end = end.min(self.len);
         let mut i = from;

@@ -72,6 +72,13 @@ impl RangeBook {
     pub(crate) fn commit(&mut self, start: usize, count: usize) {
         debug_assert!(self.used.range_clear(start, count));
         self.used.set_range(start, count);
+        self.commit_reserved(start, count);
+    }
+
+    /// Records the allocation of `start .. start + count`, whose bits the
+    /// caller already set (a CMA range isolated while it was emptied).
+    pub(crate) fn commit_reserved(&mut self, start: usize, count: usize) {
+        debug_assert!(self.used.next_clear(start, start + count).is_none());
         self.live.insert(start, count);
         // Forget freed records that the new allocation overlaps.
         let end = start + count;

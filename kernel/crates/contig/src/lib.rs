@@ -4,11 +4,16 @@
 //!   allocation takes its pages back from cleancache, dropping whatever clean
 //!   copies they held: no I/O, no copy, no waiting, so it cannot fail while
 //!   the request fits a free range of the area's bitmap.
-//! * [`CmaArea`]: the baseline, after Linux `mm/cma.c` and
-//!   `alloc_contig_range()`: free pages are lent to the kernel's page
-//!   allocator as movable pages; a contiguous allocation migrates the lent
-//!   pages of its range out through a [`Migrator`], retries pinned (busy)
-//!   pages a few passes, then gives the range up and tries the next one.
+//! * [`CmaArea`]: the baseline, after Linux 6.12 `mm/cma.c` and
+//!   `alloc_contig_range()` (rules in the `cma` module): free pages are lent
+//!   to the kernel's page allocator as movable pages; a contiguous
+//!   allocation isolates a candidate range (stepped by the request's
+//!   alignment, [`linux_cma_align_pages`]), drops its clean lent pages and
+//!   migrates the others out through a [`Migrator`], retries pinned (busy)
+//!   pages up to 5 x 10 passes, then gives the range up and tries the next
+//!   one. [`Areas::cma_begin`] / [`Areas::cma_step`] run it one pass at a
+//!   time so that the kernel can release its lock in between;
+//!   [`CmaPolicy::AndroidRetry`] adds Android's sleep-and-rescan on busy.
 //! * [`CarveoutArea`]: a static carveout, never lent to anyone.
 //!
 //! [`Areas`] holds up to [`MAX_AREAS`] named areas of any kind behind
@@ -51,9 +56,12 @@
 //! * Locking: none inside. The kernel holds one lock around [`Areas`], which
 //!   owns the cleancache ([`Areas::backend_mut`] is how the page cache hooks
 //!   reach it), so page cache hooks, take-backs and allocations are
-//!   serialized. The [`Migrator`] runs inside [`Areas::alloc`] under that lock
-//!   and cannot call back into `Areas` (it is passed as `&mut dyn Migrator`
-//!   while `Areas` is mutably borrowed).
+//!   serialized. The [`Migrator`] runs inside [`Areas::alloc`] or
+//!   [`Areas::cma_step`] under that lock and cannot call back into `Areas`
+//!   (it is passed as `&mut dyn Migrator` while `Areas` is mutably
+//!   borrowed). Between two `cma_step` calls the lock may be released: the
+//!   job's candidate range stays isolated (never lent, never picked by
+//!   another allocation) until the job is done or aborted.
 //!
 //! # Accounting
 //!
@@ -118,13 +126,16 @@ mod cma;
 mod gcma;
 
 pub use areas::{
-    Allocation, AreaId, AreaKind, AreaStats, Areas, KindReport, MAX_AREAS, MemReport, PfnState,
-    Select,
+    AllocStep, Allocation, AreaId, AreaKind, AreaStats, Areas, CmaAlloc, KindReport, MAX_AREAS,
+    MemReport, PfnState, Select,
 };
 pub use bitmap::Bitmap;
 pub use carveout::CarveoutArea;
 pub use cleancache::{Cleancache, PageState, PoolError, PoolId, Reclaimed};
-pub use cma::{CmaArea, DEFAULT_MAX_PASSES};
+pub use cma::{
+    ANDROID_MAX_RETRIES, ANDROID_RETRY_SLEEP_MS, CMA_ALIGNMENT, CmaArea, CmaJob, CmaPolicy,
+    CmaStep, DEFAULT_MAX_PASSES, MIGRATE_ATTEMPTS, MIGRATE_PASSES, linux_cma_align_pages,
+};
 pub use gcma::GcmaArea;
 
 use core::fmt;
@@ -229,19 +240,35 @@ pub enum MigrateError {
     NoMemory,
 }
 
+/// How a [`Migrator`] emptied a lent page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moved {
+    /// A clean page-cache page, dropped without a copy (Linux
+    /// `reclaim_clean_pages_from_list`): it is read again on its next use.
+    Dropped,
+    /// Copied to a frame outside every CMA area (`migrate_pages`), dirty
+    /// pages included.
+    Copied,
+}
+
 /// Moves a lent CMA page out of the area; implemented by the kernel.
 ///
 /// `migrate(pfn)` is called only for pages the CMA area has lent (through
-/// `lend_page`) and not had returned. On `Ok(())` the kernel has allocated a
-/// replacement frame *outside every CMA area* (Linux allocates migration
-/// targets outside the isolated range), copied the page, pointed the page
-/// cache index at the copy and dropped every reference to `pfn`; the CMA area
-/// then owns `pfn` again, and the kernel must **not** call `return_page(pfn)`
-/// for it. It runs under the areas lock: it must not call into [`Areas`] or
-/// the cleancache (pages it evicts to make room are dropped, not put into
+/// `lend_page`) and not had returned. As Linux's
+/// `__alloc_contig_migrate_range` in MIGRATE_SYNC mode, the kernel first
+/// waits for a locked or under-write-back page; then a clean, unpinned
+/// page-cache page is dropped (`Ok(Moved::Dropped)`: unlinked from the page
+/// cache, nothing copied), and any other movable page is copied
+/// (`Ok(Moved::Copied)`: a replacement frame allocated *outside every CMA
+/// area* (Linux allocates migration targets outside the isolated range),
+/// the page copied, the page cache index pointed at the copy). On `Ok` the
+/// kernel dropped every reference to `pfn`; the CMA area owns `pfn` again,
+/// and the kernel must **not** call `return_page(pfn)` for it. A pinned page
+/// is `Err(Busy)`. It runs under the areas lock: it must not call into
+/// [`Areas`] or the cleancache (pages it evicts or drops are not put into
 /// cleancache).
 pub trait Migrator {
-    fn migrate(&mut self, pfn: Pfn) -> Result<(), MigrateError>;
+    fn migrate(&mut self, pfn: Pfn) -> Result<Moved, MigrateError>;
 }
 
 /// A migrator that can move nothing (every page is busy): for kernels or
@@ -250,7 +277,7 @@ pub trait Migrator {
 pub struct NoMigrator;
 
 impl Migrator for NoMigrator {
-    fn migrate(&mut self, _pfn: Pfn) -> Result<(), MigrateError> {
+    fn migrate(&mut self, _pfn: Pfn) -> Result<Moved, MigrateError> {
         Err(MigrateError::Busy)
     }
 }

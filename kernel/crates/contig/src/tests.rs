@@ -4,6 +4,7 @@
 
 extern crate std;
 
+mod cma_linux;
 mod props;
 mod unit;
 
@@ -72,12 +73,16 @@ struct FakeMigrator {
     busy_for: BTreeMap<Pfn, u32>,
     no_memory: BTreeSet<Pfn>,
     migrated: BTreeMap<Pfn, u32>,
+    /// Clean page-cache pages: dropped, not copied.
+    clean: BTreeSet<Pfn>,
+    /// Every drop.
+    dropped: BTreeMap<Pfn, u32>,
     /// Calls for pages that were not in use: must stay empty.
     bogus: Vec<Pfn>,
 }
 
 impl Migrator for FakeMigrator {
-    fn migrate(&mut self, pfn: Pfn) -> Result<(), MigrateError> {
+    fn migrate(&mut self, pfn: Pfn) -> Result<Moved, MigrateError> {
         if !self.in_use.contains(&pfn) {
             self.bogus.push(pfn);
             return Err(MigrateError::Busy);
@@ -93,8 +98,12 @@ impl Migrator for FakeMigrator {
             return Err(MigrateError::NoMemory);
         }
         self.in_use.remove(&pfn);
+        if self.clean.contains(&pfn) {
+            *self.dropped.entry(pfn).or_default() += 1;
+            return Ok(Moved::Dropped);
+        }
         *self.migrated.entry(pfn).or_default() += 1;
-        Ok(())
+        Ok(Moved::Copied)
     }
 }
 

@@ -1522,11 +1522,52 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         Ok(())
     }
 
+    /// For CMA's migration in MIGRATE_SYNC mode (Linux
+    /// `__alloc_contig_migrate_range`: `reclaim_clean_pages_from_list`, then
+    /// `migrate_pages`): waits for I/O in flight on the page in `frame` (a
+    /// read filling it, or write-back), then, if it is clean and unpinned,
+    /// drops it without offering it to cleancache and hands the frame to
+    /// the caller: `Ok(true)`. `Ok(false)`: the page is dirty, migrate it.
+    /// `Busy`: a reader pins it or the wait failed; `NotCached`: not (or no
+    /// longer, after a failed read) a page-cache frame.
+    pub fn drop_clean_frame(&mut self, frame: Frame) -> Result<bool, MigrateError> {
+        self.reap();
+        let key = self.frame_owner(frame).ok_or(MigrateError::NotCached)?;
+        if self.wait_io(key).is_err() {
+            self.stats.migrate_busy += 1;
+            return Err(MigrateError::Busy);
+        }
+        if self.frame_owner(frame) != Some(key) {
+            return Err(MigrateError::NotCached);
+        }
+        if self.states.is_busy(frame) {
+            self.stats.migrate_busy += 1;
+            return Err(MigrateError::Busy);
+        }
+        if self.states.flags(frame).contains(PageFlags::DIRTY) {
+            return Ok(false);
+        }
+        self.unlink_page(key);
+        self.stats.migrate_drops += 1;
+        Ok(true)
+    }
+
     /// Moves the page cached in `old` into `new` (copying its content and
     /// state) and updates the index. `new` becomes the page cache's; `old`
     /// is handed to the caller. Refuses busy pages (pinned, under I/O,
     /// locked).
     pub fn migrate(&mut self, old: Frame, new: Frame) -> Result<(), MigrateError> {
+        self.migrate_with(old, new, |dst, src| dst.copy_from_slice(src))
+    }
+
+    /// [`migrate`](Self::migrate) with the page copied by `copy` (the
+    /// kernel's fast page copy).
+    pub fn migrate_with(
+        &mut self,
+        old: Frame,
+        new: Frame,
+        copy: fn(&mut [u8; PAGE_SIZE], &[u8; PAGE_SIZE]),
+    ) -> Result<(), MigrateError> {
         self.reap();
         let key = self.frame_owner(old).ok_or(MigrateError::NotCached)?;
         if self.states.is_busy(old) {
@@ -1541,7 +1582,7 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
             // writable frame nobody else uses, as for PageAllocator), and it
             // is not `old`.
             let dst = unsafe { frame_bytes(new) };
-            dst.copy_from_slice(src);
+            copy(dst, src);
         }
         let flags = self.states.flags(old);
         self.states.detach(old);

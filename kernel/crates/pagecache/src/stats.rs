@@ -14,10 +14,12 @@
 ///   *used* when first looked up, *wasted* when it leaves unused.
 /// * `evictions == cc_puts`: every page that leaves by eviction is clean and
 ///   offered to cleancache (truncation, deletion and I/O errors are not
-///   evictions: `truncated_pages`, `error_drops`).
+///   evictions: `truncated_pages`, `error_drops`, nor are clean pages
+///   dropped for CMA: `migrate_drops`).
 /// * Pages in minus pages out is what is cached:
-///   `pages_read + cc_demand_restores + cc_ra_restores + new_pages
-///    - evictions - truncated_pages - error_drops == cached pages`.
+///   `pages_read + cc_demand_restores + cc_ra_restores + new_pages`
+///   `- evictions - truncated_pages - error_drops - migrate_drops ==`
+///   cached pages.
 /// * Device counters: once no request is in flight, the device's sectors
 ///   read equal `sectors_read` plus the filesystem's metadata and direct
 ///   sectors read (`fat32::FsStats`); the same holds for writes.
@@ -73,6 +75,9 @@ pub struct Stats {
     pub migrations: u64,
     /// Migrations refused because the page was busy.
     pub migrate_busy: u64,
+    /// Clean pages dropped for CMA instead of migrated
+    /// ([`crate::PageCache::drop_clean_frame`]; never offered to cleancache).
+    pub migrate_drops: u64,
 }
 
 impl Stats {
@@ -94,7 +99,7 @@ impl Stats {
         }
         let added =
             self.pages_read + self.cc_demand_restores + self.cc_ra_restores + self.new_pages;
-        let removed = self.evictions + self.truncated_pages + self.error_drops;
+        let removed = self.evictions + self.truncated_pages + self.error_drops + self.migrate_drops;
         if added.checked_sub(removed) != Some(cached) {
             return Err("pages in - pages out != pages cached");
         }

@@ -515,3 +515,40 @@ fn release_frame_evicts_clean_pages_into_the_callers_hands() {
     assert_eq!(pc.stats().cc_demand_restores, 1);
     check(&pc);
 }
+
+#[test]
+fn drop_clean_frame_drops_without_cleancache_and_keeps_dirty_and_pinned() {
+    let data = content(14, "drop", 4 * P);
+    let (mut pc, log) = cache_on(disk_with(&[("/drop", data.clone())]), cfg(16, 0, 0), true);
+    let f = pc.open("/drop").unwrap();
+    let mut b = vec![0u8; 4 * P];
+    pc.read(f, 0, &mut b).unwrap();
+    pc.write(f, 2 * P as u64, b"dirty").unwrap();
+    let clean = pc.page_frame(f, 1).unwrap();
+    let dirty = pc.page_frame(f, 2).unwrap();
+    let pinned = pc.pin_page(f, 3).unwrap();
+    let before = pc.allocator_mut().freed;
+    take_events(&log);
+    assert_eq!(pc.drop_clean_frame(clean), Ok(true));
+    // Dropped, not offered to cleancache, not freed to the allocator.
+    assert_eq!(events(&log), []);
+    assert_eq!(pc.allocator_mut().freed, before);
+    assert_eq!(pc.frame_owner(clean), None);
+    assert_eq!(pc.drop_clean_frame(clean), Err(MigrateError::NotCached));
+    // Dirty: kept, to be migrated; pinned: busy.
+    assert_eq!(pc.drop_clean_frame(dirty), Ok(false));
+    assert_eq!(pc.page_frame(f, 2), Some(dirty));
+    assert_eq!(pc.drop_clean_frame(pinned), Err(MigrateError::Busy));
+    pc.unpin_page(pinned).unwrap();
+    assert_eq!(pc.drop_clean_frame(pinned), Ok(true));
+    pc.allocator_mut().free_page(clean);
+    pc.allocator_mut().free_page(pinned);
+    // The dropped pages are read again from the disk; the dirty one kept
+    // its write.
+    pc.read(f, 0, &mut b).unwrap();
+    let mut want = data.clone();
+    want[2 * P..2 * P + 5].copy_from_slice(b"dirty");
+    assert_eq!(b, want);
+    assert_eq!(pc.stats().cc_demand_restores, 0);
+    check(&pc);
+}

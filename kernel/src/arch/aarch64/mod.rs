@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod exception;
 pub mod firmware;
 pub mod mmu;
+pub mod page_ops;
 pub mod timer;
 
 use core::sync::atomic::{AtomicU64, Ordering};
