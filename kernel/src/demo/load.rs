@@ -12,6 +12,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use frames::PAGE_SIZE;
 use testdata::Content;
 
 use crate::fs;
@@ -192,7 +193,7 @@ fn anon_worker(seed: u64) {
                 break;
             }
             let mut c = vec![0u8; 1 << 20];
-            for page in c.chunks_mut(4096) {
+            for page in c.chunks_mut(PAGE_SIZE as usize) {
                 page[0] = 1;
             }
             chunks.push(c);
@@ -211,10 +212,10 @@ fn pin_worker(data: &'static DataSet, seed: u64) {
         // or a reader copying out would): uniformly chosen, so the page is
         // usually new to the cache and lands wherever the cache grows.
         let (size, path) = &data.files[rng.below(data.files.len() as u64) as usize];
-        let index = rng.below(size.div_ceil(4096).max(1)) as u32;
+        let index = rng.below(size.div_ceil(PAGE_SIZE).max(1)) as u32;
         let pinned = fs::with(|pc| {
             let id = pc.open(path).ok()?;
-            pc.read(id, index as u64 * 4096, &mut one).ok()?;
+            pc.read(id, index as u64 * PAGE_SIZE, &mut one).ok()?;
             pc.pin_page(id, index).ok()
         })
         .flatten();

@@ -37,7 +37,7 @@ use core::fmt::Write as _;
 
 use contig::{AreaKind, CmaPolicy};
 
-use crate::arch::page_ops::{PAGE_SIZE, clear_page, copy_page, zva_block_bytes};
+use crate::arch::page_ops::{clear_page, copy_page, zva_block_bytes};
 use crate::arch::timer;
 use crate::exit::ExitStatus;
 use crate::fs::{self, Setup};
@@ -390,7 +390,7 @@ fn load_manifest() -> Result<DataSet, String> {
     Ok(DataSet { seed, files })
 }
 
-/// Issue 3's scan: every file read once in order, cold, with readahead and
+/// The scan: every file read once in order, cold, with readahead and
 /// without; device reads and hit counts, and the throughput ratio.
 fn scan(data: &'static DataSet) {
     let mut results = Vec::new();
@@ -677,9 +677,9 @@ fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     // pages, as frames are (DC ZVA needs its block alignment).
     #[derive(Clone)]
     #[repr(C, align(4096))]
-    struct Page([u8; PAGE_SIZE]);
-    let mut src = vec![Page([0; PAGE_SIZE]); pages];
-    let mut dst = vec![Page([0; PAGE_SIZE]); pages];
+    struct Page(frames::PageBytes);
+    let mut src = vec![Page([0; frames::PAGE_SIZE as usize]); pages];
+    let mut dst = vec![Page([0; frames::PAGE_SIZE as usize]); pages];
     let mut memset = Vec::new();
     let mut memcpy = Vec::new();
     let (mut clear, mut copy) = (Vec::new(), Vec::new());

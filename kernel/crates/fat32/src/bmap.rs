@@ -11,7 +11,7 @@ use blkdev::{BlockDevice, SECTOR_SIZE};
 
 use crate::{Fat32, FileId, FsError, PAGE_SIZE};
 
-const SECTORS_PER_PAGE: usize = PAGE_SIZE / SECTOR_SIZE;
+const SECTORS_PER_PAGE: usize = PAGE_SIZE as usize / SECTOR_SIZE;
 
 /// Disk sectors holding one file page: up to 8 runs `(first sector, count)`,
 /// in page order. `bytes()` is how much of the page is backed by allocated

@@ -85,8 +85,8 @@ pub use volume::{FsStats, MountOptions};
 pub type FileId = u64;
 /// The root directory's id.
 pub const ROOT: FileId = 0;
-/// Page size used by [`Fat32::bmap`].
-pub const PAGE_SIZE: usize = 4096;
+/// Page size used by [`Fat32::bmap`] (the frame size, defined in `frames`).
+pub use frames::PAGE_SIZE;
 
 /// A mounted FAT32 filesystem on a block device.
 pub struct Fat32<D: BlockDevice> {

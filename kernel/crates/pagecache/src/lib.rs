@@ -113,6 +113,7 @@ use alloc::vec::Vec;
 
 use blkdev::{BlockDevice, BlockError, Op, QueueMux, Request, SECTOR_SIZE};
 use fat32::{DirEntry, Fat32, FsError};
+use frames::PageBytes;
 
 pub use frame::{
     Frame, HeapPageAllocator, LocalPageStates, PageAllocator, PageFlags, PageStateStore,
@@ -250,13 +251,13 @@ struct FileState {
 
 /// Bytes of page `idx` inside a file of `size` bytes.
 fn valid_bytes(size: u64, idx: PageIndex) -> usize {
-    size.saturating_sub(idx as u64 * PAGE_SIZE as u64)
-        .min(PAGE_SIZE as u64) as usize
+    size.saturating_sub(idx as u64 * PAGE_SIZE)
+        .min(PAGE_SIZE) as usize
 }
 
 /// Pages of a file of `size` bytes.
 fn pages_of(size: u64) -> u32 {
-    size.div_ceil(PAGE_SIZE as u64) as u32
+    size.div_ceil(PAGE_SIZE) as u32
 }
 
 /// The frame's bytes.
@@ -267,10 +268,10 @@ fn pages_of(size: u64) -> u32 {
 /// owned by the page cache, with no I/O in flight on it and no other
 /// reference to its bytes alive.
 // SAFETY (contract): the `# Safety` section above; callers uphold it.
-unsafe fn frame_bytes<'a>(f: Frame) -> &'a mut [u8; PAGE_SIZE] {
+unsafe fn frame_bytes<'a>(f: Frame) -> &'a mut PageBytes {
     // SAFETY: per the function's contract the frame is PAGE_SIZE bytes of
     // RAM owned by the caller and not aliased.
-    unsafe { &mut *(f.addr() as *mut [u8; PAGE_SIZE]) }
+    unsafe { &mut *(f.addr() as *mut PageBytes) }
 }
 
 /// The page cache over one FAT32 filesystem.
@@ -1142,9 +1143,9 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         let mut done = 0;
         while done < n {
             let pos = offset + done as u64;
-            let idx = (pos / PAGE_SIZE as u64) as PageIndex;
-            let o = (pos % PAGE_SIZE as u64) as usize;
-            let k = (PAGE_SIZE - o).min(n - done);
+            let idx = (pos / PAGE_SIZE) as PageIndex;
+            let o = (pos % PAGE_SIZE) as usize;
+            let k = (PAGE_SIZE as usize - o).min(n - done);
             let f = self.get_read_page(file, idx)?;
             // SAFETY: an up-to-date cached page with no I/O in flight; read
             // only, before anything else can run.
@@ -1254,11 +1255,11 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         left: usize,
     ) -> Result<usize, Error> {
         let size = self.file(file)?.size;
-        let idx = (pos / PAGE_SIZE as u64) as PageIndex;
-        let o = (pos % PAGE_SIZE as u64) as usize;
-        let k = (PAGE_SIZE - o).min(left);
+        let idx = (pos / PAGE_SIZE) as PageIndex;
+        let o = (pos % PAGE_SIZE) as usize;
+        let k = (PAGE_SIZE as usize - o).min(left);
         let key = (file, idx);
-        let full = o == 0 && k == PAGE_SIZE;
+        let full = o == 0 && k == PAGE_SIZE as usize;
         let mut fresh = false;
         let f = match self.lookup_cached(key)? {
             Some(f) => f,
@@ -1319,8 +1320,8 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
     /// started on a new page, or metadata I/O to shorten the chain.
     fn undo_growth(&mut self, file: FileId, old: u64) -> Result<(), Error> {
         let keys = self.file_keys(file, pages_of(old));
-        let partial = (!old.is_multiple_of(PAGE_SIZE as u64))
-            .then_some((file, (old / PAGE_SIZE as u64) as PageIndex));
+        let partial = (!old.is_multiple_of(PAGE_SIZE))
+            .then_some((file, (old / PAGE_SIZE) as PageIndex));
         for k in keys.iter().chain(partial.iter()) {
             self.wait_io(*k)?;
         }
@@ -1356,8 +1357,8 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
             return Ok(());
         }
         let keys = self.file_keys(file, pages_of(len));
-        let partial = (!len.is_multiple_of(PAGE_SIZE as u64))
-            .then_some((file, (len / PAGE_SIZE as u64) as PageIndex));
+        let partial = (!len.is_multiple_of(PAGE_SIZE))
+            .then_some((file, (len / PAGE_SIZE) as PageIndex));
         for k in keys.iter().chain(partial.iter()) {
             self.wait_io(*k)?;
         }
@@ -1387,10 +1388,10 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
             // SAFETY: no I/O on the page (the caller waited for it); a reader
             // pin only reads, and the bytes past `len` are past end of file.
             let data = unsafe { frame_bytes(p.frame) };
-            data[(len % PAGE_SIZE as u64) as usize..].fill(0);
+            data[(len % PAGE_SIZE) as usize..].fill(0);
         }
         self.hooks
-            .invalidate_file(file, (len / PAGE_SIZE as u64) as PageIndex);
+            .invalidate_file(file, (len / PAGE_SIZE) as PageIndex);
         if let Some(fs) = self.files.get_mut(&file) {
             fs.size = len;
             fs.ra = RaState::default();
@@ -1486,7 +1487,7 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         let size = self.file(file)?.size;
         if index >= pages_of(size) {
             return Err(Error::BeyondEof {
-                offset: index as u64 * PAGE_SIZE as u64,
+                offset: index as u64 * PAGE_SIZE,
                 size,
             });
         }
@@ -1566,7 +1567,7 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         &mut self,
         old: Frame,
         new: Frame,
-        copy: fn(&mut [u8; PAGE_SIZE], &[u8; PAGE_SIZE]),
+        copy: fn(&mut PageBytes, &PageBytes),
     ) -> Result<(), MigrateError> {
         self.reap();
         let key = self.frame_owner(old).ok_or(MigrateError::NotCached)?;

@@ -154,8 +154,9 @@ pub use tree::{
 
 use core::fmt;
 
-/// Page size used for alignment checks and for trimming usable ranges.
-pub const PAGE_SIZE: u64 = 4096;
+/// Page size used for alignment checks and for trimming usable ranges
+/// (the frame size, defined in `frames`).
+pub use frames::PAGE_SIZE;
 
 /// A physical address range `[base, base + size)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
