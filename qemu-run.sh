@@ -56,7 +56,8 @@ What it does:
 Kernel command line (-append, read by the kernel from /chosen/bootargs):
   board=qemu-virt|rpi4 semihosting [kernel args...]
 The first two are always there; the kernel understands
-  mode=demo|selftest   what to run (the kernel's default applies if absent)
+  mode=demo|selftest|soak  what to run (the kernel's default applies if absent)
+  minutes=N            soak length in minutes (1..1440)
   semihosting          semihosting is on: exit QEMU with a status code
   loglevel=LEVEL       log level (error, warn, info, debug, trace)
   board=qemu-virt|rpi4 which board this is
@@ -202,13 +203,16 @@ CMD=("$QEMU" "${QEMU_MACHINE[@]}" -nographic
     -kernel "$IMAGE" -dtb "$DTB" -append "$KERNEL_ARGS"
     -semihosting-config enable=on,target=native)
 
-# The demo (no mode= argument, or mode=demo) on virt reads the data set
-# from build/demo-data.img unless --disk names another image.
+# The demo (no mode= argument, or mode=demo) and the soak (mode=soak) on
+# virt read the data set from build/demo-data.img unless --disk names
+# another image. Only the demo writes results/.
 DEMO=1
+DATA=1
 for a in "${USER_ARGS[@]}"; do
     [[ "$a" == mode=* && "$a" != mode=demo ]] && DEMO=0
+    [[ "$a" == mode=* && "$a" != mode=demo && "$a" != mode=soak ]] && DATA=0
 done
-if [[ "$DEMO" == 1 && "$BOARD" == virt && -z "$DISK" ]]; then
+if [[ "$DATA" == 1 && "$BOARD" == virt && -z "$DISK" ]]; then
     DISK="$REPO_ROOT/build/demo-data.img"
     if [[ ! -s "$DISK" || "$DISK" -ot "$REPO_ROOT/tools/mkdata/mkdata.py" ]]; then
         echo "$PROG: making the demo data set $DISK (tools/mkdata, 128 MiB, once)" >&2

@@ -35,11 +35,10 @@ use pagecache::{
 };
 
 use crate::areas::{MM, Mm};
-use crate::drivers::virtio_blk::VirtioBlk;
 use crate::mm;
 
 /// The kernel's page cache type.
-pub type Pc = PageCache<VirtioBlk, KernelPages, FrameDescStates<FramesHandle>, CcHooks>;
+pub type Pc = PageCache<crate::storage::Disk, KernelPages, FrameDescStates<FramesHandle>, CcHooks>;
 
 /// Set while `Areas::alloc` runs with the page cache borrowed by a migrator.
 pub static IN_AREAS_ALLOC: AtomicBool = AtomicBool::new(false);

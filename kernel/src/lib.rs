@@ -9,7 +9,7 @@
 //!
 //! Boot order (see `kernel_entry`): MMU with a boot map, console, device
 //! tree and memory map, final map, frame table and heap, then the mode the
-//! boot arguments ask for (demo, self-test, fault).
+//! boot arguments ask for (demo, self-test, soak, fault).
 
 #![no_std]
 
@@ -29,6 +29,7 @@ pub mod mm;
 pub mod probes;
 pub mod sched;
 pub mod selftest;
+pub mod soak;
 pub mod storage;
 pub mod sync;
 
@@ -329,12 +330,7 @@ fn run(info: &BootInfo, args_line: &str) -> ! {
     let status = match args.mode {
         Mode::Demo => demo::run(info, args.scale, args.seed),
         Mode::SelfTest => selftest::run(info, args.inject, args.persist),
-        Mode::Soak => {
-            // Parsed here so the soak can be added without touching the
-            // parser; until then the boot says so and fails.
-            println!("soak: mode=soak is not built into this kernel");
-            ExitStatus::BootFailed
-        }
+        Mode::Soak => soak::run(info, args.minutes.unwrap_or(10), args.seed),
         Mode::Fault => {
             println!("fault: executing an undefined instruction on purpose");
             arch::cpu::execute_undefined_instruction();

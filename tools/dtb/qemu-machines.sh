@@ -21,7 +21,9 @@ qemu_machine_args() {
     case "$1" in
         virt)
             # 1 GiB at 0x4000_0000, GICv2, 2 CPUs (the second one is off
-            # until PSCI CPU_ON), PL011 at 0x0900_0000, 32 virtio-mmio slots.
+            # until PSCI CPU_ON), PL011 at 0x0900_0000, 32 virtio-mmio slots;
+            # no network card (the kernel drives none, and QEMU would want
+            # the ipxe-qemu option ROM for its default virtio-net-pci).
             # shellcheck disable=SC2054 # commas belong to the -machine value
             QEMU_MACHINE=(-machine virt,gic-version=2 -cpu cortex-a72 -m 1G -smp 2 -global virtio-mmio.force-legacy=false -nic none)
             ;;

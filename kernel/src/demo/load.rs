@@ -7,6 +7,7 @@
 //! - pinned pages: a reader that keeps up to [`MAX_PINS`] cached pages
 //!   pinned for a few milliseconds each (a reader holding pages, or DMA).
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -17,6 +18,7 @@ use testdata::Content;
 
 use crate::fs;
 use crate::sched::{self, TaskId};
+use crate::sync::IrqLock;
 
 /// Priority of background tasks (below the camera and the demo's main).
 pub const PRIO_BACKGROUND: u8 = 5;
@@ -29,6 +31,23 @@ pub static BYTES_READ: AtomicU64 = AtomicU64::new(0);
 /// Files whose every byte was checked, and mismatches found.
 pub static FILES_CHECKED: AtomicU64 = AtomicU64::new(0);
 pub static MISMATCHES: AtomicU64 = AtomicU64::new(0);
+/// Check every byte the workers read (the soak), not every fourth file.
+pub static CHECK_ALL: AtomicBool = AtomicBool::new(false);
+/// Bytes compared with their seeded content.
+pub static BYTES_CHECKED: AtomicU64 = AtomicU64::new(0);
+/// The first wrong byte or failed read a worker saw, in words.
+pub static FIRST_PROBLEM: IrqLock<Option<String>> = IrqLock::new(None);
+
+fn report_problem(what: impl FnOnce() -> String) {
+    let mut p = FIRST_PROBLEM.lock();
+    if p.is_none() {
+        *p = Some(what());
+    }
+}
+
+fn check_all() -> bool {
+    CHECK_ALL.load(Ordering::Relaxed)
+}
 
 /// The data set: (seed, [(size, path)]).
 pub struct DataSet {
@@ -140,10 +159,25 @@ pub fn read_file(data: &DataSet, path: &str, check: bool, buf: &mut [u8]) -> boo
         let n = (size - off).min(buf.len() as u64) as usize;
         let got = match fs::with(|pc| pc.read(id, off, &mut buf[..n])) {
             Some(Ok(g)) if g > 0 => g,
+            Some(Err(e)) if check_all() => {
+                report_problem(|| format!("reading {path} at offset {off}: {e}"));
+                return false;
+            }
             _ => return false,
         };
-        if check && content.first_mismatch(off, &buf[..got]).is_some() {
-            ok = false;
+        if check {
+            if let Some(at) = content.first_mismatch(off, &buf[..got]) {
+                ok = false;
+                let at = off + at as u64;
+                report_problem(|| {
+                    format!(
+                        "{path}: byte at offset {at} is {:#04x}, its seeded content is {:#04x}",
+                        buf[(at - off) as usize],
+                        content.byte(at)
+                    )
+                });
+            }
+            BYTES_CHECKED.fetch_add(got as u64, Ordering::Relaxed);
         }
         BYTES_READ.fetch_add(got as u64, Ordering::Relaxed);
         off += got as u64;
@@ -175,8 +209,8 @@ fn file_worker(data: &'static DataSet, seed: u64) {
     let mut k = 0u64;
     while !stopped() {
         let path = pick(data, &mut rng);
-        // Check every byte of every fourth file read.
-        if !read_file(data, path, k.is_multiple_of(4), &mut buf) {
+        // Check every byte of every fourth file read (of every one: soak).
+        if !read_file(data, path, k.is_multiple_of(4) || check_all(), &mut buf) {
             sched::sleep_ns(1_000_000);
         }
         k += 1;
@@ -207,18 +241,42 @@ fn pin_worker(data: &'static DataSet, seed: u64) {
     let mut rng = Rng::new(seed);
     let mut pins: Vec<pagecache::Frame> = Vec::new();
     let mut one = [0u8; 1];
+    let mut page = vec![0u8; PAGE_SIZE as usize];
     while !stopped() {
         // A reader that reads a page and keeps holding it (as a DMA engine
         // or a reader copying out would): uniformly chosen, so the page is
         // usually new to the cache and lands wherever the cache grows.
         let (size, path) = &data.files[rng.below(data.files.len() as u64) as usize];
         let index = rng.below(size.div_ceil(PAGE_SIZE).max(1)) as u32;
+        // The soak reads (and checks) the whole page it pins.
+        let buf: &mut [u8] = if check_all() { &mut page } else { &mut one };
+        let at = index as u64 * PAGE_SIZE;
         let pinned = fs::with(|pc| {
             let id = pc.open(path).ok()?;
-            pc.read(id, index as u64 * PAGE_SIZE, &mut one).ok()?;
-            pc.pin_page(id, index).ok()
+            let got = pc.read(id, at, buf).ok()?;
+            Some((got, pc.pin_page(id, index).ok()))
         })
         .flatten();
+        let pinned = match pinned {
+            Some((got, f)) => {
+                if check_all() {
+                    let content = Content::new(data.seed, path);
+                    if let Some(i) = content.first_mismatch(at, &buf[..got]) {
+                        report_problem(|| {
+                            format!(
+                                "{path}: pinned page {index}, byte at offset {} is {:#04x}, its seeded content is {:#04x}",
+                                at + i as u64,
+                                buf[i],
+                                content.byte(at + i as u64)
+                            )
+                        });
+                    }
+                    BYTES_CHECKED.fetch_add(got as u64, Ordering::Relaxed);
+                }
+                f
+            }
+            None => None,
+        };
         if let Some(f) = pinned {
             pins.push(f);
         }

@@ -25,8 +25,8 @@
 //! | cma      | B ordinary + A CMA-lent  | off        | holds movable file pages   |
 //! | gcma     | B                        | on (A)     | holds clean file copies    |
 
-mod camera;
-mod load;
+pub(crate) mod camera;
+pub(crate) mod load;
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -95,7 +95,11 @@ fn row_name(kind: AreaKind, policy: CmaPolicy) -> &'static str {
     }
 }
 
-fn kind_name(k: AreaKind) -> &'static str {
+/// The three kinds of area, one row each in the soak (which runs CMA with
+/// Linux's policy only).
+pub(crate) const AREA_KINDS: [AreaKind; 3] = [AreaKind::Gcma, AreaKind::Cma, AreaKind::Carveout];
+
+pub(crate) fn kind_name(k: AreaKind) -> &'static str {
     match k {
         AreaKind::Gcma => "gcma",
         AreaKind::Cma => "cma",
@@ -104,7 +108,7 @@ fn kind_name(k: AreaKind) -> &'static str {
 }
 
 /// The page-cache setup for an allocator run or a utilization setup.
-fn setup_for(kind: Option<AreaKind>, area_pages: usize) -> Setup {
+pub(crate) fn setup_for(kind: Option<AreaKind>, area_pages: usize) -> Setup {
     let base = Setup {
         budget_pages: BUDGET_PAGES,
         ordinary_pages: BUDGET_PAGES,
@@ -134,7 +138,7 @@ fn setup_for(kind: Option<AreaKind>, area_pages: usize) -> Setup {
 /// Applies `s` to the mounted page cache and starts it cold (no cached
 /// pages, nothing lent); cleancache copies stay (they are only used when
 /// the setup turns cleancache on).
-fn apply(s: Setup) {
+pub(crate) fn apply(s: Setup) {
     fs::with(|pc| {
         pc.set_budget(s.budget_pages);
         pc.hooks_mut().enabled = s.cleancache;
@@ -328,18 +332,42 @@ fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize) {
     }
 }
 
-/// Runs the camera as its own high-priority task and returns its stats.
-fn camera_task(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats {
-    static RESULT: crate::sync::IrqLock<Option<CameraStats>> = crate::sync::IrqLock::new(None);
-    let id = crate::sched::spawn("camera", camera::PRIO_CAMERA, move || {
+/// Stats of the last camera task, set when it ends.
+static CAMERA_RESULT: crate::sync::IrqLock<Option<CameraStats>> = crate::sync::IrqLock::new(None);
+
+/// Starts the camera as its own high-priority task; its stats appear in
+/// [`camera_result`] when it ends. One camera task at a time.
+pub(crate) fn spawn_camera(kind: AreaKind, frames: usize) -> crate::sched::TaskId {
+    spawn_camera_with(kind, CmaPolicy::Linux, frames)
+}
+
+/// [`spawn_camera`] with a CMA policy (ignored for the other kinds).
+fn spawn_camera_with(kind: AreaKind, policy: CmaPolicy, frames: usize) -> crate::sched::TaskId {
+    *CAMERA_RESULT.lock() = None;
+    crate::sched::spawn("camera", camera::PRIO_CAMERA, move || {
         let st = match policy {
             CmaPolicy::Linux => camera::run(kind, frames),
             p => camera::run_with(kind, p, frames),
         };
-        *RESULT.lock() = Some(st);
-    });
+        *CAMERA_RESULT.lock() = Some(st);
+    })
+}
+
+/// The stats of the camera task once it has ended (taken once).
+pub(crate) fn camera_result() -> Option<CameraStats> {
+    CAMERA_RESULT.lock().take()
+}
+
+/// Whether the camera task [`spawn_camera`] started has ended.
+pub(crate) fn camera_done() -> bool {
+    CAMERA_RESULT.lock().is_some()
+}
+
+/// Runs the camera as its own high-priority task and returns its stats.
+fn camera_task(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats {
+    let id = spawn_camera_with(kind, policy, frames);
     crate::sched::join(id);
-    RESULT.lock().take().unwrap_or_default()
+    camera_result().unwrap_or_default()
 }
 
 fn idle_only(seed: u64) -> ExitStatus {
@@ -361,7 +389,7 @@ fn idle_only(seed: u64) -> ExitStatus {
     ExitStatus::Success
 }
 
-fn load_manifest() -> Result<DataSet, String> {
+pub(crate) fn load_manifest() -> Result<DataSet, String> {
     let text = fs::with(|pc| -> Result<Vec<u8>, String> {
         let id = pc
             .open(testdata::MANIFEST_PATH)

@@ -15,7 +15,7 @@ fn with_block<R>(f: impl FnOnce(&mut VirtioBlk) -> Result<R, String>) -> Result<
     let dev = guard
         .as_mut()
         .ok_or("no virtio block device (qemu-run.sh --disk FILE attaches one)")?;
-    f(dev)
+    f(dev.inner_mut())
 }
 
 pub fn blk_present(_: &BootInfo) -> TestResult {

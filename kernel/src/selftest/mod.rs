@@ -39,6 +39,7 @@ macro_rules! check {
 
 mod area_tests;
 mod blk_tests;
+mod fault_tests;
 mod sched_tests;
 mod storage_tests;
 
@@ -106,6 +107,22 @@ const STORAGE_TESTS: &[Test] = &[
     (
         "cma.migrates_under_pressure",
         storage_tests::cma_migrates_under_pressure,
+    ),
+    (
+        "fault.read_error_on_cleancache_miss",
+        fault_tests::read_error_on_cleancache_miss,
+    ),
+    (
+        "fault.failed_readahead_never_reaches_cleancache",
+        fault_tests::failed_readahead_never_reaches_cleancache,
+    ),
+    (
+        "fault.write_error_keeps_page_dirty",
+        fault_tests::write_error_keeps_page_dirty,
+    ),
+    (
+        "fault.device_stops_answering",
+        fault_tests::device_stops_answering,
     ),
 ];
 

@@ -31,7 +31,7 @@ fn setup() -> Setup {
     }
 }
 
-fn pc<R>(f: impl FnOnce(&mut Pc) -> Result<R, String>) -> Result<R, String> {
+pub(super) fn pc<R>(f: impl FnOnce(&mut Pc) -> Result<R, String>) -> Result<R, String> {
     fs::with(f).ok_or_else(|| String::from("no filesystem mounted"))?
 }
 
@@ -56,7 +56,7 @@ fn read_all(pc: &mut Pc, path: &str) -> Result<Vec<u8>, String> {
 }
 
 /// (seed, [(size, path)]) from the image's manifest.
-fn manifest(pc: &mut Pc) -> Result<(u64, Vec<(u64, String)>), String> {
+pub(super) fn manifest(pc: &mut Pc) -> Result<(u64, Vec<(u64, String)>), String> {
     let text = read_all(pc, MANIFEST_PATH)?;
     let text = core::str::from_utf8(&text).map_err(|_| "manifest is not UTF-8")?;
     let (seed, entries) = parse_manifest(text).map_err(|e| format!("manifest: {e:?}"))?;

@@ -24,6 +24,9 @@
 //!   ([`BlockError::OutOfRange`], [`BlockError::BadBuffer`]); nothing is
 //!   transferred. Device failures are reported in the completion.
 //! * Completions may come back in any order. Tags are opaque to the device.
+//! * A request the device never answers is timed out by [`FaultyDisk`]
+//!   (the wrapper the kernel runs its disk through) with
+//!   [`BlockError::Timeout`]: callers wait in `wait`, which returns.
 //! * The synchronous helpers ([`BlockDevice::read_sectors`],
 //!   [`BlockDevice::write_sectors`], [`BlockDevice::flush`]) need an idle
 //!   queue: with requests in flight they return [`BlockError::Busy`] rather
@@ -51,7 +54,7 @@ mod fault;
 mod mux;
 mod ram;
 
-pub use fault::FaultyDisk;
+pub use fault::{DEFAULT_TIMEOUT_NS, Fault, FaultKind, FaultyDisk, Traced};
 pub use mux::{QueueMux, SYNC_TAG};
 pub use ram::RamDisk;
 
@@ -97,6 +100,12 @@ pub enum BlockError {
     Busy,
     /// Writing to a read-only device.
     ReadOnly,
+    /// The device did not answer the request in time (the block layer's
+    /// timeout, see [`FaultyDisk`]); nothing was transferred.
+    Timeout {
+        /// First sector of the request.
+        sector: u64,
+    },
 }
 
 impl core::fmt::Display for BlockError {
@@ -124,6 +133,10 @@ impl core::fmt::Display for BlockError {
             BlockError::QueueFull => write!(f, "request queue full"),
             BlockError::Busy => write!(f, "requests in flight"),
             BlockError::ReadOnly => write!(f, "device is read-only"),
+            BlockError::Timeout { sector } => write!(
+                f,
+                "request at sector {sector} timed out: the device stopped answering"
+            ),
         }
     }
 }
