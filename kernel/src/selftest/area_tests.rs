@@ -11,7 +11,6 @@ use frames::{FrameState, PAGE_SIZE, Pfn};
 use super::TestResult;
 use crate::{BootInfo, areas, mm};
 
-
 /// Fills every free page of the GCMA pools with cached copies of fake file
 /// pages (file ids from `base_file`) of a fake mount; returns how many were
 /// stored, and the mount.
@@ -69,7 +68,9 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
     );
     // The memory is ours: write and read it back.
     // SAFETY: the allocation owns these identity-mapped frames until freed.
-    let mem = unsafe { core::slice::from_raw_parts_mut(Pfn(pfn).addr() as *mut u64, pages * PAGE_SIZE as usize / 8) };
+    let mem = unsafe {
+        core::slice::from_raw_parts_mut(Pfn(pfn).addr() as *mut u64, pages * PAGE_SIZE as usize / 8)
+    };
     for (i, w) in mem.iter_mut().enumerate() {
         *w = i as u64 ^ 0xdead_beef;
     }
