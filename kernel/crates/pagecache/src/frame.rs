@@ -86,7 +86,8 @@ impl HeapPageAllocator {
     }
     fn layout() -> Layout {
         // PAGE_SIZE is a non-zero power of two.
-        Layout::from_size_align(PAGE_SIZE as usize, PAGE_SIZE as usize).unwrap_or(Layout::new::<u8>())
+        Layout::from_size_align(PAGE_SIZE as usize, PAGE_SIZE as usize)
+            .unwrap_or(Layout::new::<u8>())
     }
 }
 

@@ -251,8 +251,7 @@ struct FileState {
 
 /// Bytes of page `idx` inside a file of `size` bytes.
 fn valid_bytes(size: u64, idx: PageIndex) -> usize {
-    size.saturating_sub(idx as u64 * PAGE_SIZE)
-        .min(PAGE_SIZE) as usize
+    size.saturating_sub(idx as u64 * PAGE_SIZE).min(PAGE_SIZE) as usize
 }
 
 /// Pages of a file of `size` bytes.
@@ -1320,8 +1319,8 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
     /// started on a new page, or metadata I/O to shorten the chain.
     fn undo_growth(&mut self, file: FileId, old: u64) -> Result<(), Error> {
         let keys = self.file_keys(file, pages_of(old));
-        let partial = (!old.is_multiple_of(PAGE_SIZE))
-            .then_some((file, (old / PAGE_SIZE) as PageIndex));
+        let partial =
+            (!old.is_multiple_of(PAGE_SIZE)).then_some((file, (old / PAGE_SIZE) as PageIndex));
         for k in keys.iter().chain(partial.iter()) {
             self.wait_io(*k)?;
         }
@@ -1357,8 +1356,8 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
             return Ok(());
         }
         let keys = self.file_keys(file, pages_of(len));
-        let partial = (!len.is_multiple_of(PAGE_SIZE))
-            .then_some((file, (len / PAGE_SIZE) as PageIndex));
+        let partial =
+            (!len.is_multiple_of(PAGE_SIZE)).then_some((file, (len / PAGE_SIZE) as PageIndex));
         for k in keys.iter().chain(partial.iter()) {
             self.wait_io(*k)?;
         }

@@ -52,7 +52,12 @@ impl CleancacheHooks for Shared {
             self.cc.borrow_mut().put_page(fs, file, index, data);
         }
     }
-    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE as usize]) -> bool {
+    fn get_page(
+        &mut self,
+        file: FileId,
+        index: PageIndex,
+        out: &mut [u8; PAGE_SIZE as usize],
+    ) -> bool {
         self.fs
             .is_some_and(|fs| self.cc.borrow_mut().get_page(fs, file, index, out))
     }

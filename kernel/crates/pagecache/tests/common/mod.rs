@@ -129,7 +129,12 @@ impl CleancacheHooks for Recorder {
             self.pages.insert((file, index), Box::new(*data));
         }
     }
-    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE as usize]) -> bool {
+    fn get_page(
+        &mut self,
+        file: FileId,
+        index: PageIndex,
+        out: &mut [u8; PAGE_SIZE as usize],
+    ) -> bool {
         let hit = match self.pages.remove(&(file, index)) {
             Some(p) => {
                 out.copy_from_slice(&p[..]);
