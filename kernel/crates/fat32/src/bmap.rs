@@ -31,6 +31,16 @@ impl PageMap {
     pub fn bytes(&self) -> usize {
         self.runs().iter().map(|r| r.1 as usize).sum::<usize>() * SECTOR_SIZE
     }
+    /// Appends the page's next sector (merged into the last run when it
+    /// follows it); `false`, changing nothing, once the page has all its
+    /// sectors. For other block maps (another filesystem, a test fake).
+    pub fn add_sector(&mut self, sector: u64) -> bool {
+        if self.bytes() >= PAGE_SIZE as usize {
+            return false;
+        }
+        self.push(sector);
+        true
+    }
     fn push(&mut self, sector: u64) {
         if self.n > 0 {
             let last = &mut self.runs[self.n - 1];
@@ -78,5 +88,17 @@ mod tests {
         }
         assert_eq!(m.runs(), &[(10, 3), (20, 2)]);
         assert_eq!(m.bytes(), 5 * 512);
+    }
+
+    #[test]
+    fn add_sector_stops_at_a_full_page() {
+        let mut m = PageMap::default();
+        for s in [3, 9, 4, 20, 30, 31, 40, 50] {
+            assert!(m.add_sector(s));
+        }
+        assert!(!m.add_sector(60));
+        assert_eq!(m.bytes(), PAGE_SIZE as usize);
+        assert_eq!(m.runs().len(), 7);
+        assert_eq!(m.runs()[4], (30, 2));
     }
 }

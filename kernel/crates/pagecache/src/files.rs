@@ -11,13 +11,21 @@ use alloc::vec::Vec;
 use blkdev::BlockDevice;
 use fat32::{DirEntry, FsError};
 
+use blkdev::QueueMux;
+
+use crate::filesystem::Filesystem;
 use crate::{
     CleancacheHooks, Error, FileId, FileState, Key, PageAllocator, PageCache, PageIndex,
     PageStateStore, RaState,
 };
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     pub(crate) fn file(&mut self, id: FileId) -> Result<&mut FileState, Error> {
         if !self.files.contains_key(&id) {

@@ -10,13 +10,21 @@
 use blkdev::{BlockDevice, BlockError, Op, Request, SECTOR_SIZE};
 use fat32::FsError;
 
+use blkdev::QueueMux;
+
+use crate::filesystem::Filesystem;
 use crate::{
     CleancacheHooks, Error, Frame, Key, PageAllocator, PageCache, PageFlags, PageStateStore,
     frame_bytes, valid_bytes,
 };
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     pub(crate) fn reap(&mut self) {
         while let Some(c) = self.fs.device_mut().poll() {

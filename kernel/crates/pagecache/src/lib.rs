@@ -1,6 +1,11 @@
-//! Page cache: file pages of a FAT32 filesystem kept in page frames, with
+//! Page cache: file pages of a filesystem kept in page frames, with
 //! readahead, write-back, an active/inactive LRU under a memory budget,
 //! cleancache hooks and page migration (for the CMA baseline).
+//!
+//! The filesystem is anything that implements [`Filesystem`] (block map,
+//! sizes, length changes, names); `fat32::Fat32` does, and is the default.
+//! The tests run it over a fake filesystem (tests/fake.rs) as well as over
+//! real FAT32.
 //!
 //! # Locking
 //!
@@ -120,6 +125,7 @@ mod stats;
 
 mod error;
 mod files;
+pub mod filesystem;
 mod io;
 mod lookup;
 mod lru;
@@ -137,6 +143,7 @@ use fat32::Fat32;
 use frames::PageBytes;
 
 pub use error::{Error, MigrateError};
+pub use filesystem::Filesystem;
 pub use frame::{
     Frame, HeapPageAllocator, LocalPageStates, PageAllocator, PageFlags, PageStateStore,
 };
@@ -172,7 +179,8 @@ type Key = (FileId, PageIndex);
 
 /// What [`PageCache::unmount`] gives back: the filesystem (on its
 /// [`QueueMux`]), the allocator, the page-state store and the hooks.
-pub type Parts<D, A, S, H> = (Fat32<QueueMux<D>>, A, S, H);
+/// (Its first parameter is now the filesystem type, not the device.)
+pub type Parts<F, A, S, H> = (F, A, S, H);
 
 struct Page {
     frame: Frame,
@@ -224,11 +232,18 @@ unsafe fn frame_bytes<'a>(f: Frame) -> &'a mut PageBytes {
     unsafe { &mut *(f.addr() as *mut PageBytes) }
 }
 
-/// The page cache over one FAT32 filesystem.
-pub struct PageCache<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks> {
+/// The page cache over one filesystem (FAT32 unless `F` says otherwise).
+pub struct PageCache<D, A, S, H, F = Fat32<QueueMux<D>>>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
+{
     // Declared first so that it is dropped first: a device that goes away
     // stops touching frames before the allocator frees them.
-    fs: Fat32<QueueMux<D>>,
+    fs: F,
     alloc: A,
     states: S,
     hooks: H,
@@ -245,15 +260,20 @@ pub struct PageCache<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: Cle
     stats: Stats,
 }
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     /// A page cache over a mounted filesystem. Mount it on
     /// `QueueMux::new(device)` so metadata I/O can run while data I/O is in
     /// flight.
     /// Tells the hooks a new mount begins ([`CleancacheHooks::init_fs`]).
-    pub fn new(fs: Fat32<QueueMux<D>>, alloc: A, states: S, mut hooks: H, mut cfg: Config) -> Self {
-        hooks.init_fs(fs.geometry().volume_id);
+    pub fn new(fs: F, alloc: A, states: S, mut hooks: H, mut cfg: Config) -> Self {
+        hooks.init_fs(fs.volume_id());
         cfg.budget_pages = cfg.budget_pages.max(1);
         cfg.writeback_batch = cfg.writeback_batch.max(1);
         PageCache {
@@ -318,7 +338,7 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
         Ok(())
     }
     /// The filesystem (its stats, geometry).
-    pub fn fs(&self) -> &Fat32<QueueMux<D>> {
+    pub fn fs(&self) -> &F {
         &self.fs
     }
     /// The block device under the filesystem, for fault injection and

@@ -6,13 +6,21 @@
 
 use blkdev::BlockDevice;
 
+use blkdev::QueueMux;
+
+use crate::filesystem::Filesystem;
 use crate::{
     CleancacheHooks, Error, FileId, Frame, Key, PageAllocator, PageCache, PageFlags, PageIndex,
     PageStateStore, frame_bytes, valid_bytes,
 };
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     /// A cached page that is (or becomes) valid, counting a hit; `None` if
     /// it is not cached (or was dropped because its read had failed).

@@ -5,10 +5,18 @@
 
 use blkdev::BlockDevice;
 
+use blkdev::QueueMux;
+
+use crate::filesystem::Filesystem;
 use crate::{CleancacheHooks, Key, PageAllocator, PageCache, PageFlags, PageStateStore};
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     fn next_stamp(&mut self) -> u64 {
         self.stamp += 1;

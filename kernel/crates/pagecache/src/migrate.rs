@@ -7,13 +7,21 @@
 use blkdev::BlockDevice;
 use frames::PageBytes;
 
+use blkdev::QueueMux;
+
+use crate::filesystem::Filesystem;
 use crate::{
     CleancacheHooks, Error, FileId, Frame, MigrateError, PAGE_SIZE, PageAllocator, PageCache,
     PageFlags, PageIndex, PageStateStore, frame_bytes, pages_of,
 };
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     /// Brings page `index` in (reading it if needed) and pins it: it stays
     /// cached, unmovable and unevictable until [`unpin_page`](Self::unpin_page).

@@ -11,13 +11,21 @@ use alloc::vec::Vec;
 
 use blkdev::BlockDevice;
 
+use blkdev::QueueMux;
+
+use crate::filesystem::Filesystem;
 use crate::{
     CleancacheHooks, Error, Frame, Key, Page, PageAllocator, PageCache, PageFlags, PageStateStore,
     frame_bytes,
 };
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     pub(crate) fn insert_page(&mut self, key: Key, frame: Frame, ra: bool) {
         self.states.attach(frame, key.0, key.1);

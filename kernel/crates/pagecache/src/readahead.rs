@@ -5,13 +5,21 @@
 
 use blkdev::BlockDevice;
 
+use blkdev::QueueMux;
+
+use crate::filesystem::Filesystem;
 use crate::{
     CleancacheHooks, FileId, PageAllocator, PageCache, PageFlags, PageIndex, PageStateStore,
     pages_of,
 };
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     /// Decides the readahead window for a miss at `idx`: `(start, len)`.
     pub(crate) fn ondemand_window(

@@ -8,13 +8,21 @@
 
 use blkdev::BlockDevice;
 
+use blkdev::QueueMux;
+
+use crate::filesystem::Filesystem;
 use crate::{
     CleancacheHooks, Error, FileId, Key, PAGE_SIZE, PageAllocator, PageCache, PageFlags, PageIndex,
     PageStateStore, RaState, frame_bytes, pages_of, valid_bytes,
 };
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     /// Reads from `offset`; returns the bytes read (short at end of file,
     /// 0 at end of file). An offset past the end is [`Error::BeyondEof`].

@@ -8,12 +8,20 @@ use alloc::vec::Vec;
 
 use blkdev::BlockDevice;
 
+use blkdev::QueueMux;
+
+use crate::filesystem::Filesystem;
 use crate::{
     CleancacheHooks, Error, FileId, Key, PageAllocator, PageCache, PageFlags, PageStateStore, Parts,
 };
 
-impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
-    PageCache<D, A, S, H>
+impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    S: PageStateStore,
+    H: CleancacheHooks,
+    F: Filesystem<Device = QueueMux<D>>,
 {
     fn writeback(&mut self, file: Option<FileId>) -> Result<(), Error> {
         self.reap();
@@ -77,7 +85,7 @@ impl<D: BlockDevice, A: PageAllocator, S: PageStateStore, H: CleancacheHooks>
     /// ([`CleancacheHooks::invalidate_fs`], also when the sync fails), frees
     /// every frame (without offering pages to cleancache) and gives the
     /// parts back.
-    pub fn unmount(mut self) -> Result<Parts<D, A, S, H>, Error> {
+    pub fn unmount(mut self) -> Result<Parts<F, A, S, H>, Error> {
         let synced = self.sync().and_then(|()| self.drain());
         // Nothing of this mount may be found again, whatever the disk
         // holds next time.
