@@ -10,11 +10,13 @@
 //!   storage runs) the page cache, because a contiguous allocation may have
 //!   to take pages back from cleancache or migrate page-cache pages. Lock
 //!   order: `MM`, then the frame table.
-//! - Frame descriptors follow every change: GCMA pool pages through a
-//!   cleancache observer (Free -> ReservedArea, Cached -> Cleancache) as
-//!   cleancache stores and evicts; every allocated range, GCMA included, in
-//!   one pass on allocate (Allocated) and free (ReservedArea), the observer
-//!   standing aside meanwhile.
+//! - Frame descriptors follow every change, written in one place per event:
+//!   GCMA pool pages only through the cleancache observer ([`FrameMirror`]):
+//!   one page per store, hit, eviction or invalidation (Free ->
+//!   ReservedArea, Cached -> Cleancache), and a whole GCMA allocation or
+//!   free as one range event (TakenBack -> Allocated, Free -> ReservedArea)
+//!   under one frame-table lock; CMA and carveout ranges in [`mark`], one
+//!   pass after the allocation or free.
 //! - A CMA allocation runs one migration pass per `MM` lock hold
 //!   ([`alloc_with`]): between passes the lock is released and the task
 //!   yields (Linux's `cond_resched`), or sleeps for the Android policy's
@@ -29,7 +31,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt::Write as _;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 
 use cleancache::{Cleancache, PageState};
 use contig::{
@@ -53,10 +55,6 @@ pub static MM: IrqLock<Mm> = IrqLock::new(Mm {
     areas: Areas::new(Cleancache::new()),
     pc: None,
 });
-
-/// Set while a GCMA range is allocated or freed: the observer skips its
-/// per-page updates and the range is updated in one pass afterwards.
-static BULK: AtomicBool = AtomicBool::new(false);
 
 probe::probe!(pub GCMA_ALLOC = "gcma.alloc");
 probe::probe!(pub CMA_ALLOC = "cma.alloc");
@@ -111,9 +109,21 @@ pub fn init(info: &BootInfo) {
         .set_page_copy(crate::arch::page_ops::copy_page);
     mm.areas
         .backend_mut()
-        .set_observer(Some(Box::new(|pfn, st| {
-            let _ = mm::with_frames(|t| t.set_state(Pfn(pfn), frame_state(st)));
-        })));
+        .set_observer(Some(Box::new(FrameMirror)));
+}
+
+/// The cleancache observer: GCMA pool page states into frame descriptors,
+/// one frame-table lock per event (a page, or a whole range).
+struct FrameMirror;
+
+impl cleancache::Observer for FrameMirror {
+    fn on_page(&mut self, pfn: u64, st: PageState) {
+        let _ = mm::with_frames(|t| t.set_state(Pfn(pfn), frame_state(st)));
+    }
+    fn on_range(&mut self, pfn: u64, count: usize, st: PageState) {
+        let range = Pfn(pfn)..Pfn(pfn + count as u64);
+        let _ = mm::with_frames(|t| t.set_state_range(range, frame_state(st)));
+    }
 }
 
 /// CMA's migration step over the kernel's page cache, as Linux's
@@ -235,12 +245,10 @@ pub fn alloc_with(
         _ => &GCMA_ALLOC,
     };
     let t = probe.start();
-    // GCMA takes pages back from cleancache one by one; their descriptors
-    // are updated in one pass below. (A failed GCMA allocation takes nothing
-    // back: it fails on the bitmap before touching cleancache.)
-    BULK.store(kind == Some(AreaKind::Gcma), Ordering::Relaxed);
+    // A GCMA allocation takes its range back from cleancache in one call;
+    // the observer marks the frames Allocated in one range event. (A failed
+    // one takes nothing back and reports nothing.)
     let result = mm.areas.alloc(sel, count, align, &mut contig::NoMigrator);
-    BULK.store(false, Ordering::Relaxed);
     probe.stop(t);
     if let Ok(a) = &result {
         mark(mm, a, FrameState::Allocated);
@@ -252,17 +260,18 @@ pub fn alloc_with(
 pub fn free(a: Allocation) -> Result<(), ContigError> {
     let mut guard = MM.lock();
     let mm = &mut *guard;
-    let gcma = mm.areas.kind(a.area) == Some(AreaKind::Gcma);
-    BULK.store(gcma, Ordering::Relaxed);
-    let r = mm.areas.free(a);
-    BULK.store(false, Ordering::Relaxed);
-    r?;
+    mm.areas.free(a)?;
     mark(mm, &a, FrameState::ReservedArea);
     Ok(())
 }
 
-/// Descriptors of an allocated or freed range, in one pass.
-fn mark(_mm: &Mm, a: &Allocation, state: FrameState) {
+/// Descriptors of an allocated or freed CMA or carveout range, in one
+/// pass. A GCMA range is left alone: the cleancache observer's range event
+/// already wrote it, inside the same `MM` critical section.
+fn mark(mm: &Mm, a: &Allocation, state: FrameState) {
+    if mm.areas.kind(a.area) == Some(AreaKind::Gcma) {
+        return;
+    }
     let range = Pfn(a.pfn)..Pfn(a.pfn + a.count as u64);
     let _ = mm::with_frames(|t| t.set_state_range(range, state));
 }

@@ -94,8 +94,20 @@ pub fn sched_round_robin(_: &BootInfo) -> TestResult {
             B.fetch_add(1, Ordering::Relaxed);
         }
     });
-    // Main sleeps (above both) across several slices, then stops them.
-    sched::sleep_ns(10 * sched::SLICE_NS);
+    // Main (above both) sleeps across several slices, then stops them. On a
+    // loaded host QEMU may deliver the first slice interrupt only after
+    // main's deadline (main then wins and A is picked again when it sleeps),
+    // so main sleeps again, twice as long each time (10 slices up to 640,
+    // 2.5 s in all), until both have run. With round robin broken B never
+    // runs and this fails.
+    let mut slices = 10;
+    while slices <= 640 {
+        sched::sleep_ns(slices * sched::SLICE_NS);
+        if A.load(Ordering::Relaxed) > 0 && B.load(Ordering::Relaxed) > 0 {
+            break;
+        }
+        slices *= 2;
+    }
     STOP.store(true, Ordering::Relaxed);
     sched::join(a);
     sched::join(b);

@@ -38,9 +38,10 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod linuxcma;
+mod ccbench;
 mod publish;
-mod structure;
 mod realtrees;
+mod structure;
 
 const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
 const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];
@@ -59,7 +60,11 @@ fn usage() -> &'static str {
      does not list; --graph prints the module graph it reads.\n\
      \n\
      cargo xtask real-dtbs [--lines]: every .dtb of the cached Debian kernel package through\n\
-     physmap; fails if a byte a node claims is usable (see src/realtrees.rs)."
+     physmap; fails if a byte a node claims is usable (see src/realtrees.rs).\n\
+     \n\
+     cargo xtask cleancache-bench: instructions per page of GCMA take-back/give-back,\n\
+     cleancache store/restore/evict and a carveout allocation, counted with callgrind\n\
+     (see src/ccbench.rs)."
 }
 
 struct Options {
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
         Some("real-dtbs") => realtrees::command(&root(), &args[1..]),
         Some("linux-cma") => linuxcma::linux_cma(&args[1..]),
         Some("fuzz") => fuzz::main(&root(), &args[1..]),
+        Some("cleancache-bench") => ccbench::command(&root(), HOST_TARGET, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{}\n\n{}", usage(), publish::usage());
             println!("\n{}", linuxcma::usage());

@@ -28,6 +28,22 @@ const AREA_PAGES: usize = 64;
 /// The kernel's frame descriptors, reduced to what the observer reports.
 type FrameStates = Arc<Mutex<BTreeMap<Pfn, PageState>>>;
 
+/// The cleancache observer: one call per page change, one per range taken
+/// back or given back.
+struct Mirror(FrameStates);
+
+impl cleancache::Observer for Mirror {
+    fn on_page(&mut self, pfn: Pfn, state: PageState) {
+        self.0.lock().unwrap().insert(pfn, state);
+    }
+    fn on_range(&mut self, first: Pfn, count: usize, state: PageState) {
+        let mut frames = self.0.lock().unwrap();
+        for pfn in first..first + count as Pfn {
+            frames.insert(pfn, state);
+        }
+    }
+}
+
 /// The kernel's CMA migrator: lent pages hold page-cache data; migrating
 /// one copies it to a frame outside every area, unless a reader pins it.
 #[derive(Default)]
@@ -69,12 +85,10 @@ fn main() -> Result<(), ContigError> {
 
     // 2. Frame descriptors follow every pool page change (observer).
     let frames: FrameStates = Arc::default();
-    let seen = frames.clone();
     areas
         .backend_mut()
-        .set_observer(Some(Box::new(move |pfn, state| {
-            seen.lock().unwrap().insert(pfn, state);
-        })));
+        .set_observer(Some(Box::new(Mirror(frames.clone()))));
+    let fs = areas.backend_mut().register_fs(0x1234);
 
     // 3. The three areas. GCMA memory is the kernel's to hand over.
     let base = area_memory(AREA_PAGES);
@@ -90,7 +104,9 @@ fn main() -> Result<(), ContigError> {
     //    unmount), the file and the page.
     let fs = areas.backend_mut().register_fs(0x1234_5678);
     for index in 0..AREA_PAGES as u32 {
-        areas.backend_mut().put_page(fs, 1, index, &file_page(1, index));
+        areas
+            .backend_mut()
+            .put_page(fs, 1, index, &file_page(1, index));
     }
     let mut out = [0u8; PAGE_SIZE];
     assert!(areas.backend_mut().get_page(fs, 1, 5, &mut out));

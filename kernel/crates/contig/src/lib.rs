@@ -44,7 +44,8 @@
 //! * Every allocation is all or nothing. A GCMA allocation takes its range
 //!   back with one [`PoolBackend::take_back_range`] and a free gives it back
 //!   with one [`PoolBackend::give_back_range`]: [`Cleancache`] checks the
-//!   whole range, then changes every page in O(1), so a refused range
+//!   whole range, then changes it 64 pages (one bitmap word) at a time, so
+//!   a refused range
 //!   changes nothing; a backend going page by page (the default methods)
 //!   gives back the pages it already took when a take-back fails half way,
 //!   and takes back again what it gave if a give-back fails half way.
@@ -103,7 +104,9 @@
 //! * GCMA: install a cleancache [`Observer`](cleancache::Observer) with
 //!   `areas.backend_mut().set_observer(..)`; it is told every pool page
 //!   change: `Free` -> `ReservedArea`, `Cached` -> `Cleancache`, `TakenBack`
-//!   -> `Allocated`. GCMA `alloc`/`free` need nothing more.
+//!   -> `Allocated`; a GCMA `alloc`/`free` arrives as one
+//!   [`on_range`](cleancache::Observer::on_range) for the whole range.
+//!   GCMA `alloc`/`free` need nothing more.
 //! * CMA: the page allocator marks the pfn from `lend_page` as its own
 //!   (`PageCache`) and the pfn it passes to `return_page` as `ReservedArea`;
 //!   the [`Migrator`] marks the old frame `ReservedArea` when a migration
@@ -124,10 +127,11 @@ mod book;
 mod carveout;
 mod cma;
 mod gcma;
+mod memreport;
 
 pub use areas::{
-    AllocStep, Allocation, AreaId, AreaKind, AreaStats, Areas, CmaAlloc, KindReport, MAX_AREAS,
-    MemReport, PfnState, Select,
+    AllocStep, Allocation, AreaId, AreaKind, AreaStats, Areas, CmaAlloc, MAX_AREAS, PfnState,
+    Select,
 };
 pub use bitmap::Bitmap;
 pub use carveout::CarveoutArea;
@@ -137,6 +141,7 @@ pub use cma::{
     CmaStep, DEFAULT_MAX_PASSES, MIGRATE_ATTEMPTS, MIGRATE_PASSES, linux_cma_align_pages,
 };
 pub use gcma::GcmaArea;
+pub use memreport::{KindReport, MemReport};
 
 use core::fmt;
 
@@ -288,8 +293,8 @@ impl Migrator for NoMigrator {
 /// GCMA allocates and frees through the range methods. Their default
 /// implementations go page by page through `take_back` / `give_back` and roll
 /// back on a failure half way; [`Cleancache`] overrides them with its own
-/// range operations, which check the whole range first and then change every
-/// page in O(1), so a refused range changes nothing at all.
+/// range operations, which check the whole range first and then change it a
+/// bitmap word at a time, so a refused range changes nothing at all.
 pub trait PoolBackend {
     /// First pfn and number of pages of the pool.
     fn pool_span(&self, pool: PoolId) -> Result<(Pfn, usize), PoolError>;
