@@ -131,7 +131,7 @@ fn walk(fs: &mut Fat32<RamDisk>) -> Vec<String> {
             }
             for page in 0..4 {
                 if let Ok(map) = fs.bmap(e.id, page) {
-                    assert!(map.bytes() <= fat32::PAGE_SIZE);
+                    assert!(map.bytes() as u64 <= fat32::PAGE_SIZE);
                     for &(sector, count) in map.runs() {
                         assert!(
                             sector + count as u64

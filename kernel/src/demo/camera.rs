@@ -17,14 +17,16 @@ use alloc::vec::Vec;
 
 use contig::{Allocation, AreaKind, CmaPolicy, Select, linux_cma_align_pages};
 
-use crate::arch::page_ops::{PAGE_SIZE, copy_page};
+use frames::{PAGE_SIZE, PageBytes, Pfn};
+
+use crate::arch::page_ops::copy_page;
 use crate::arch::timer;
 use crate::{areas, sched};
 
 /// 1920 x 1080 NV12 (12 bits per pixel), in pages.
-pub const FRAME_PAGES: usize = (1920 * 1080 * 3 / 2usize).div_ceil(4096);
+pub const FRAME_PAGES: usize = (1920 * 1080 * 3 / 2usize).div_ceil(PAGE_SIZE as usize);
 /// 3840 x 2160 NV12, in pages (the 12 MiB request).
-pub const PHOTO_PAGES: usize = (3840 * 2160 * 3 / 2usize).div_ceil(4096);
+pub const PHOTO_PAGES: usize = (3840 * 2160 * 3 / 2usize).div_ceil(PAGE_SIZE as usize);
 /// Buffers in the streaming ring.
 pub const RING: usize = 4;
 /// Frames per stream session.
@@ -75,15 +77,15 @@ fn pattern(frame: u64, i: usize) -> u64 {
 
 /// A page of the capture template, aligned for `copy_page`.
 #[repr(C, align(4096))]
-struct TemplatePage([u8; PAGE_SIZE]);
+struct TemplatePage(PageBytes);
 
 /// Capture: every page of the buffer written from the frame's template
 /// page with `copy_page` (as a DMA engine would, at memory bandwidth), then
 /// its first word set to a per-page tag; process: checksum every word
 /// against the pattern.
 fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
-    const WORDS: usize = PAGE_SIZE / 8;
-    let mut tpl = TemplatePage([0; PAGE_SIZE]);
+    const WORDS: usize = PAGE_SIZE as usize / 8;
+    let mut tpl = TemplatePage([0; PAGE_SIZE as usize]);
     let mut tpl_sum = 0u64;
     for (j, w) in tpl.0.chunks_exact_mut(8).enumerate() {
         let v = pattern(frame, j);
@@ -92,7 +94,7 @@ fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
             tpl_sum = tpl_sum.wrapping_add(v);
         }
     }
-    let base = (buf.pfn << 12) as *mut [u8; PAGE_SIZE];
+    let base = Pfn(buf.pfn).addr() as *mut PageBytes;
     let mut want = 0u64;
     for p in 0..buf.count {
         // SAFETY: the allocation owns `count` identity-mapped pages until it
@@ -107,7 +109,7 @@ fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
     let words = buf.count * WORDS;
     // SAFETY: as above: the `count` pages of the allocation, read as words
     // (page-aligned, so aligned for u64), only by this task.
-    let mem = unsafe { core::slice::from_raw_parts((buf.pfn << 12) as *const u64, words) };
+    let mem = unsafe { core::slice::from_raw_parts(Pfn(buf.pfn).addr() as *const u64, words) };
     let sum = mem.iter().fold(0u64, |s, w| s.wrapping_add(*w));
     sum == want
 }

@@ -13,6 +13,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use frames::PAGE_SIZE;
 use testdata::Content;
 
 use crate::fs;
@@ -226,7 +227,7 @@ fn anon_worker(seed: u64) {
                 break;
             }
             let mut c = vec![0u8; 1 << 20];
-            for page in c.chunks_mut(4096) {
+            for page in c.chunks_mut(PAGE_SIZE as usize) {
                 page[0] = 1;
             }
             chunks.push(c);
@@ -240,16 +241,16 @@ fn pin_worker(data: &'static DataSet, seed: u64) {
     let mut rng = Rng::new(seed);
     let mut pins: Vec<pagecache::Frame> = Vec::new();
     let mut one = [0u8; 1];
-    let mut page = vec![0u8; 4096];
+    let mut page = vec![0u8; PAGE_SIZE as usize];
     while !stopped() {
         // A reader that reads a page and keeps holding it (as a DMA engine
         // or a reader copying out would): uniformly chosen, so the page is
         // usually new to the cache and lands wherever the cache grows.
         let (size, path) = &data.files[rng.below(data.files.len() as u64) as usize];
-        let index = rng.below(size.div_ceil(4096).max(1)) as u32;
+        let index = rng.below(size.div_ceil(PAGE_SIZE).max(1)) as u32;
         // The soak reads (and checks) the whole page it pins.
         let buf: &mut [u8] = if check_all() { &mut page } else { &mut one };
-        let at = index as u64 * 4096;
+        let at = index as u64 * PAGE_SIZE;
         let pinned = fs::with(|pc| {
             let id = pc.open(path).ok()?;
             let got = pc.read(id, at, buf).ok()?;

@@ -25,6 +25,31 @@ register_bitfields! {u32,
         RXE OFFSET(9) NUMBITS(1) [],
         TXE OFFSET(8) NUMBITS(1) [],
         UARTEN OFFSET(0) NUMBITS(1) []
+    ],
+    /// Interrupt clear: writing 1 clears that interrupt.
+    ICR [
+        /// Overrun error.
+        OEIC OFFSET(10) NUMBITS(1) [],
+        /// Break error.
+        BEIC OFFSET(9) NUMBITS(1) [],
+        /// Parity error.
+        PEIC OFFSET(8) NUMBITS(1) [],
+        /// Framing error.
+        FEIC OFFSET(7) NUMBITS(1) [],
+        /// Receive timeout.
+        RTIC OFFSET(6) NUMBITS(1) [],
+        /// Transmit.
+        TXIC OFFSET(5) NUMBITS(1) [],
+        /// Receive.
+        RXIC OFFSET(4) NUMBITS(1) [],
+        /// nUARTDSR modem.
+        DSRMIC OFFSET(3) NUMBITS(1) [],
+        /// nUARTDCD modem.
+        DCDMIC OFFSET(2) NUMBITS(1) [],
+        /// nUARTCTS modem.
+        CTSMIC OFFSET(1) NUMBITS(1) [],
+        /// nUARTRI modem.
+        RIMIC OFFSET(0) NUMBITS(1) []
     ]
 }
 
@@ -39,7 +64,7 @@ register_structs! {
         (0x2c => lcr_h: ReadWrite<u32, LCR_H::Register>),
         (0x30 => cr: ReadWrite<u32, CR::Register>),
         (0x34 => _reserved2),
-        (0x44 => icr: WriteOnly<u32>),
+        (0x44 => icr: WriteOnly<u32, ICR::Register>),
         (0x48 => @END),
     }
 }
@@ -83,7 +108,20 @@ impl Pl011 {
         r.ibrd.set((div64 >> 6) as u32);
         r.fbrd.set((div64 & 0x3f) as u32);
         r.lcr_h.write(LCR_H::WLEN::EightBit + LCR_H::FEN::SET);
-        r.icr.set(0x7ff);
+        // Clear every pending interrupt (the kernel enables none).
+        r.icr.write(
+            ICR::OEIC::SET
+                + ICR::BEIC::SET
+                + ICR::PEIC::SET
+                + ICR::FEIC::SET
+                + ICR::RTIC::SET
+                + ICR::TXIC::SET
+                + ICR::RXIC::SET
+                + ICR::DSRMIC::SET
+                + ICR::DCDMIC::SET
+                + ICR::CTSMIC::SET
+                + ICR::RIMIC::SET,
+        );
         r.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
     }
 

@@ -317,10 +317,6 @@ impl VirtQueue {
         self.book.peek_free_head()
     }
 
-    pub fn free_descriptors(&self) -> u16 {
-        self.book.free_descriptors()
-    }
-
     /// Places a chain of descriptors (`bufs`: address, length, device
     /// writes?) in the available ring. Returns the head index, or None if
     /// not enough descriptors are free.

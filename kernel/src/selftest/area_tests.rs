@@ -6,18 +6,16 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use contig::{AreaKind, ContigError, Select};
-use frames::{FrameState, Pfn};
+use frames::{FrameState, PAGE_SIZE, Pfn};
 
 use super::TestResult;
 use crate::{BootInfo, areas, mm};
-
-const PAGE: usize = 4096;
 
 /// Fills every free page of the GCMA pools with cached copies of fake file
 /// pages (file ids from `base_file`) of a fake mount; returns how many were
 /// stored, and the mount.
 fn fill_cleancache(base_file: u64, pages: usize) -> (usize, cleancache::FsId) {
-    let mut page = [0u8; PAGE];
+    let mut page = [0u8; PAGE_SIZE as usize];
     let mut mm = areas::MM.lock();
     let cc = mm.areas.backend_mut();
     let fs = cc.register_fs(0);
@@ -70,7 +68,9 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
     );
     // The memory is ours: write and read it back.
     // SAFETY: the allocation owns these identity-mapped frames until freed.
-    let mem = unsafe { core::slice::from_raw_parts_mut((pfn << 12) as *mut u64, pages * PAGE / 8) };
+    let mem = unsafe {
+        core::slice::from_raw_parts_mut(Pfn(pfn).addr() as *mut u64, pages * PAGE_SIZE as usize / 8)
+    };
     for (i, w) in mem.iter_mut().enumerate() {
         *w = i as u64 ^ 0xdead_beef;
     }
@@ -81,7 +81,7 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
         "allocated memory did not hold its data"
     );
     // A cached page from before must be gone, not stale.
-    let mut out = [0u8; PAGE];
+    let mut out = [0u8; PAGE_SIZE as usize];
     let hit = areas::MM
         .lock()
         .areas

@@ -149,7 +149,7 @@ pub fn cleancache_saves_reads(_: &BootInfo) -> TestResult {
             restored > 0,
             "re-reading {path} restored nothing from cleancache"
         );
-        let pages = data.len().div_ceil(4096) as u64;
+        let pages = (data.len() as u64).div_ceil(frames::PAGE_SIZE);
         let read = after.pages_read - before.pages_read;
         check!(
             read + restored >= pages.min(after.misses - before.misses),
@@ -381,9 +381,9 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
             for (_, path) in &files {
                 let fid = pc.open(path).map_err(|e| format!("{e}"))?;
                 let size = pc.file_size(fid).map_err(|e| format!("{e}"))?;
-                for index in 0..size.div_ceil(4096) as u32 {
+                for index in 0..size.div_ceil(frames::PAGE_SIZE) as u32 {
                     if let Some(frame) = pc.page_frame(fid, index) {
-                        let pfn = frame.addr() as u64 >> 12;
+                        let pfn = frames::Pfn::from_addr(frame.addr() as u64).0;
                         if !(base..base + pages as u64).contains(&pfn) {
                             continue;
                         }
@@ -391,8 +391,8 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
                             pinned =
                                 Some(pc.pin_page(fid, index).map_err(|e| format!("pin: {e}"))?);
                         } else if !dirtied {
-                            let off = index as u64 * 4096;
-                            let len = (size - off).min(4096) as usize;
+                            let off = index as u64 * frames::PAGE_SIZE;
+                            let len = (size - off).min(frames::PAGE_SIZE) as usize;
                             let mut page = vec![0u8; len];
                             pc.read(fid, off, &mut page).map_err(|e| format!("{e}"))?;
                             pc.write(fid, off, &page).map_err(|e| format!("{e}"))?;

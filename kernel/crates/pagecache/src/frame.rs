@@ -29,7 +29,7 @@ pub struct Frame(usize);
 impl Frame {
     /// The frame at `addr`, if it is non-zero and page aligned.
     pub fn from_addr(addr: usize) -> Option<Frame> {
-        (addr != 0 && addr.is_multiple_of(PAGE_SIZE)).then_some(Frame(addr))
+        (addr != 0 && addr.is_multiple_of(PAGE_SIZE as usize)).then_some(Frame(addr))
     }
     /// Its address.
     pub fn addr(self) -> usize {
@@ -86,7 +86,8 @@ impl HeapPageAllocator {
     }
     fn layout() -> Layout {
         // PAGE_SIZE is a non-zero power of two.
-        Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).unwrap_or(Layout::new::<u8>())
+        Layout::from_size_align(PAGE_SIZE as usize, PAGE_SIZE as usize)
+            .unwrap_or(Layout::new::<u8>())
     }
 }
 

@@ -26,8 +26,9 @@
 pub type FileId = u64;
 /// Page index within a file.
 pub type PageIndex = u32;
-/// Page size in bytes.
-pub const PAGE_SIZE: usize = 4096;
+/// Page size in bytes (the frame size, defined in `frames`).
+pub use frames::PAGE_SIZE;
+use frames::PageBytes;
 
 /// Called by the page cache. All calls happen with the page cache's lock held.
 pub trait CleancacheHooks {
@@ -37,9 +38,9 @@ pub trait CleancacheHooks {
     /// The mount ends: drop every stored page of it.
     fn invalidate_fs(&mut self);
     /// A clean page (content equal to what is on disk) leaves the page cache by eviction. The hook may keep a copy.
-    fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]);
+    fn put_page(&mut self, file: FileId, index: PageIndex, data: &PageBytes);
     /// A page-cache miss: if a copy is held, copy it into `out`, drop it from the cleancache (exclusive) and return true.
-    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE]) -> bool;
+    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut PageBytes) -> bool;
     /// The page's stored copy (if any) is stale: drop it.
     fn invalidate_page(&mut self, file: FileId, index: PageIndex);
     /// Every stored page of `file` with index >= `from` is stale (truncate); `from = 0` for delete.
@@ -53,8 +54,8 @@ pub struct NoCleancache;
 impl CleancacheHooks for NoCleancache {
     fn init_fs(&mut self, _volume: u32) {}
     fn invalidate_fs(&mut self) {}
-    fn put_page(&mut self, _file: FileId, _index: PageIndex, _data: &[u8; PAGE_SIZE]) {}
-    fn get_page(&mut self, _file: FileId, _index: PageIndex, _out: &mut [u8; PAGE_SIZE]) -> bool {
+    fn put_page(&mut self, _file: FileId, _index: PageIndex, _data: &PageBytes) {}
+    fn get_page(&mut self, _file: FileId, _index: PageIndex, _out: &mut PageBytes) -> bool {
         false
     }
     fn invalidate_page(&mut self, _file: FileId, _index: PageIndex) {}
@@ -68,10 +69,10 @@ impl<H: CleancacheHooks + ?Sized> CleancacheHooks for &mut H {
     fn invalidate_fs(&mut self) {
         (**self).invalidate_fs()
     }
-    fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
+    fn put_page(&mut self, file: FileId, index: PageIndex, data: &PageBytes) {
         (**self).put_page(file, index, data)
     }
-    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE]) -> bool {
+    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut PageBytes) -> bool {
         (**self).get_page(file, index, out)
     }
     fn invalidate_page(&mut self, file: FileId, index: PageIndex) {

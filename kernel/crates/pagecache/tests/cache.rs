@@ -12,7 +12,7 @@ use pagecache::{
     PageAllocator, PageCache, PageFlags, PageStateStore,
 };
 
-const P: usize = PAGE_SIZE;
+const P: usize = PAGE_SIZE as usize;
 
 #[test]
 fn hits_and_misses_are_counted() {

@@ -15,7 +15,7 @@ use common::*;
 use fat32::Fat32;
 use pagecache::{Error, HeapPageAllocator, LocalPageStates, PAGE_SIZE, PageCache, PageFlags};
 
-const P: usize = PAGE_SIZE;
+const P: usize = PAGE_SIZE as usize;
 
 type FCache = PageCache<FaultyDisk<RamDisk>, HeapPageAllocator, LocalPageStates, Recorder>;
 

@@ -13,7 +13,7 @@ use fat32::Fat32;
 use frames::{FrameDesc, FrameFlags, FrameState, FrameTable, Pfn};
 use pagecache::{BuddyPages, FrameDescStates, MigrateError, PAGE_SIZE, PAGECACHE_OWNER, PageCache};
 
-const P: usize = PAGE_SIZE;
+const P: usize = PAGE_SIZE as usize;
 type Table = Rc<RefCell<FrameTable<'static>>>;
 
 /// A frame table over 256 real, page-aligned host pages.

@@ -12,7 +12,7 @@ use pagecache::{Error, HeapPageAllocator, PAGE_SIZE};
 use proptest::prelude::*;
 
 const FILES: usize = 3;
-const MAX_LEN: u64 = 12 * PAGE_SIZE as u64;
+const MAX_LEN: u64 = 12 * PAGE_SIZE;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -50,9 +50,9 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let f = 0..FILES;
     prop_oneof![
-        4 => (f.clone(), 0..MAX_LEN, 1..3 * PAGE_SIZE, any::<u8>())
+        4 => (f.clone(), 0..MAX_LEN, 1..3 * PAGE_SIZE as usize, any::<u8>())
             .prop_map(|(file, offset, len, byte)| Op::Write { file, offset, len, byte }),
-        4 => (f.clone(), 0..MAX_LEN + 10, 0..4 * PAGE_SIZE)
+        4 => (f.clone(), 0..MAX_LEN + 10, 0..4 * PAGE_SIZE as usize)
             .prop_map(|(file, offset, len)| Op::Read { file, offset, len }),
         2 => (f.clone(), 0..MAX_LEN).prop_map(|(file, len)| Op::Truncate { file, len }),
         1 => f.clone().prop_map(|file| Op::Delete { file }),

@@ -1,5 +1,5 @@
-//! No stale byte: the two sequences of issue 9 that once returned data that
-//! was not the file's, as regression tests, and a property test over several
+//! No stale byte: the two sequences that once returned data that was not
+//! the file's, as regression tests, and a property test over several
 //! mounts of different (and rewritten) disks sharing one real cleancache.
 
 mod common;
@@ -18,7 +18,7 @@ use pagecache::{
 };
 use proptest::prelude::*;
 
-const P: usize = PAGE_SIZE;
+const P: usize = PAGE_SIZE as usize;
 
 /// A real cleancache over heap memory, shared by every mount of a test.
 fn shared_cleancache(pages: usize) -> Rc<RefCell<Cleancache>> {
@@ -47,12 +47,17 @@ impl CleancacheHooks for Shared {
             self.cc.borrow_mut().invalidate_fs(fs);
         }
     }
-    fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
+    fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE as usize]) {
         if let Some(fs) = self.fs {
             self.cc.borrow_mut().put_page(fs, file, index, data);
         }
     }
-    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE]) -> bool {
+    fn get_page(
+        &mut self,
+        file: FileId,
+        index: PageIndex,
+        out: &mut [u8; PAGE_SIZE as usize],
+    ) -> bool {
         self.fs
             .is_some_and(|fs| self.cc.borrow_mut().get_page(fs, file, index, out))
     }
@@ -90,7 +95,7 @@ fn unmount_shared(pc: SharedCache) -> RamDisk {
     fs.unmount().unwrap().into_inner()
 }
 
-/// Issue 9, stale path 1: a second disk, mounted over the same cleancache,
+/// Stale path 1: a second disk, mounted over the same cleancache,
 /// whose file sits at the same directory-entry position (same `FileId`),
 /// must not read the first disk's cached copies.
 #[test]
@@ -173,7 +178,7 @@ fn expected_after(r: Result<usize, Error>, offset: usize, data: &[u8]) -> Vec<u8
     want
 }
 
-/// Issue 9, stale path 2: a growing write that fails half way (every cached
+/// Stale path 2: a growing write that fails half way (every cached
 /// page pinned, the old last page among them) must leave the file as it
 /// was, or report exactly what it wrote; never a size over clusters the
 /// write did not fill (here: the deleted file's bytes).

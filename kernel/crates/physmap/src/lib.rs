@@ -89,6 +89,13 @@
 //!   [`DeviceTree::console_pl011`] is the PL011 named by `stdout-path`, or
 //!   else the first available PL011.
 //!
+//! Files, one concept each: `tree` (the bounds-checked device-tree walker
+//! and device queries), `memmap` ([`MemoryMap`] and the order it is built
+//! in), `usable` (RAM, claims, usable ranges), `reserved` (static
+//! `/reserved-memory` regions), `dynamic` (placing dynamic regions),
+//! `region` (what the map lists), `diagnostics` ([`Diagnostic`] and its
+//! parts), `report` (tables and machine lines), `arrayvec`.
+//!
 //! Use from the kernel (the DTB address arrives in x0; memory is
 //! identity-mapped or the MMU is off):
 //!
@@ -117,21 +124,28 @@
 //! ```
 
 #![no_std]
+#![forbid(unsafe_code)]
 
 mod arrayvec;
+mod diagnostics;
+mod dynamic;
 mod memmap;
+mod region;
 mod report;
+mod reserved;
 mod tree;
+mod usable;
 
 #[cfg(test)]
 mod tests;
 
 pub use arrayvec::ArrayVec;
+pub use diagnostics::{Area, Diagnostic, Outcome, Problem};
 pub use memmap::{
-    Area, Chosen, Diagnostic, ExcludedKind, ExcludedRange, MAX_DIAGNOSTICS, MAX_EXCLUDED,
-    MAX_MEMRESERVE, MAX_NO_MAP_RANGES, MAX_RAM_RANGES, MAX_RESERVED_NODES, MAX_RESERVED_REGIONS,
-    MAX_USABLE_RANGES, MemoryMap, Outcome, Problem, RegionKind, ReservedRegion,
+    MAX_DIAGNOSTICS, MAX_EXCLUDED, MAX_MEMRESERVE, MAX_NO_MAP_RANGES, MAX_RAM_RANGES,
+    MAX_RESERVED_NODES, MAX_RESERVED_REGIONS, MAX_USABLE_RANGES, MemoryMap,
 };
+pub use region::{Chosen, ExcludedKind, ExcludedRange, RegionKind, ReservedRegion};
 pub use report::{HumanSize, MachineLines, Table};
 pub use tree::{
     Cells, Device, DeviceTree, FDT_HEADER_SIZE, MAX_DEPTH, MAX_DEVICE_REGS, Property,
@@ -140,8 +154,9 @@ pub use tree::{
 
 use core::fmt;
 
-/// Page size used for alignment checks and for trimming usable ranges.
-pub const PAGE_SIZE: u64 = 4096;
+/// Page size used for alignment checks and for trimming usable ranges
+/// (the frame size, defined in `frames`).
+pub use frames::PAGE_SIZE;
 
 /// A physical address range `[base, base + size)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]

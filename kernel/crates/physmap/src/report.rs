@@ -4,8 +4,7 @@
 
 use core::fmt::{self, Write};
 
-use crate::PhysRange;
-use crate::memmap::{ExcludedKind, ExcludedRange, MemoryMap, RegionKind, ReservedRegion};
+use crate::{ExcludedKind, ExcludedRange, MemoryMap, PhysRange, RegionKind, ReservedRegion};
 
 /// A byte count in binary units: "16 MiB", "1 GiB", "4.5 KiB", "512 B".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

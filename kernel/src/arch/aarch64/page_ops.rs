@@ -22,8 +22,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use tock_registers::interfaces::Readable;
 use tock_registers::register_bitfields;
 
-/// Bytes in a page.
-pub const PAGE_SIZE: usize = 4096;
+use frames::{PAGE_SIZE, PageBytes};
 
 register_bitfields! {u64,
     /// Data Cache Zero ID register.
@@ -66,7 +65,7 @@ pub fn zva_block_bytes() -> Option<usize> {
             0
         } else {
             let bytes = 4u32 << r.read(DCZID_EL0::BS);
-            if bytes as usize <= PAGE_SIZE {
+            if bytes as usize <= PAGE_SIZE as usize {
                 bytes
             } else {
                 0
@@ -78,7 +77,7 @@ pub fn zva_block_bytes() -> Option<usize> {
 }
 
 /// Copies the page `src` to `dst`, 128 bytes per iteration.
-pub fn copy_page(dst: &mut [u8; PAGE_SIZE], src: &[u8; PAGE_SIZE]) {
+pub fn copy_page(dst: &mut PageBytes, src: &PageBytes) {
     // SAFETY: `dst` and `src` are distinct borrows of whole pages (4096
     // bytes each, so they cannot overlap); the loop reads exactly
     // PAGE_SIZE bytes from `src` and writes exactly PAGE_SIZE bytes to
@@ -109,7 +108,7 @@ pub fn copy_page(dst: &mut [u8; PAGE_SIZE], src: &[u8; PAGE_SIZE]) {
             "b.ne 2b",
             src = inout(reg) src.as_ptr() => _,
             dst = inout(reg) dst.as_mut_ptr() => _,
-            n = inout(reg) PAGE_SIZE / 128 => _,
+            n = inout(reg) PAGE_SIZE as usize / 128 => _,
             out("x2") _, out("x3") _, out("x4") _, out("x5") _,
             out("x6") _, out("x7") _, out("x8") _, out("x9") _,
             out("x10") _, out("x11") _, out("x12") _, out("x13") _,
@@ -122,7 +121,7 @@ pub fn copy_page(dst: &mut [u8; PAGE_SIZE], src: &[u8; PAGE_SIZE]) {
 /// Zeroes the page `dst`: `DC ZVA` blocks where allowed (and `dst` is
 /// aligned to the block, as page frames are), else 64 bytes of `stp xzr`
 /// per iteration.
-pub fn clear_page(dst: &mut [u8; PAGE_SIZE]) {
+pub fn clear_page(dst: &mut PageBytes) {
     let zva = zva_block_bytes().filter(|b| (dst.as_ptr() as usize).is_multiple_of(*b));
     match zva {
         Some(block) => {
@@ -141,7 +140,7 @@ pub fn clear_page(dst: &mut [u8; PAGE_SIZE]) {
                     "b.ne 2b",
                     p = inout(reg) dst.as_mut_ptr() => _,
                     b = in(reg) block,
-                    n = inout(reg) PAGE_SIZE / block => _,
+                    n = inout(reg) PAGE_SIZE as usize / block => _,
                     options(nostack),
                 );
             }
@@ -160,7 +159,7 @@ pub fn clear_page(dst: &mut [u8; PAGE_SIZE]) {
                     "subs {n}, {n}, #1",
                     "b.ne 2b",
                     p = inout(reg) dst.as_mut_ptr() => _,
-                    n = inout(reg) PAGE_SIZE / 64 => _,
+                    n = inout(reg) PAGE_SIZE as usize / 64 => _,
                     options(nostack),
                 );
             }

@@ -101,7 +101,7 @@ impl BlockDevice for TestDisk {
 pub struct Recorder {
     pub log: Log,
     pub store: bool,
-    pub pages: BTreeMap<(FileId, PageIndex), Box<[u8; PAGE_SIZE]>>,
+    pub pages: BTreeMap<(FileId, PageIndex), Box<[u8; PAGE_SIZE as usize]>>,
 }
 
 impl Recorder {
@@ -123,13 +123,18 @@ impl CleancacheHooks for Recorder {
         self.log.borrow_mut().push(Ev::InvalFs);
         self.pages.clear();
     }
-    fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
+    fn put_page(&mut self, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE as usize]) {
         self.log.borrow_mut().push(Ev::Put(file, index));
         if self.store {
             self.pages.insert((file, index), Box::new(*data));
         }
     }
-    fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut [u8; PAGE_SIZE]) -> bool {
+    fn get_page(
+        &mut self,
+        file: FileId,
+        index: PageIndex,
+        out: &mut [u8; PAGE_SIZE as usize],
+    ) -> bool {
         let hit = match self.pages.remove(&(file, index)) {
             Some(p) => {
                 out.copy_from_slice(&p[..]);
