@@ -2,8 +2,8 @@
 
 pub mod disk;
 pub mod gic;
-pub mod mmio;
 pub mod mailbox;
+pub mod mmio;
 pub mod pl011;
 pub mod pm_wdt;
 pub mod sdhci;

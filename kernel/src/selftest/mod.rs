@@ -91,7 +91,10 @@ const BLOCK_TESTS: &[Test] = &[
 const SD_TESTS: &[Test] = &[
     ("sd.card_identified", sd_tests::card_identified),
     ("sd.partitions_found", sd_tests::partitions_found),
-    ("sd.multi_block_round_trip", sd_tests::multi_block_round_trip),
+    (
+        "sd.multi_block_round_trip",
+        sd_tests::multi_block_round_trip,
+    ),
     ("sd.card_error_handled", sd_tests::card_error_handled),
 ];
 
@@ -150,7 +153,9 @@ fn planned(info: &BootInfo, with_persist: bool) -> Vec<&'static Test> {
     static PERSIST_TEST: Test = ("storage.persist_across_boots", persist);
     let mut tests: Vec<&'static Test> = BOOT_TESTS.iter().collect();
     if info.virtio_mmio.is_empty() && info.sdhci.is_none() {
-        println!("selftest: no virtio-mmio and no SD host on this board: block and storage tests not planned");
+        println!(
+            "selftest: no virtio-mmio and no SD host on this board: block and storage tests not planned"
+        );
     } else {
         if info.sdhci.is_some() {
             tests.extend(SD_TESTS);

@@ -37,12 +37,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-mod linuxcma;
 mod ccbench;
+mod linuxcma;
 mod publish;
 mod realtrees;
-mod structure;
 mod sdimage;
+mod structure;
 
 const HOST_TARGET: &str = env!("XTASK_HOST_TARGET");
 const BOARDS: [&str; 2] = ["qemu-virt", "rpi4"];

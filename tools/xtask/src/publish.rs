@@ -14,7 +14,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use crate::{bench_python, root, BOARDS};
+use crate::{BOARDS, bench_python, root};
 
 pub fn usage() -> &'static str {
     "usage: cargo xtask publish [--board qemu-virt|rpi4] [--log FILE]\n\
@@ -63,7 +63,11 @@ pub fn publish(args: &[String]) -> ExitCode {
         eprintln!(
             "xtask publish: no log at {}: run the full demo first ({} -- scale=full)",
             log.display(),
-            if board == "rpi4" { "cargo run-rpi4" } else { "cargo run" }
+            if board == "rpi4" {
+                "cargo run-rpi4"
+            } else {
+                "cargo run"
+            }
         );
         return ExitCode::from(1);
     }
@@ -95,7 +99,10 @@ pub fn publish(args: &[String]) -> ExitCode {
     let kept = out.join("demo.log");
     if !same_file(&log, &kept) {
         if let Err(e) = fs::copy(&log, &kept) {
-            eprintln!("xtask publish: cannot copy the log to {}: {e}", kept.display());
+            eprintln!(
+                "xtask publish: cannot copy the log to {}: {e}",
+                kept.display()
+            );
             return ExitCode::from(1);
         }
     }

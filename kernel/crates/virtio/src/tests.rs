@@ -314,7 +314,11 @@ fn long_random_run_keeps_every_descriptor_accounted_for() {
         let mut s = 0x9E37_79B9_7F4A_7C15u64 ^ size as u64;
         for step in 0..200_000u32 {
             if rng(&mut s).is_multiple_of(2) {
-                let bufs: &[(u32, bool)] = if rng(&mut s).is_multiple_of(3) { &FLUSH } else { &READ };
+                let bufs: &[(u32, bool)] = if rng(&mut s).is_multiple_of(3) {
+                    &FLUSH
+                } else {
+                    &READ
+                };
                 let mut ids = [0u16; 3];
                 match q.alloc(bufs, &mut ids) {
                     Some(c) => {

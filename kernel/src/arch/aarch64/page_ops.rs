@@ -78,11 +78,9 @@ pub fn zva_block_bytes() -> Option<usize> {
 
 /// Copies the page `src` to `dst`, 128 bytes per iteration.
 pub fn copy_page(dst: &mut PageBytes, src: &PageBytes) {
-    // SAFETY: `dst` and `src` are distinct borrows of whole pages (4096
-    // bytes each, so they cannot overlap); the loop reads exactly
-    // PAGE_SIZE bytes from `src` and writes exactly PAGE_SIZE bytes to
-    // `dst` (32 iterations of 128 bytes); every register it uses is
-    // declared clobbered; no stack use.
+    // SAFETY: `dst` and `src` are distinct whole-page borrows (no overlap);
+    // the loop reads and writes exactly PAGE_SIZE bytes (32 x 128), every
+    // register it uses is declared clobbered, and it uses no stack.
     unsafe {
         asm!(
             "2:",
@@ -125,12 +123,9 @@ pub fn clear_page(dst: &mut PageBytes) {
     let zva = zva_block_bytes().filter(|b| (dst.as_ptr() as usize).is_multiple_of(*b));
     match zva {
         Some(block) => {
-            // SAFETY: `dst` is an exclusive borrow of a whole page whose
-            // address is a multiple of `block` (checked above), in the
-            // kernel's identity-mapped Normal memory; `block` is a power of
-            // two dividing PAGE_SIZE, and `DC ZVA` zeroes the aligned block
-            // holding the address, so the PAGE_SIZE / block `DC ZVA`s zero
-            // exactly this page; no stack use.
+            // SAFETY: `dst` is an exclusive whole page in identity-mapped Normal
+            // memory, aligned to `block` (checked above), a power of two dividing
+            // PAGE_SIZE: the PAGE_SIZE / block `DC ZVA`s zero exactly this page.
             unsafe {
                 asm!(
                     "2:",
