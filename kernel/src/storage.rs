@@ -20,7 +20,7 @@ use crate::sync::IrqLock;
 
 /// The kernel's disk: the chosen device (or partition) behind the fault
 /// wrapper.
-pub type Disk = FaultyDisk<disk::Disk>;
+pub type Disk = FaultyDisk<disk::Volume>;
 
 /// How long a request may go unanswered before the block layer fails it.
 pub const TIMEOUT_NS: u64 = blkdev::DEFAULT_TIMEOUT_NS;

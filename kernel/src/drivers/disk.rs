@@ -17,7 +17,7 @@
 //!   file-system error; the raw device stays usable).
 //!
 //! The chosen part is a [`Window`]; nothing outside it is reachable through
-//! the [`Disk`].
+//! the [`Volume`].
 
 use alloc::string::String;
 
@@ -37,7 +37,7 @@ pub enum Dev {
 }
 
 /// The part of the device that holds the file system.
-pub type Disk = Window<Dev>;
+pub type Volume = Window<Dev>;
 
 impl Dev {
     /// True when writes are refused.
@@ -110,7 +110,7 @@ pub static PARTITIONS: crate::sync::IrqLock<alloc::vec::Vec<PartInfo>> =
     crate::sync::IrqLock::new(alloc::vec::Vec::new());
 
 /// Finds the block device and the part of it that holds the file system.
-pub fn pick(info: &BootInfo) -> Option<Disk> {
+pub fn pick(info: &BootInfo) -> Option<Volume> {
     let dev = match &info.sdhci {
         Some(sd) => Sdhci::discover(sd).map(Dev::Sd),
         None => None,
@@ -146,7 +146,7 @@ fn fat32_label(bs: &[u8]) -> Option<String> {
     Some(String::from(raw.trim_end()))
 }
 
-fn choose_part(mut dev: Dev) -> Disk {
+fn choose_part(mut dev: Dev) -> Volume {
     let n = dev.sector_count();
     let mut bs = [0u8; SECTOR_SIZE];
     if let Err(e) = dev.read_sectors(0, &mut bs) {

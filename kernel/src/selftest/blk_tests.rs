@@ -6,11 +6,11 @@ use alloc::vec::Vec;
 
 use super::TestResult;
 use crate::BootInfo;
-use crate::drivers::disk::Disk;
+use crate::drivers::disk::Volume;
 use crate::storage;
 use blkdev::{BlockDevice, BlockError, Op, Request, SECTOR_SIZE};
 
-fn with_block<R>(f: impl FnOnce(&mut Disk) -> Result<R, String>) -> Result<R, String> {
+fn with_block<R>(f: impl FnOnce(&mut Volume) -> Result<R, String>) -> Result<R, String> {
     let mut guard = storage::BLOCK.lock();
     let dev = guard
         .as_mut()
