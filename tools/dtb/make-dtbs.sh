@@ -21,9 +21,12 @@ usage() {
 Usage: tools/dtb/make-dtbs.sh [options]
 
 Build the device trees for QEMU virt and QEMU raspi4b, each with a
-/reserved-memory node holding three regions:
+/reserved-memory node holding four regions:
 
   gcma@ADDR      shared-dma-pool, reusable, guarantee, static reg  (GCMA)
+  tags@ADDR      the same, a second GCMA donor standing in for MTE tag
+                 storage (one tag page per 32 pages of RAM), taken back
+                 by explicit pfn ranges
   cma            shared-dma-pool, reusable, dynamic: size, alignment,
                  alloc-ranges                                        (CMA)
   carveout@ADDR  shared-dma-pool, static reg, not reusable  (static carveout)
@@ -32,6 +35,7 @@ Options:
   --gcma SIZE       GCMA area size            (default 64M)
   --cma SIZE        CMA area size             (default 64M)
   --carveout SIZE   static carveout size      (default 64M)
+  --tags SIZE       tag-storage donor size    (default 2M)
                     SIZE: bytes, or a number with K/M/G (KiB/MiB/GiB also
                     accepted); a multiple of 1 MiB; 0 leaves the region out.
   --board B         virt, rpi4 or all         (default all)
@@ -49,14 +53,16 @@ from (to read). Layout with the defaults:
   at 0x4800_0000):
     gcma@50000000      0x5000_0000 .. 0x5400_0000
     carveout@54000000  0x5400_0000 .. 0x5800_0000
-    cma                64 MiB, 4 MiB aligned, in 0x5800_0000 .. 0x8000_0000
+    tags@58000000      0x5800_0000 .. 0x5820_0000
+    cma                64 MiB, 4 MiB aligned, in 0x5840_0000 .. 0x8000_0000
   rpi4 (QEMU maps 2 GiB but the tree it hands over describes only
   0..0x3c00_0000, the first GiB below the VideoCore's 64 MiB; kernel at
   0x8_0000, QEMU puts the DTB at 0x0800_0000; all regions in the low GiB,
   which every Pi 4 DMA master reaches):
     gcma@10000000      0x1000_0000 .. 0x1400_0000
     carveout@14000000  0x1400_0000 .. 0x1800_0000
-    cma                64 MiB, 4 MiB aligned, in 0x1800_0000 .. 0x3c00_0000
+    tags@18000000      0x1800_0000 .. 0x1820_0000
+    cma                64 MiB, 4 MiB aligned, in 0x1840_0000 .. 0x3c00_0000
 
 The first run for rpi4 downloads Debian's arm64 kernel package (~90 MB,
 needs root for `dpkg --add-architecture arm64` and `apt-get update` if
@@ -106,6 +112,7 @@ cells() {
 GCMA_SIZE=$((64 * MIB))
 CMA_SIZE=$((64 * MIB))
 CARVEOUT_SIZE=$((64 * MIB))
+TAGS_SIZE=$((2 * MIB))
 BOARDS=all
 OUT_DIR="$REPO_ROOT/build/dtb"
 CACHE_DIR="$REPO_ROOT/build/cache"
@@ -118,6 +125,7 @@ while [[ $# -gt 0 ]]; do
         --gcma) need_arg "$@"; GCMA_SIZE="$(parse_size "$2")"; shift 2 ;;
         --cma) need_arg "$@"; CMA_SIZE="$(parse_size "$2")"; shift 2 ;;
         --carveout) need_arg "$@"; CARVEOUT_SIZE="$(parse_size "$2")"; shift 2 ;;
+        --tags) need_arg "$@"; TAGS_SIZE="$(parse_size "$2")"; shift 2 ;;
         --board) need_arg "$@"; BOARDS="$2"; shift 2 ;;
         --out) need_arg "$@"; OUT_DIR="$2"; shift 2 ;;
         --cache) need_arg "$@"; CACHE_DIR="$2"; shift 2 ;;
@@ -133,7 +141,7 @@ case "$BOARDS" in
     virt | rpi4) ;;
     *) die "--board must be virt, rpi4 or all" ;;
 esac
-for s in "$GCMA_SIZE" "$CMA_SIZE" "$CARVEOUT_SIZE"; do
+for s in "$GCMA_SIZE" "$CMA_SIZE" "$CARVEOUT_SIZE" "$TAGS_SIZE"; do
     ((s % MIB == 0)) || die "region sizes must be multiples of 1 MiB (got $s bytes)"
 done
 command -v dtc >/dev/null || die "dtc not found: run tools/setup-host.sh (package device-tree-compiler)"
@@ -165,11 +173,13 @@ reserved_fragment() {
         sc="$(fdtget -t u "$src" / '#size-cells')"
     fi
 
-    local gcma_at carve_at cma_from cma_len next="$base"
+    local gcma_at carve_at tags_at cma_from cma_len next="$base"
     gcma_at="$next"
     next="$(align_up $((next + GCMA_SIZE)) "$ALIGN")"
     carve_at="$next"
     next="$(align_up $((next + CARVEOUT_SIZE)) "$ALIGN")"
+    tags_at="$next"
+    next="$(align_up $((next + TAGS_SIZE)) "$ALIGN")"
     cma_from="$next"
     ((cma_from <= ram_end)) || die "$board: GCMA + carveout do not fit below $(hex "$ram_end")"
     cma_len=$((ram_end - cma_from))
@@ -207,6 +217,21 @@ EOF
 		};
 EOF
         say "  $board: carveout@$(printf '%x' "$carve_at")  $(hex "$carve_at")..$(hex $((carve_at + CARVEOUT_SIZE))) ($((CARVEOUT_SIZE / MIB)) MiB)"
+    fi
+    if ((TAGS_SIZE > 0)); then
+        cat <<EOF
+
+		/* A second GCMA donor, standing in for MTE tag storage: lent to
+		 * cleancache, taken back by explicit pfn range when the RAM it
+		 * would tag is tagged. */
+		tags@$(printf '%x' "$tags_at") {
+			compatible = "shared-dma-pool";
+			reusable;
+			guarantee;
+			reg = <$(cells "$tags_at" "$ac") $(cells "$TAGS_SIZE" "$sc")>;
+		};
+EOF
+        say "  $board: tags@$(printf '%x' "$tags_at")      $(hex "$tags_at")..$(hex $((tags_at + TAGS_SIZE))) ($((TAGS_SIZE / MIB)) MiB)"
     fi
     if ((CMA_SIZE > 0)); then
         cat <<EOF
