@@ -3,7 +3,8 @@
 //! `cargo xtask test` is the project's one test command:
 //! 1. the host unit and property tests of every crate under `kernel/crates/`,
 //!    and `real-dtbs` (src/realtrees.rs) when build/cache holds Debian's
-//!    kernel package;
+//!    kernel package; then contig's and cleancache's docs (no warnings),
+//!    packages and host examples (src/cratechecks.rs);
 //! 2. both boards built for aarch64-unknown-none;
 //! 3. each board booted under QEMU in self-test mode: every `@test` line must
 //!    say pass, the kernel must announce as many tests as it runs, report the
@@ -28,7 +29,8 @@
 //!
 //! Where things are: this file only dispatches a command to its module.
 //! `test`: src/testcmd.rs (the ordered list), src/args.rs (its options and
-//! every command's usage), src/host.rs (host checks), src/boots.rs (QEMU
+//! every command's usage), src/host.rs and src/cratechecks.rs (host
+//! checks), src/boots.rs (QEMU
 //! boots and their checks), src/report.rs (checks and the summary),
 //! src/process.rs (running programs). Each other command has its own file.
 
@@ -39,6 +41,7 @@ use std::process::ExitCode;
 mod args;
 mod boots;
 mod ccbench;
+mod cratechecks;
 mod fuzz;
 mod host;
 mod linuxcma;

@@ -1,5 +1,5 @@
 //! `cargo xtask test`, the project's one test command, as an ordered list:
-//! host set-up, the host checks (src/host.rs), both boards built, then each
+//! host set-up, the host checks (src/host.rs, src/cratechecks.rs), both boards built, then each
 //! board's boots (src/boots.rs, src/sdimage.rs), then the summary
 //! (src/report.rs). Exit status 0 only when every check and every host test
 //! passed.
@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::args::Options;
 use crate::process::{run_echo, step};
 use crate::report::{Report, print_summary};
-use crate::{boots, host, root, sdimage};
+use crate::{boots, cratechecks, host, root, sdimage};
 
 pub fn test(o: &Options) -> ExitCode {
     let root = root();
@@ -42,6 +42,7 @@ pub fn test(o: &Options) -> ExitCode {
         host::cargo_tests(&root, &mut report);
         host::real_device_trees(&root, &mut report);
         host::bench_unittest(&root, &mut report);
+        cratechecks::run(&root, &mut report);
     }
 
     step(&format!("building {}", o.boards.join(", ")));
