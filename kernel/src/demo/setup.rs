@@ -54,8 +54,8 @@ pub(crate) fn setup_for(kind: Option<AreaKind>, area_pages: usize) -> Setup {
 pub(crate) fn apply(s: Setup) {
     memsys::with(|pc| {
         pc.set_budget(s.budget_pages);
-        memsys::pages_mut(pc).cleancache = s.cleancache;
         let a = memsys::pages_mut(pc);
+        a.cleancache = s.cleancache;
         a.ordinary_limit = s.ordinary_pages;
         a.cma_lending = s.cma_lending;
         let _ = pc.sync();

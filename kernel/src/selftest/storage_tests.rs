@@ -357,8 +357,8 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
     // larger than the CMA area can hold entirely.
     memsys::with(|pc| {
         pc.set_budget(pages + 2 * BUDGET);
-        memsys::pages_mut(pc).cleancache = false;
         let a = memsys::pages_mut(pc);
+        a.cleancache = false;
         a.ordinary_limit = BUDGET;
         a.cma_lending = true;
     });
@@ -459,8 +459,8 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
     // Back to the test setup, whatever happened.
     memsys::with(|pc| {
         pc.set_budget(BUDGET);
-        memsys::pages_mut(pc).cleancache = true;
         let a = memsys::pages_mut(pc);
+        a.cleancache = true;
         a.cma_lending = false;
         let _ = pc.shrink(usize::MAX);
     });

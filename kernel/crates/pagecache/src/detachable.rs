@@ -80,9 +80,12 @@ impl<E> Detachable<E> {
 
 impl<E: PageAllocator + CleancacheHooks> Detachable<E> {
     /// Brings `env` back: replays the queued hook calls in order, then
-    /// gives it the frames freed meanwhile. Replaces an environment that
-    /// was still attached (after replaying into it).
+    /// gives it the frames freed meanwhile. Meant for what [`detach`]
+    /// gave: an environment still attached would be dropped.
+    ///
+    /// [`detach`]: Self::detach
     pub fn attach(&mut self, mut env: E) {
+        debug_assert!(self.env.is_none(), "attach while attached");
         for p in self.pending.drain(..) {
             match p {
                 Pending::InitFs(volume) => env.init_fs(volume),

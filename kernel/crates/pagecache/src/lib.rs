@@ -92,7 +92,8 @@
 //! or a fill from cleancache/the device), `readahead`, `rw` (read, write,
 //! truncate), `writeback` (fsync, sync, unmount), `migrate` (pins and
 //! migration), `error`; beside [`frame`], [`frametable`], [`hooks`],
-//! [`env`], [`detachable`] and `stats`. This file holds the types, `new` and the accessors.
+//! [`env`](mod@env), [`detachable`] and `stats`. This file holds the
+//! types, `new` and the accessors.
 //!
 //! # Wiring (kernel)
 //!
@@ -109,7 +110,7 @@
 //! ```
 //!
 //! The environment `E` is one object implementing both [`PageAllocator`]
-//! and [`CleancacheHooks`] (see [`env`]): a pair `(A, H)` of two separate
+//! and [`CleancacheHooks`] (see [`env`](mod@env)): a pair `(A, H)` of two separate
 //! halves, or the kernel's own type when both halves share state (its CMA
 //! areas lend frames and own the cleancache). [`Detachable`] lets the
 //! kernel take that object away for a while (a CMA pass) with the calls
@@ -241,7 +242,7 @@ unsafe fn frame_bytes<'a>(f: Frame) -> &'a mut PageBytes {
 }
 
 /// The page cache over one filesystem (FAT32 unless `F` says otherwise),
-/// in the environment `E` (frames and cleancache, see [`env`]).
+/// in the environment `E` (frames and cleancache, see [`env`](mod@env)).
 pub struct PageCache<D, E, S, F = Fat32<QueueMux<D>>>
 where
     D: BlockDevice,
