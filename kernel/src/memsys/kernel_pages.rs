@@ -124,6 +124,12 @@ impl KernelPages {
     }
 }
 
+impl Default for KernelPages {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 // SAFETY: frames come from the buddy (each handed out once until freed) or
 // from a CMA area's lend_page (each lent once until returned); both are
 // identity-mapped RAM used by nobody else while the page cache holds them.

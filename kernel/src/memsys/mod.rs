@@ -36,8 +36,8 @@
 //! - Outside this module, [`lock`] gives read access to the areas and the
 //!   page cache (checks, reports) and access to the cleancache itself
 //!   (tests and timings that fill it or take pool pages back; its observer
-//!   keeps the descriptors right). The areas change only through [`alloc`],
-//!   [`alloc_with`], [`free`] and the page cache's environment.
+//!   keeps the descriptors right). The areas change only through [`init`],
+//!   [`alloc`](fn@alloc), [`alloc_with`], [`free`] and the page cache's environment.
 //!
 //! Frame descriptors (the frame table's state per frame) are written in two
 //! places, both in `frame_mirror`:
@@ -83,7 +83,10 @@ probe::probe!(pub GCMA_ALLOC = "gcma.alloc");
 probe::probe!(pub CMA_ALLOC = "cma.alloc");
 probe::probe!(pub CARVEOUT_ALLOC = "carveout.alloc");
 
-/// Who holds the environment (and so the areas).
+/// Who holds the environment (and so the areas). One lives in a static:
+/// the size of the unboxed `KernelPages` costs nothing, and boxing it would
+/// take the static's `const` initialiser away.
+#[allow(clippy::large_enum_variant)]
 enum Owner {
     /// No filesystem mounted.
     Unmounted(KernelPages),
@@ -246,7 +249,7 @@ pub fn alloc(sel: Select<'_>, count: usize, align: usize) -> Result<Allocation, 
     alloc_with(sel, count, align, CmaPolicy::Linux)
 }
 
-/// [`alloc`] with the CMA policy given (unused for GCMA and carveouts).
+/// [`alloc`](fn@alloc) with the CMA policy given (unused for GCMA and carveouts).
 pub fn alloc_with(
     sel: Select<'_>,
     count: usize,
@@ -303,7 +306,7 @@ fn alloc_cma(
     }
 }
 
-/// Frees an allocation made by [`alloc`].
+/// Frees an allocation made by [`alloc`](fn@alloc).
 pub fn free(a: Allocation) -> Result<(), ContigError> {
     lock().env_mut().free(a)
 }

@@ -94,6 +94,8 @@ where
     /// fails: still mounted, every page and frame as before, under a new
     /// cleancache mount (`invalidate_fs`, then `init_fs` again), so no copy
     /// stored before the failed unmount is ever found again.
+    // The page cache comes back by value, on a rare path.
+    #[allow(clippy::result_large_err)]
     pub fn try_unmount(mut self) -> Result<Parts<F, E, S>, (Error, Self)> {
         let synced = self.sync().and_then(|()| self.drain());
         // Nothing of this mount may be found again, whatever the disk
