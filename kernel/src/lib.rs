@@ -17,14 +17,13 @@ extern crate alloc;
 
 #[path = "arch/aarch64/mod.rs"]
 pub mod arch;
-pub mod areas;
 pub mod board;
 pub mod console;
 pub mod demo;
 pub mod drivers;
 pub mod exit;
-pub mod fs;
 pub mod irq;
+pub mod memsys;
 pub mod mm;
 pub mod probes;
 pub mod sched;
@@ -287,7 +286,7 @@ fn boot(
         None => log::warn!("no GICv2 in the device tree: no interrupts, no task scheduling"),
     }
     storage::init(&info);
-    areas::init(&info);
+    memsys::init(&info);
     (info, args_line)
 }
 

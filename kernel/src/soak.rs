@@ -11,7 +11,7 @@
 //!
 //! Checked every second while a phase runs and once after it (between
 //! phases the page cache is synced and emptied for the next setup, which
-//! the summary's longest gap between checks shows), under the MM lock:
+//! the summary's longest gap between checks shows), under the memsys lock:
 //! - no frame in two owners: every page of every area is in the state its
 //!   area says (allocated, cleancache copy, lent to the page cache, idle)
 //!   in the frame descriptors too; every page-cache page sits in its own
@@ -39,7 +39,7 @@
 //! kernel exits with status 1. Otherwise a summary table and an `@soak`
 //! line end it, and the exit status is 0.
 //!
-//! Locking: the checks take the MM lock (areas, cleancache, page cache),
+//! Locking: the checks take the memsys lock (areas, cleancache, page cache),
 //! then the frame table inside it (the kernel's lock order), and never call
 //! the page cache from inside the frame-table lock (its page-state store
 //! takes that lock itself).
@@ -59,7 +59,7 @@ use crate::arch::timer;
 use crate::demo;
 use crate::demo::load::{self, Condition, DataSet};
 use crate::exit::ExitStatus;
-use crate::{BootInfo, areas, fs, mm, println, sched};
+use crate::{BootInfo, memsys, mm, println, sched};
 
 /// Camera frames per phase: 3 s at 30 fps, six stream sessions (ring and
 /// per-frame allocation) and six photo buffers.
@@ -135,7 +135,7 @@ impl core::fmt::Display for Place {
 }
 
 pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
-    let area = |k| areas::first_of(k).map(|(_, _, _, p)| p).unwrap_or(0);
+    let area = |k| memsys::first_of(k).map(|a| a.pages).unwrap_or(0);
     let (gcma_pages, cma_pages, carveout_pages) = (
         area(AreaKind::Gcma),
         area(AreaKind::Cma),
@@ -154,7 +154,7 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
         println!("soak: no timer interrupt (GIC not found): the workloads need the scheduler");
         return ExitStatus::BootFailed;
     }
-    if let Err(e) = fs::mount(demo::setup_for(Some(AreaKind::Carveout), 0)) {
+    if let Err(e) = memsys::mount(demo::setup_for(Some(AreaKind::Carveout), 0)) {
         println!("soak: no data disk ({e}); qemu-run.sh attaches build/demo-data.img in soak mode");
         return ExitStatus::BootFailed;
     }
@@ -268,7 +268,7 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
         return violation(&place, &tally, &what);
     }
     let restores = since(cc_restores(), cc_before);
-    if let Err(e) = fs::unmount() {
+    if let Err(e) = memsys::unmount() {
         return violation(&place, &tally, &format!("unmount failed: {e}"));
     }
     summary(&tally, elapsed(t0), restores);
@@ -278,7 +278,7 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
 /// Opens every file of the data set (file ids for the cleancache check)
 /// and keeps the manifest's bytes.
 fn index_files(data: &'static DataSet) -> Result<Files, String> {
-    fs::with(|pc| -> Result<Files, String> {
+    memsys::with(|pc| -> Result<Files, String> {
         let mut by_id = BTreeMap::new();
         for (i, (size, path)) in data.files.iter().enumerate() {
             let id = pc.open(path).map_err(|e| format!("open {path}: {e}"))?;
@@ -317,7 +317,7 @@ fn index_files(data: &'static DataSet) -> Result<Files, String> {
 /// every byte they read; a read-ahead restore is checked when a reader
 /// reaches it (if it is not evicted first).
 fn cc_restores() -> (u64, u64) {
-    fs::with(|pc| {
+    memsys::with(|pc| {
         let s = pc.stats();
         (s.cc_demand_restores, s.cc_ra_restores)
     })
@@ -457,9 +457,8 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
     if let Some(p) = load::FIRST_PROBLEM.lock().take() {
         return Err(p);
     }
-    let mut guard = areas::MM.lock();
-    let m = &mut *guard;
-    let (areas, pc) = (&m.areas, &mut m.pc);
+    let guard = memsys::lock();
+    let (areas, pc) = (guard.areas(), guard.page_cache());
 
     // Accounting of the areas and cleancache.
     let r = areas.mem_report();
@@ -535,7 +534,7 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
     }
 
     // The page cache: one frame per page, its own, in a frame it may hold.
-    if let Some(pc) = pc.as_mut() {
+    if let Some(pc) = pc {
         pc.check_stats()
             .map_err(|e| format!("page-cache counters: {e}"))?;
         let mut seen = BTreeMap::new();
@@ -585,7 +584,7 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
             Ok(())
         })?;
         let cached = pc.cached_pages();
-        let a = pc.allocator_mut();
+        let a = memsys::pages(pc);
         if fstats.state(FrameState::PageCache) != cached as u64
             || a.lent_out != r.cma.lent
             || a.ordinary_out + a.lent_out != cached
@@ -621,7 +620,7 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
         };
         // SAFETY: a GCMA pool page holding a cleancache copy: identity-mapped
         // RAM (no-map regions are never registered), written only by
-        // cleancache under the MM lock, which is held here; read only.
+        // cleancache under the memsys lock, which is held here; read only.
         let copy =
             unsafe { core::slice::from_raw_parts((pfn << frames::PAGE_SHIFT) as *const u8, 4096) };
         let at = index as u64 * 4096;

@@ -21,7 +21,7 @@ use frames::{PAGE_SIZE, PageBytes, Pfn};
 
 use crate::arch::page_ops::copy_page;
 use crate::arch::timer;
-use crate::{areas, sched};
+use crate::{memsys, sched};
 
 /// 1920 x 1080 NV12 (12 bits per pixel), in pages.
 pub const FRAME_PAGES: usize = (1920 * 1080 * 3 / 2usize).div_ceil(PAGE_SIZE as usize);
@@ -61,7 +61,7 @@ fn alloc_timed(
     lat: &mut Vec<u64>,
 ) -> Option<Allocation> {
     let t0 = timer::ticks();
-    let r = areas::alloc_with(
+    let r = memsys::alloc_with(
         Select::Kind(kind),
         pages,
         linux_cma_align_pages(pages),
@@ -119,8 +119,8 @@ fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
 /// a code path includes translating it.
 pub fn warm_up(kind: AreaKind) {
     for pages in [FRAME_PAGES, PHOTO_PAGES] {
-        if let Ok(a) = areas::alloc(Select::Kind(kind), pages, linux_cma_align_pages(pages)) {
-            let _ = areas::free(a);
+        if let Ok(a) = memsys::alloc(Select::Kind(kind), pages, linux_cma_align_pages(pages)) {
+            let _ = memsys::free(a);
         }
     }
 }
@@ -167,7 +167,7 @@ pub fn run_with(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats
         let session_end = (f as usize + 1).is_multiple_of(SESSION_FRAMES);
         if per_frame || session_end {
             for a in ring.drain(..) {
-                let _ = areas::free(a);
+                let _ = memsys::free(a);
             }
         }
         if session_end {
@@ -178,14 +178,14 @@ pub fn run_with(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats
                 if !capture_and_process(&a, f) {
                     st.corrupt_frames += 1;
                 }
-                let _ = areas::free(a);
+                let _ = memsys::free(a);
             }
             session += 1;
         }
         sched::sleep_until(deadline);
     }
     for a in ring.drain(..) {
-        let _ = areas::free(a);
+        let _ = memsys::free(a);
     }
     st
 }

@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use frames::PAGE_SIZE;
 use testdata::Content;
 
-use crate::fs;
+use crate::memsys;
 use crate::sched::{self, TaskId};
 use crate::sync::IrqLock;
 
@@ -148,16 +148,16 @@ fn stopped() -> bool {
 /// so a higher-priority task waits at most one step); checks every byte if
 /// `check`. Returns false if the page cache is gone.
 pub fn read_file(data: &DataSet, path: &str, check: bool, buf: &mut [u8]) -> bool {
-    let Some(Ok(id)) = fs::with(|pc| pc.open(path)) else {
+    let Some(Ok(id)) = memsys::with(|pc| pc.open(path)) else {
         return false;
     };
-    let size = fs::with(|pc| pc.file_size(id).unwrap_or(0)).unwrap_or(0);
+    let size = memsys::with(|pc| pc.file_size(id).unwrap_or(0)).unwrap_or(0);
     let content = Content::new(data.seed, path);
     let mut off = 0u64;
     let mut ok = true;
     while off < size && !stopped() {
         let n = (size - off).min(buf.len() as u64) as usize;
-        let got = match fs::with(|pc| pc.read(id, off, &mut buf[..n])) {
+        let got = match memsys::with(|pc| pc.read(id, off, &mut buf[..n])) {
             Some(Ok(g)) if g > 0 => g,
             Some(Err(e)) if check_all() => {
                 report_problem(|| format!("reading {path} at offset {off}: {e}"));
@@ -251,7 +251,7 @@ fn pin_worker(data: &'static DataSet, seed: u64) {
         // The soak reads (and checks) the whole page it pins.
         let buf: &mut [u8] = if check_all() { &mut page } else { &mut one };
         let at = index as u64 * PAGE_SIZE;
-        let pinned = fs::with(|pc| {
+        let pinned = memsys::with(|pc| {
             let id = pc.open(path).ok()?;
             let got = pc.read(id, at, buf).ok()?;
             Some((got, pc.pin_page(id, index).ok()))
@@ -282,11 +282,11 @@ fn pin_worker(data: &'static DataSet, seed: u64) {
         }
         while pins.len() > MAX_PINS {
             let f = pins.remove(0);
-            fs::with(|pc| pc.unpin_page(f));
+            memsys::with(|pc| pc.unpin_page(f));
         }
         sched::sleep_ns(500_000);
     }
-    fs::with(|pc| {
+    memsys::with(|pc| {
         for f in pins.drain(..) {
             let _ = pc.unpin_page(f);
         }

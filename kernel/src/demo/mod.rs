@@ -45,8 +45,8 @@ use alloc::vec::Vec;
 use contig::{AreaKind, CmaPolicy};
 
 use crate::exit::ExitStatus;
-use crate::fs;
-use crate::{BootInfo, areas, println, probes};
+use crate::memsys;
+use crate::{BootInfo, println, probes};
 use camera::CameraStats;
 use load::{Condition, DataSet};
 use per_page::per_page;
@@ -136,11 +136,7 @@ fn progress(step: &mut usize, of: usize, what: &str) {
 }
 
 pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
-    let area = |k| {
-        areas::first_of(k)
-            .map(|(_, _, _, pages)| pages)
-            .unwrap_or(0)
-    };
+    let area = |k| memsys::first_of(k).map(|a| a.pages).unwrap_or(0);
     let (gcma_pages, cma_pages, carveout_pages) = (
         area(AreaKind::Gcma),
         area(AreaKind::Cma),
@@ -173,7 +169,7 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
     }
     probes::measure_basics();
 
-    if let Err(e) = fs::mount(setup_for(Some(AreaKind::Carveout), 0)) {
+    if let Err(e) = memsys::mount(setup_for(Some(AreaKind::Carveout), 0)) {
         println!("demo: no data disk ({e}); qemu-run.sh attaches build/demo-data.img on virt");
         println!("demo: running the allocators on an idle system only");
         return idle_only(seed);
@@ -248,14 +244,14 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
     per_page(data, seed, cma_pages);
 
     summary(&rows);
-    areas::print_stats();
+    memsys::print_stats();
     let mismatches = load::MISMATCHES.load(core::sync::atomic::Ordering::Relaxed);
     let checked = load::FILES_CHECKED.load(core::sync::atomic::Ordering::Relaxed);
     let corrupt: u64 = rows.iter().map(|r| r.stats.corrupt_frames).sum();
     println!(
         "demo: {checked} files checked byte by byte during the runs, {mismatches} mismatches; {corrupt} corrupt frames"
     );
-    let _ = fs::unmount();
+    let _ = memsys::unmount();
     if mismatches == 0 && corrupt == 0 {
         ExitStatus::Success
     } else {
@@ -316,6 +312,6 @@ fn idle_only(seed: u64) -> ExitStatus {
         });
     }
     summary(&rows);
-    areas::print_stats();
+    memsys::print_stats();
     ExitStatus::Success
 }

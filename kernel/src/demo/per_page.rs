@@ -11,7 +11,7 @@ use super::load::{self, Condition, DataSet};
 use super::setup::{apply, setup_for};
 use crate::arch::page_ops::{clear_page, copy_page, zva_block_bytes};
 use crate::arch::timer;
-use crate::{areas, println};
+use crate::{memsys, println};
 
 /// Per-page cost of contiguous allocations against zeroing and copying.
 pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
@@ -26,18 +26,18 @@ pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     let mut gcma = Vec::new();
     for _ in 0..ROUNDS {
         let t0 = timer::ticks();
-        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Gcma), pages, align) {
+        if let Ok(a) = memsys::alloc(contig::Select::Kind(AreaKind::Gcma), pages, align) {
             gcma.push(timer::ticks_to_ns(timer::ticks() - t0));
-            let _ = areas::free(a);
+            let _ = memsys::free(a);
         }
     }
     // The part of a GCMA allocation that is cleancache's: taking the pages
     // back (dropping the copies) and giving them back, timed alone.
     let mut take = Vec::new();
-    if let Some((_, _, base, _)) = areas::first_of(AreaKind::Gcma) {
+    if let Some(memsys::AreaInfo { pfn: base, .. }) = memsys::first_of(AreaKind::Gcma) {
         for _ in 0..ROUNDS {
-            let mut mm = areas::MM.lock();
-            let cc = mm.areas.backend_mut();
+            let mut mm = memsys::lock();
+            let cc = mm.cleancache_mut();
             if let Some((pool, first)) = cc.locate_pfn(base) {
                 let t0 = timer::ticks();
                 if cc.take_back_range(pool, first, pages).is_ok() {
@@ -55,9 +55,9 @@ pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
         crate::sched::sleep_ns(500_000_000);
         load::stop(tasks);
         let t0 = timer::ticks();
-        if let Ok(a) = areas::alloc(contig::Select::Kind(AreaKind::Cma), pages, align) {
+        if let Ok(a) = memsys::alloc(contig::Select::Kind(AreaKind::Cma), pages, align) {
             cma.push(timer::ticks_to_ns(timer::ticks() - t0));
-            let _ = areas::free(a);
+            let _ = memsys::free(a);
         }
     }
     // memset / memcpy of the same number of pages, in the same boot, and

@@ -12,7 +12,7 @@ use contig::AreaKind;
 use super::load::{self, DataSet};
 use super::setup::{BUDGET_PAGES, setup_for};
 use crate::arch::timer;
-use crate::fs::{self, Setup};
+use crate::memsys::{self, Setup};
 use crate::{print, println};
 
 /// The scan: every file read once in order, cold, with readahead and
@@ -20,16 +20,16 @@ use crate::{print, println};
 pub(super) fn scan(data: &'static DataSet) {
     let mut results = Vec::new();
     for (label, ra) in [("readahead on (32 pages)", 32u32), ("readahead off", 0)] {
-        let _ = fs::unmount();
+        let _ = memsys::unmount();
         let s = Setup {
             readahead_max: ra,
             ..setup_for(Some(AreaKind::Carveout), 0)
         };
-        if fs::mount(s).is_err() {
+        if memsys::mount(s).is_err() {
             println!("demo: remount failed");
             return;
         }
-        let before = fs::with(|pc| *pc.stats()).unwrap_or_default();
+        let before = memsys::with(|pc| *pc.stats()).unwrap_or_default();
         let mut buf = vec![0u8; 64 * 1024];
         let t0 = timer::ticks();
         let mut bytes = 0;
@@ -38,11 +38,11 @@ pub(super) fn scan(data: &'static DataSet) {
             bytes += size;
         }
         let secs = timer::ticks_to_ns(timer::ticks() - t0) as f64 / 1e9;
-        let after = fs::with(|pc| *pc.stats()).unwrap_or_default();
+        let after = memsys::with(|pc| *pc.stats()).unwrap_or_default();
         results.push((label, ra, secs, bytes, before, after));
     }
-    let _ = fs::unmount();
-    let _ = fs::mount(setup_for(Some(AreaKind::Carveout), 0));
+    let _ = memsys::unmount();
+    let _ = memsys::mount(setup_for(Some(AreaKind::Carveout), 0));
     let mut t = String::new();
     let _ = writeln!(
         t,

@@ -15,8 +15,7 @@ use alloc::vec::Vec;
 use contig::AreaKind;
 
 use super::load::{self, DataSet};
-use crate::areas;
-use crate::fs::{self, Setup};
+use crate::memsys::{self, Setup};
 
 /// Page-cache budget of ordinary memory in every setup: 8 MiB.
 pub const BUDGET_PAGES: usize = 2048;
@@ -53,10 +52,10 @@ pub(crate) fn setup_for(kind: Option<AreaKind>, area_pages: usize) -> Setup {
 /// pages, nothing lent); cleancache copies stay (they are only used when
 /// the setup turns cleancache on).
 pub(crate) fn apply(s: Setup) {
-    fs::with(|pc| {
+    memsys::with(|pc| {
         pc.set_budget(s.budget_pages);
-        pc.hooks_mut().enabled = s.cleancache;
-        let a = pc.allocator_mut();
+        let a = memsys::pages_mut(pc);
+        a.cleancache = s.cleancache;
         a.ordinary_limit = s.ordinary_pages;
         a.cma_lending = s.cma_lending;
         let _ = pc.sync();
@@ -71,10 +70,10 @@ pub(super) fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize)
     let full = || -> bool {
         let target = area_pages * 95 / 100;
         match kind {
-            AreaKind::Cma => fs::with(|pc| pc.allocator_mut().lent_out >= target).unwrap_or(true),
-            AreaKind::Gcma => areas::MM.lock().areas.backend().stats().cached_now >= target,
+            AreaKind::Cma => memsys::lent_pages().is_none_or(|n| n >= target),
+            AreaKind::Gcma => memsys::lock().cleancache().stats().cached_now >= target,
             AreaKind::Carveout => {
-                fs::with(|pc| pc.cached_pages() * 100 >= BUDGET_PAGES * 95).unwrap_or(true)
+                memsys::with(|pc| pc.cached_pages() * 100 >= BUDGET_PAGES * 95).unwrap_or(true)
             }
         }
     };
@@ -89,7 +88,7 @@ pub(super) fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize)
 }
 
 pub(crate) fn load_manifest() -> Result<DataSet, String> {
-    let text = fs::with(|pc| -> Result<Vec<u8>, String> {
+    let text = memsys::with(|pc| -> Result<Vec<u8>, String> {
         let id = pc
             .open(testdata::MANIFEST_PATH)
             .map_err(|e| format!("{e}"))?;

@@ -9,15 +9,15 @@ use alloc::vec;
 use super::load::{self, DataSet};
 use super::setup::apply;
 use crate::arch::timer;
-use crate::fs::{self, Setup};
-use crate::{areas, println};
+use crate::memsys::{self, Setup};
+use crate::println;
 
 /// The file workload alone under one setup, the same fixed sequence of
 /// file reads (from the seed) every time: device reads and hit ratios.
 pub(super) fn utilization(name: &str, s: Setup, data: &'static DataSet, seed: u64, reads: usize) {
     apply(s);
-    let cc_before = areas::MM.lock().areas.backend().stats();
-    let before = fs::with(|pc| *pc.stats()).unwrap_or_default();
+    let cc_before = memsys::lock().cleancache().stats();
+    let before = memsys::with(|pc| *pc.stats()).unwrap_or_default();
     load::resume();
     let t0 = timer::ticks();
     let mut rng = load::Rng::new(seed);
@@ -27,8 +27,8 @@ pub(super) fn utilization(name: &str, s: Setup, data: &'static DataSet, seed: u6
         load::read_file(data, path, false, &mut buf);
     }
     let secs = timer::ticks_to_ns(timer::ticks() - t0) as f64 / 1e9;
-    let after = fs::with(|pc| *pc.stats()).unwrap_or_default();
-    let cc_after = areas::MM.lock().areas.backend().stats();
+    let after = memsys::with(|pc| *pc.stats()).unwrap_or_default();
+    let cc_after = memsys::lock().cleancache().stats();
     let (hits, misses) = (after.hits - before.hits, after.misses - before.misses);
     let pc_ratio = hits as f64 / (hits + misses).max(1) as f64;
     let restored = cc_after.restored - cc_before.restored;

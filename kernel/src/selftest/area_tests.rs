@@ -9,15 +9,15 @@ use contig::{AreaKind, ContigError, Select};
 use frames::{FrameState, PAGE_SIZE, Pfn};
 
 use super::TestResult;
-use crate::{BootInfo, areas, mm};
+use crate::{BootInfo, memsys, mm};
 
 /// Fills every free page of the GCMA pools with cached copies of fake file
 /// pages (file ids from `base_file`) of a fake mount; returns how many were
 /// stored, and the mount.
 fn fill_cleancache(base_file: u64, pages: usize) -> (usize, cleancache::FsId) {
     let mut page = [0u8; PAGE_SIZE as usize];
-    let mut mm = areas::MM.lock();
-    let cc = mm.areas.backend_mut();
+    let mut mm = memsys::lock();
+    let cc = mm.cleancache_mut();
     let fs = cc.register_fs(0);
     let before = cc.stats().cached_now;
     for i in 0..pages {
@@ -32,7 +32,8 @@ fn fill_cleancache(base_file: u64, pages: usize) -> (usize, cleancache::FsId) {
 }
 
 fn gcma() -> Result<(contig::AreaId, u64, usize), alloc::string::String> {
-    let (id, _, pfn, pages) = areas::first_of(AreaKind::Gcma).ok_or("no GCMA area registered")?;
+    let memsys::AreaInfo { id, pfn, pages, .. } =
+        memsys::first_of(AreaKind::Gcma).ok_or("no GCMA area registered")?;
     Ok((id, pfn, pages))
 }
 
@@ -52,7 +53,7 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
     check!(stored == pages, "cleancache took {stored} of {pages} pages");
     frames_in(pfn, pages, FrameState::Cleancache)?;
     // The whole area in one request: every page is taken back.
-    let a = areas::alloc(Select::Id(id), pages, 1)
+    let a = memsys::alloc(Select::Id(id), pages, 1)
         .map_err(|e| format!("whole-area allocation: {e}"))?;
     check!(
         a.pfn == pfn && a.count == pages,
@@ -61,7 +62,7 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
         a.count
     );
     frames_in(pfn, pages, FrameState::Allocated)?;
-    let cached = areas::MM.lock().areas.backend().stats().cached_now;
+    let cached = memsys::lock().cleancache().stats().cached_now;
     check!(
         cached == 0,
         "{cached} pages still cached after taking the whole area"
@@ -82,13 +83,11 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
     );
     // A cached page from before must be gone, not stale.
     let mut out = [0u8; PAGE_SIZE as usize];
-    let hit = areas::MM
-        .lock()
-        .areas
-        .backend_mut()
+    let hit = memsys::lock()
+        .cleancache_mut()
         .get_page(fs, 1 << 40, 0, &mut out);
     check!(!hit, "a copy dropped by the allocation was still returned");
-    areas::free(a).map_err(|e| format!("free: {e}"))?;
+    memsys::free(a).map_err(|e| format!("free: {e}"))?;
     frames_in(pfn, pages, FrameState::ReservedArea)?;
     // Cleancache refills after the free.
     let (stored, _) = fill_cleancache(2 << 40, pages / 2);
@@ -114,12 +113,12 @@ pub fn gcma_mixed_sizes_never_fail(_: &BootInfo) -> TestResult {
             while used + n > pages {
                 let a: contig::Allocation = live.remove(0);
                 used -= a.count;
-                areas::free(a).map_err(|e| format!("round {round}: free: {e}"))?;
+                memsys::free(a).map_err(|e| format!("round {round}: free: {e}"))?;
             }
             fill_cleancache(4 << 40, pages / 4);
         }
         let align = if n >= 256 { 256 } else { 1 };
-        match areas::alloc(Select::Id(id), n, align) {
+        match memsys::alloc(Select::Id(id), n, align) {
             Ok(a) => {
                 used += n;
                 live.push(a);
@@ -136,11 +135,10 @@ pub fn gcma_mixed_sizes_never_fail(_: &BootInfo) -> TestResult {
         }
     }
     for a in live {
-        areas::free(a).map_err(|e| format!("final free: {e}"))?;
+        memsys::free(a).map_err(|e| format!("final free: {e}"))?;
     }
-    let stats = areas::MM
-        .lock()
-        .areas
+    let stats = memsys::lock()
+        .areas()
         .stats(id)
         .map_err(|e| format!("{e}"))?;
     check!(
@@ -155,34 +153,34 @@ pub fn areas_bad_requests(_: &BootInfo) -> TestResult {
     let (id, pfn, pages) = gcma()?;
     let sel = Select::Id(id);
     check!(
-        matches!(areas::alloc(sel, 0, 1), Err(ContigError::ZeroCount)),
+        matches!(memsys::alloc(sel, 0, 1), Err(ContigError::ZeroCount)),
         "zero pages accepted"
     );
     check!(
         matches!(
-            areas::alloc(sel, pages + 1, 1),
+            memsys::alloc(sel, pages + 1, 1),
             Err(ContigError::TooLarge { .. })
         ),
         "more than the area accepted"
     );
     check!(
         matches!(
-            areas::alloc(sel, 4, 3),
+            memsys::alloc(sel, 4, 3),
             Err(ContigError::BadAlignment { .. })
         ),
         "alignment 3 accepted"
     );
     check!(
         matches!(
-            areas::alloc(Select::Name("no-such-area"), 1, 1),
+            memsys::alloc(Select::Name("no-such-area"), 1, 1),
             Err(ContigError::UnknownArea)
         ),
         "unknown area accepted"
     );
-    let a = areas::alloc(sel, 16, 16).map_err(|e| format!("alloc 16: {e}"))?;
+    let a = memsys::alloc(sel, 16, 16).map_err(|e| format!("alloc 16: {e}"))?;
     let part = contig::Allocation { count: 8, ..a };
     check!(
-        matches!(areas::free(part), Err(ContigError::PartialFree { .. })),
+        matches!(memsys::free(part), Err(ContigError::PartialFree { .. })),
         "a partial free accepted"
     );
     let never = contig::Allocation {
@@ -191,32 +189,33 @@ pub fn areas_bad_requests(_: &BootInfo) -> TestResult {
         ..a
     };
     check!(
-        areas::free(never).is_err(),
+        memsys::free(never).is_err(),
         "freeing a range never allocated accepted"
     );
-    areas::free(a).map_err(|e| format!("free: {e}"))?;
+    memsys::free(a).map_err(|e| format!("free: {e}"))?;
     check!(
         matches!(
-            areas::free(a),
+            memsys::free(a),
             Err(ContigError::DoubleFree { .. }) | Err(ContigError::NotAllocated { .. })
         ),
         "double free accepted"
     );
     // Fill the area, then one more page: no space.
-    let all = areas::alloc(sel, pages, 1).map_err(|e| format!("whole area: {e}"))?;
+    let all = memsys::alloc(sel, pages, 1).map_err(|e| format!("whole area: {e}"))?;
     check!(
-        matches!(areas::alloc(sel, 1, 1), Err(ContigError::NoSpace { .. })),
+        matches!(memsys::alloc(sel, 1, 1), Err(ContigError::NoSpace { .. })),
         "allocation from a full area succeeded"
     );
-    areas::free(all).map_err(|e| format!("free all: {e}"))?;
+    memsys::free(all).map_err(|e| format!("free all: {e}"))?;
     Ok(())
 }
 
 pub fn carveout_and_cma_idle(_: &BootInfo) -> TestResult {
     for kind in [AreaKind::Carveout, AreaKind::Cma] {
-        let (id, _, pfn, pages) = areas::first_of(kind).ok_or(format!("no {kind:?} area"))?;
+        let memsys::AreaInfo { id, pfn, pages, .. } =
+            memsys::first_of(kind).ok_or(format!("no {kind:?} area"))?;
         let a =
-            areas::alloc(Select::Id(id), pages / 2, 64).map_err(|e| format!("{kind:?}: {e}"))?;
+            memsys::alloc(Select::Id(id), pages / 2, 64).map_err(|e| format!("{kind:?}: {e}"))?;
         check!(
             a.pfn >= pfn && a.pfn + a.count as u64 <= pfn + pages as u64,
             "{kind:?} allocation outside its area"
@@ -227,7 +226,7 @@ pub fn carveout_and_cma_idle(_: &BootInfo) -> TestResult {
             a.pfn
         );
         frames_in(a.pfn, a.count, FrameState::Allocated)?;
-        areas::free(a).map_err(|e| format!("{kind:?} free: {e}"))?;
+        memsys::free(a).map_err(|e| format!("{kind:?} free: {e}"))?;
         frames_in(a.pfn, a.count, FrameState::ReservedArea)?;
     }
     Ok(())
@@ -236,8 +235,8 @@ pub fn carveout_and_cma_idle(_: &BootInfo) -> TestResult {
 pub fn accounting_adds_up(_: &BootInfo) -> TestResult {
     let (id, _, pages) = gcma()?;
     fill_cleancache(5 << 40, pages / 3);
-    let a = areas::alloc(Select::Id(id), pages / 4, 1).map_err(|e| format!("{e}"))?;
-    let r = areas::mem_report();
+    let a = memsys::alloc(Select::Id(id), pages / 4, 1).map_err(|e| format!("{e}"))?;
+    let r = memsys::mem_report();
     let g = r.gcma;
     check!(
         g.allocated + g.cached + g.idle == g.size,
@@ -282,6 +281,6 @@ pub fn accounting_adds_up(_: &BootInfo) -> TestResult {
         "frame table counts {counted} cleancache frames, area says {}",
         g.cached
     );
-    areas::free(a).map_err(|e| format!("{e}"))?;
+    memsys::free(a).map_err(|e| format!("{e}"))?;
     Ok(())
 }

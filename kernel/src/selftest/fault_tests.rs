@@ -29,8 +29,8 @@ use testdata::Content;
 use super::TestResult;
 use super::storage_tests::{manifest, pc};
 use crate::arch::timer;
-use crate::fs::Pc;
-use crate::{BootInfo, areas, storage};
+use crate::memsys::Pc;
+use crate::{BootInfo, memsys, storage};
 
 const PAGE: usize = 4096;
 
@@ -41,8 +41,9 @@ const STALL_TIMEOUT_NS: u64 = 300_000_000;
 
 /// The whole GCMA area, so that cleancache holds and takes nothing.
 fn hold_gcma() -> Result<Allocation, String> {
-    let (id, _, _, pages) = areas::first_of(AreaKind::Gcma).ok_or("no GCMA area")?;
-    areas::alloc(Select::Id(id), pages, 1).map_err(|e| format!("whole GCMA area: {e}"))
+    let memsys::AreaInfo { id, pages, .. } =
+        memsys::first_of(AreaKind::Gcma).ok_or("no GCMA area")?;
+    memsys::alloc(Select::Id(id), pages, 1).map_err(|e| format!("whole GCMA area: {e}"))
 }
 
 /// Runs `f` on the page cache, then leaves the wrapper fault-free.
@@ -201,7 +202,7 @@ pub fn read_error_on_cleancache_miss(_: &BootInfo) -> TestResult {
         pc.check_stats()
             .map_err(|e| format!("page-cache counters: {e}"))
     });
-    areas::free(gcma).map_err(|e| format!("free GCMA: {e}"))?;
+    memsys::free(gcma).map_err(|e| format!("free GCMA: {e}"))?;
     r
 }
 
@@ -222,7 +223,7 @@ pub fn failed_readahead_never_reaches_cleancache(_: &BootInfo) -> TestResult {
         Ok((id, size, content, runs))
     });
     // Freeing the area gives cleancache back its pages, all empty.
-    areas::free(gcma).map_err(|e| format!("free GCMA: {e}"))?;
+    memsys::free(gcma).map_err(|e| format!("free GCMA: {e}"))?;
     let (id, size, content, runs) = learnt?;
     with_faults(|pc| {
         let bad = bad_sector(&runs);
@@ -437,6 +438,6 @@ pub fn device_stops_answering(_: &BootInfo) -> TestResult {
         pc.check_stats()
             .map_err(|e| format!("page-cache counters: {e}"))
     });
-    areas::free(gcma).map_err(|e| format!("free GCMA: {e}"))?;
+    memsys::free(gcma).map_err(|e| format!("free GCMA: {e}"))?;
     r
 }

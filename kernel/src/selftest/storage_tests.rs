@@ -14,8 +14,8 @@ use pagecache::Error;
 use testdata::{Content, MANIFEST_PATH, parse_manifest};
 
 use super::TestResult;
-use crate::fs::{self, Pc, Setup};
-use crate::{BootInfo, areas};
+use crate::BootInfo;
+use crate::memsys::{self, Pc, Setup};
 
 /// Page-cache budget of the tests: 1 MiB, far below the data set.
 const BUDGET: usize = 256;
@@ -32,7 +32,7 @@ fn setup() -> Setup {
 }
 
 pub(super) fn pc<R>(f: impl FnOnce(&mut Pc) -> Result<R, String>) -> Result<R, String> {
-    fs::with(f).ok_or_else(|| String::from("no filesystem mounted"))?
+    memsys::with(f).ok_or_else(|| String::from("no filesystem mounted"))?
 }
 
 fn read_all(pc: &mut Pc, path: &str) -> Result<Vec<u8>, String> {
@@ -88,7 +88,7 @@ fn check_every_byte(pc: &mut Pc) -> Result<(usize, u64), String> {
 }
 
 pub fn mount(_: &BootInfo) -> TestResult {
-    fs::mount(setup()).map_err(|e| format!("mount: {e}"))?;
+    memsys::mount(setup()).map_err(|e| format!("mount: {e}"))?;
     pc(|pc| {
         let (_, files) = manifest(pc)?;
         check!(!files.is_empty(), "empty manifest");
@@ -324,19 +324,20 @@ pub fn bad_input(_: &BootInfo) -> TestResult {
 
 /// Allocation tests run with the data set filling cleancache.
 pub fn gcma_whole_area_under_file_workload(_: &BootInfo) -> TestResult {
-    let (id, _, _, pages) = areas::first_of(AreaKind::Gcma).ok_or("no GCMA area")?;
+    let memsys::AreaInfo { id, pages, .. } =
+        memsys::first_of(AreaKind::Gcma).ok_or("no GCMA area")?;
     pc(|pc| check_every_byte(pc).map(|_| ()))?;
-    let cached = areas::MM.lock().areas.backend().stats().cached_now;
+    let cached = memsys::lock().cleancache().stats().cached_now;
     check!(cached > 0, "the file workload left cleancache empty");
     for round in 0..3 {
-        let a = areas::alloc(Select::Id(id), pages, 1)
+        let a = memsys::alloc(Select::Id(id), pages, 1)
             .map_err(|e| format!("round {round}: whole area with {cached} cached: {e}"))?;
         // Every file still reads back correctly (copies dropped, not stale).
         pc(|pc| check_every_byte(pc).map(|_| ()))?;
-        areas::free(a).map_err(|e| format!("free: {e}"))?;
+        memsys::free(a).map_err(|e| format!("free: {e}"))?;
         // Cleancache refills from the workload after the free.
         pc(|pc| check_every_byte(pc).map(|_| ()))?;
-        let again = areas::MM.lock().areas.backend().stats().cached_now;
+        let again = memsys::lock().cleancache().stats().cached_now;
         check!(
             again > 0,
             "round {round}: cleancache did not refill after the free"
@@ -346,28 +347,31 @@ pub fn gcma_whole_area_under_file_workload(_: &BootInfo) -> TestResult {
 }
 
 pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
-    let (id, _, base, pages) = areas::first_of(AreaKind::Cma).ok_or("no CMA area")?;
+    let memsys::AreaInfo {
+        id,
+        pfn: base,
+        pages,
+        ..
+    } = memsys::first_of(AreaKind::Cma).ok_or("no CMA area")?;
     // Let the page cache borrow CMA pages: small ordinary quota, budget
     // larger than the CMA area can hold entirely.
-    fs::with(|pc| {
+    memsys::with(|pc| {
         pc.set_budget(pages + 2 * BUDGET);
-        pc.hooks_mut().enabled = false;
-        let a = pc.allocator_mut();
+        let a = memsys::pages_mut(pc);
+        a.cleancache = false;
         a.ordinary_limit = BUDGET;
         a.cma_lending = true;
     });
     let result = (|| {
         pc(|pc| check_every_byte(pc).map(|_| ()))?;
-        let lent = areas::MM
-            .lock()
-            .areas
+        let lent = memsys::lock()
+            .areas()
             .stats(id)
             .map_err(|e| format!("{e}"))?
             .lent;
         check!(lent > 0, "the page cache borrowed no CMA pages");
-        let start = areas::MM
-            .lock()
-            .areas
+        let start = memsys::lock()
+            .areas()
             .stats(id)
             .map_err(|e| format!("{e}"))?;
         // Pin one lent page (a reader holding it): the whole area is then
@@ -414,22 +418,20 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
                 )),
             }
         })?;
-        let r = areas::alloc(Select::Id(id), pages, 1);
+        let r = memsys::alloc(Select::Id(id), pages, 1);
         check!(
             matches!(r, Err(ContigError::Busy { .. })),
             "whole CMA area with a pinned page: {r:?}"
         );
         pc(|pc| pc.unpin_page(pinned).map_err(|e| format!("unpin: {e}")))?;
-        let before = areas::MM
-            .lock()
-            .areas
+        let before = memsys::lock()
+            .areas()
             .stats(id)
             .map_err(|e| format!("{e}"))?;
-        let a = areas::alloc(Select::Id(id), pages, 1)
+        let a = memsys::alloc(Select::Id(id), pages, 1)
             .map_err(|e| format!("whole CMA area after unpin: {e}"))?;
-        let after = areas::MM
-            .lock()
-            .areas
+        let after = memsys::lock()
+            .areas()
             .stats(id)
             .map_err(|e| format!("{e}"))?;
         check!(
@@ -448,17 +450,17 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
         );
         // Migration preserved every byte.
         pc(|pc| check_every_byte(pc).map(|_| ()))?;
-        areas::free(a).map_err(|e| format!("free: {e}"))?;
+        memsys::free(a).map_err(|e| format!("free: {e}"))?;
         pc(|pc| {
             pc.check_stats()
                 .map_err(|e| format!("page-cache counters: {e}"))
         })
     })();
     // Back to the test setup, whatever happened.
-    fs::with(|pc| {
+    memsys::with(|pc| {
         pc.set_budget(BUDGET);
-        pc.hooks_mut().enabled = true;
-        let a = pc.allocator_mut();
+        let a = memsys::pages_mut(pc);
+        a.cleancache = true;
         a.cma_lending = false;
         let _ = pc.shrink(usize::MAX);
     });

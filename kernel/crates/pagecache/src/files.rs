@@ -19,12 +19,11 @@ use crate::{
     PageStateStore, RaState,
 };
 
-impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     pub(crate) fn file(&mut self, id: FileId) -> Result<&mut FileState, Error> {
@@ -60,7 +59,7 @@ where
         self.reap();
         let id = self.fs.create(path)?;
         // The id may be a deleted file's: nothing of that file may survive.
-        self.hooks.invalidate_file(id, 0);
+        self.env.invalidate_file(id, 0);
         self.files.insert(
             id,
             FileState {
@@ -113,7 +112,7 @@ where
                 self.remove_page(k);
                 self.stats.truncated_pages += 1;
             }
-            self.hooks.invalidate_file(m.id, 0);
+            self.env.invalidate_file(m.id, 0);
             self.files.remove(&m.id);
         }
         Ok(())

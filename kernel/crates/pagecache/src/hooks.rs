@@ -11,8 +11,9 @@
 //!   truncate (`from` = the first page whose content changes, including a
 //!   partial last page), `invalidate_file(f, 0)` on delete and on create (a
 //!   reused file id must not find old copies).
-//! * `init_fs(volume)` once, in `PageCache::new`, before any other call: a
-//!   new mount begins. From then on the hooks name every page they store by
+//! * `init_fs(volume)` in `PageCache::new`, before any other call: a
+//!   new mount begins (and again after `invalidate_fs` when
+//!   `PageCache::try_unmount` fails and keeps the page cache). From then on the hooks name every page they store by
 //!   a filesystem identity that no earlier mount had (cleancache's
 //!   `register_fs`), plus file and index: file ids are directory-entry
 //!   positions, equal on two disks laid out alike, so `(file, index)` alone
@@ -21,6 +22,12 @@
 //!   every stored page of the mount is stale; nothing is put after it.
 //! * All calls happen with the page cache's lock held (the page cache is
 //!   `&mut self`; the kernel holds it under one lock).
+//! * The hooks are one half of the page cache's environment (see [`env`]):
+//!   the same object also implements [`PageAllocator`], or a pair `(A, H)`
+//!   joins two separate halves.
+//!
+//! [`env`]: crate::env
+//! [`PageAllocator`]: crate::PageAllocator
 
 /// File identifier (the filesystem's [`fat32::FileId`]).
 pub type FileId = u64;

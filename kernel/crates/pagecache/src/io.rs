@@ -18,12 +18,11 @@ use crate::{
     frame_bytes, valid_bytes,
 };
 
-impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     pub(crate) fn reap(&mut self) {

@@ -70,8 +70,8 @@
 //!
 //! # Memory
 //!
-//! Frames come from a [`PageAllocator`]; at most `Config::budget_pages` are
-//! held. A new page beyond the budget (or when the allocator has none)
+//! Frames come from the environment's [`PageAllocator`] half; at most
+//! `Config::budget_pages` are held. A new page beyond the budget (or when the allocator has none)
 //! reclaims one first, waiting for write-back if all candidates are dirty;
 //! readahead never waits and is cut short instead.
 //!
@@ -91,8 +91,9 @@
 //! reclaim, frames), `io` (requests and completions), `lookup` (cached page
 //! or a fill from cleancache/the device), `readahead`, `rw` (read, write,
 //! truncate), `writeback` (fsync, sync, unmount), `migrate` (pins and
-//! migration), `error`; beside [`frame`], [`frametable`], [`hooks`] and
-//! `stats`. This file holds the types, `new` and the accessors.
+//! migration), `error`; beside [`frame`], [`frametable`], [`hooks`],
+//! [`env`](mod@env), [`detachable`] and `stats`. This file holds the
+//! types, `new` and the accessors.
 //!
 //! # Wiring (kernel)
 //!
@@ -100,24 +101,31 @@
 //! let fs = fat32::Fat32::mount(blkdev::QueueMux::new(virtio_blk))?;
 //! let pc = PageCache::new(
 //!     fs,
+//!     // The environment: where frames come from and where clean pages go.
 //!     // SAFETY: the kernel maps RAM 1:1 (BuddyPages::new's contract).
-//!     unsafe { BuddyPages::new(frame_table_handle) },  // or the kernel's own PageAllocator
+//!     (unsafe { BuddyPages::new(frame_table_handle) }, cleancache_hooks),
 //!     FrameDescStates::new(frame_table_handle),         // page state in FrameDesc
-//!     cleancache_hooks,                                 // impl CleancacheHooks (or NoCleancache)
 //!     Config { budget_pages, ..Config::default() },
 //! );
 //! ```
 //!
-//! The kernel implements [`FrameTableAccess`] on a handle that locks its
-//! frame table, or its own [`PageAllocator`] (to lend CMA-area frames when
-//! ordinary memory runs short: such frames must come back through
-//! `free_page`, and the CMA side moves pages out with [`PageCache::migrate`]
-//! after looking up their owner with [`PageCache::frame_owner`]).
-//! [`LocalPageStates`] and [`HeapPageAllocator`] are the stand-alone versions.
+//! The environment `E` is one object implementing both [`PageAllocator`]
+//! and [`CleancacheHooks`] (see [`env`](mod@env)): a pair `(A, H)` of two separate
+//! halves, or the kernel's own type when both halves share state (its CMA
+//! areas lend frames and own the cleancache). [`Detachable`] lets the
+//! kernel take that object away for a while (a CMA pass) with the calls
+//! made meanwhile queued. The kernel implements [`FrameTableAccess`] on a
+//! handle that locks its frame table; lent CMA-area frames come back
+//! through `free_page`, and the CMA side moves pages out with
+//! [`PageCache::migrate`] after looking up their owner with
+//! [`PageCache::frame_owner`]. [`LocalPageStates`] and
+//! [`HeapPageAllocator`] are the stand-alone versions.
 #![no_std]
 
 extern crate alloc;
 
+pub mod detachable;
+pub mod env;
 pub mod frame;
 pub mod frametable;
 pub mod hooks;
@@ -142,6 +150,7 @@ use blkdev::{BlockDevice, BlockError, Op, QueueMux};
 use fat32::Fat32;
 use frames::PageBytes;
 
+pub use detachable::Detachable;
 pub use error::{Error, MigrateError};
 pub use filesystem::Filesystem;
 pub use frame::{
@@ -178,9 +187,9 @@ impl Default for Config {
 type Key = (FileId, PageIndex);
 
 /// What [`PageCache::unmount`] gives back: the filesystem (on its
-/// [`QueueMux`]), the allocator, the page-state store and the hooks.
-/// (Its first parameter is now the filesystem type, not the device.)
-pub type Parts<F, A, S, H> = (F, A, S, H);
+/// [`QueueMux`]), the environment (allocator and hooks) and the page-state
+/// store.
+pub type Parts<F, E, S> = (F, E, S);
 
 struct Page {
     frame: Frame,
@@ -232,21 +241,20 @@ unsafe fn frame_bytes<'a>(f: Frame) -> &'a mut PageBytes {
     unsafe { &mut *(f.addr() as *mut PageBytes) }
 }
 
-/// The page cache over one filesystem (FAT32 unless `F` says otherwise).
-pub struct PageCache<D, A, S, H, F = Fat32<QueueMux<D>>>
+/// The page cache over one filesystem (FAT32 unless `F` says otherwise),
+/// in the environment `E` (frames and cleancache, see [`env`](mod@env)).
+pub struct PageCache<D, E, S, F = Fat32<QueueMux<D>>>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     // Declared first so that it is dropped first: a device that goes away
     // stops touching frames before the allocator frees them.
     fs: F,
-    alloc: A,
+    env: E,
     states: S,
-    hooks: H,
     cfg: Config,
     pages: BTreeMap<Key, Page>,
     inactive: BTreeMap<u64, Key>,
@@ -260,27 +268,25 @@ where
     stats: Stats,
 }
 
-impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     /// A page cache over a mounted filesystem. Mount it on
     /// `QueueMux::new(device)` so metadata I/O can run while data I/O is in
     /// flight.
-    /// Tells the hooks a new mount begins ([`CleancacheHooks::init_fs`]).
-    pub fn new(fs: F, alloc: A, states: S, mut hooks: H, mut cfg: Config) -> Self {
-        hooks.init_fs(fs.volume_id());
+    /// Tells the environment a new mount begins ([`CleancacheHooks::init_fs`]).
+    pub fn new(fs: F, mut env: E, states: S, mut cfg: Config) -> Self {
+        env.init_fs(fs.volume_id());
         cfg.budget_pages = cfg.budget_pages.max(1);
         cfg.writeback_batch = cfg.writeback_batch.max(1);
         PageCache {
             fs,
-            alloc,
+            env,
             states,
-            hooks,
             cfg,
             pages: BTreeMap::new(),
             inactive: BTreeMap::new(),
@@ -346,17 +352,14 @@ where
     pub fn device_mut(&mut self) -> &mut D {
         self.fs.device_mut().inner_mut()
     }
-    /// The hooks.
-    pub fn hooks(&self) -> &H {
-        &self.hooks
+    /// The environment (allocator and cleancache hooks).
+    pub fn env(&self) -> &E {
+        &self.env
     }
-    /// The hooks, mutable.
-    pub fn hooks_mut(&mut self) -> &mut H {
-        &mut self.hooks
-    }
-    /// The page allocator (e.g. to free a frame that migration handed back).
-    pub fn allocator_mut(&mut self) -> &mut A {
-        &mut self.alloc
+    /// The environment, mutable (e.g. to free a frame that migration
+    /// handed back).
+    pub fn env_mut(&mut self) -> &mut E {
+        &mut self.env
     }
     /// The page-state store.
     pub fn states(&self) -> &S {
@@ -385,5 +388,28 @@ where
             .chain(self.active.values())
             .copied()
             .collect()
+    }
+}
+
+/// A page cache whose environment is a pair `(allocator, hooks)`.
+impl<D, A, H, S, F> PageCache<D, (A, H), S, F>
+where
+    D: BlockDevice,
+    A: PageAllocator,
+    H: CleancacheHooks,
+    S: PageStateStore,
+    F: Filesystem<Device = QueueMux<D>>,
+{
+    /// The hooks.
+    pub fn hooks(&self) -> &H {
+        &self.env.1
+    }
+    /// The hooks, mutable.
+    pub fn hooks_mut(&mut self) -> &mut H {
+        &mut self.env.1
+    }
+    /// The page allocator (e.g. to free a frame that migration handed back).
+    pub fn allocator_mut(&mut self) -> &mut A {
+        &mut self.env.0
     }
 }

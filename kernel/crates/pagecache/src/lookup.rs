@@ -14,12 +14,11 @@ use crate::{
     PageStateStore, frame_bytes, valid_bytes,
 };
 
-impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     /// A cached page that is (or becomes) valid, counting a hit; `None` if
@@ -103,7 +102,7 @@ where
     ) -> Result<(), Error> {
         // SAFETY: a frame just inserted, no I/O on it.
         let data = unsafe { frame_bytes(f) };
-        if self.hooks.get_page(key.0, key.1, data) {
+        if self.env.get_page(key.0, key.1, data) {
             // Past end of file must read as zero whatever the copy holds.
             data[valid_bytes(size, key.1)..].fill(0);
             self.states.set_flags(f, PageFlags::UPTODATE);

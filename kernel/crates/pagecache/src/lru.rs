@@ -10,12 +10,11 @@ use blkdev::QueueMux;
 use crate::filesystem::Filesystem;
 use crate::{CleancacheHooks, Key, PageAllocator, PageCache, PageFlags, PageStateStore};
 
-impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     fn next_stamp(&mut self) -> u64 {

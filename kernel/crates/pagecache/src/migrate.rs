@@ -15,12 +15,11 @@ use crate::{
     PageFlags, PageIndex, PageStateStore, frame_bytes, pages_of,
 };
 
-impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     /// Brings page `index` in (reading it if needed) and pins it: it stays

@@ -19,12 +19,11 @@ use crate::{
     frame_bytes,
 };
 
-impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     pub(crate) fn insert_page(&mut self, key: Key, frame: Frame, ra: bool) {
@@ -46,7 +45,7 @@ where
     /// Drops a page that has no I/O in flight.
     pub(crate) fn remove_page(&mut self, key: Key) {
         if let Some(f) = self.unlink_page(key) {
-            self.alloc.free_page(f);
+            self.env.free_page(f);
         }
     }
 
@@ -67,7 +66,7 @@ where
 
     pub(crate) fn evict(&mut self, key: Key) {
         if let Some(f) = self.evict_unlink(key) {
-            self.alloc.free_page(f);
+            self.env.free_page(f);
         }
     }
 
@@ -82,7 +81,7 @@ where
             // SAFETY: a cached frame without I/O in flight (callers skip busy
             // pages); read-only use while nothing else touches it.
             let data = unsafe { frame_bytes(f) };
-            self.hooks.put_page(key.0, key.1, data);
+            self.env.put_page(key.0, key.1, data);
             self.stats.cc_puts += 1;
             self.stats.evictions += 1;
         } else {
@@ -142,7 +141,7 @@ where
     pub(crate) fn alloc_frame(&mut self, wait: bool) -> Result<Option<Frame>, Error> {
         loop {
             if self.pages.len() < self.cfg.budget_pages
-                && let Some(f) = self.alloc.alloc_page()
+                && let Some(f) = self.env.alloc_page()
             {
                 return Ok(Some(f));
             }

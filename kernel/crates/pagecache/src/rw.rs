@@ -16,12 +16,11 @@ use crate::{
     PageStateStore, RaState, frame_bytes, pages_of, valid_bytes,
 };
 
-impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     /// Reads from `offset`; returns the bytes read (short at end of file,
@@ -202,7 +201,7 @@ where
             fs.size = end;
         }
         self.mark_accessed(key);
-        self.hooks.invalidate_page(file, idx);
+        self.env.invalidate_page(file, idx);
         Ok(k)
     }
 
@@ -283,7 +282,7 @@ where
             let data = unsafe { frame_bytes(p.frame) };
             data[(len % PAGE_SIZE) as usize..].fill(0);
         }
-        self.hooks
+        self.env
             .invalidate_file(file, (len / PAGE_SIZE) as PageIndex);
         if let Some(fs) = self.files.get_mut(&file) {
             fs.size = len;

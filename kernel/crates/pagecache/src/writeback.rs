@@ -2,7 +2,8 @@
 //!
 //! Rule: `sync` reports the first write-back error since the last one and
 //! retries pages that failed; unmount ends the cleancache mount
-//! (`invalidate_fs`) even when its sync fails.
+//! (`invalidate_fs`) even when its sync fails (`try_unmount` then begins a
+//! new one, `init_fs`, for the page cache it gives back).
 
 use alloc::vec::Vec;
 
@@ -15,12 +16,11 @@ use crate::{
     CleancacheHooks, Error, FileId, Key, PageAllocator, PageCache, PageFlags, PageStateStore, Parts,
 };
 
-impl<D, A, S, H, F> PageCache<D, A, S, H, F>
+impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
-    A: PageAllocator,
+    E: PageAllocator + CleancacheHooks,
     S: PageStateStore,
-    H: CleancacheHooks,
     F: Filesystem<Device = QueueMux<D>>,
 {
     fn writeback(&mut self, file: Option<FileId>) -> Result<(), Error> {
@@ -84,20 +84,34 @@ where
     /// Syncs, ends the mount for cleancache
     /// ([`CleancacheHooks::invalidate_fs`], also when the sync fails), frees
     /// every frame (without offering pages to cleancache) and gives the
-    /// parts back.
-    pub fn unmount(mut self) -> Result<Parts<F, A, S, H>, Error> {
+    /// parts back. On failure the page cache is dropped: use
+    /// [`try_unmount`](Self::try_unmount) to keep it.
+    pub fn unmount(self) -> Result<Parts<F, E, S>, Error> {
+        self.try_unmount().map_err(|(e, _)| e)
+    }
+
+    /// [`unmount`](Self::unmount), giving the page cache back when the sync
+    /// fails: still mounted, every page and frame as before, under a new
+    /// cleancache mount (`invalidate_fs`, then `init_fs` again), so no copy
+    /// stored before the failed unmount is ever found again.
+    // The page cache comes back by value, on a rare path.
+    #[allow(clippy::result_large_err)]
+    pub fn try_unmount(mut self) -> Result<Parts<F, E, S>, (Error, Self)> {
         let synced = self.sync().and_then(|()| self.drain());
         // Nothing of this mount may be found again, whatever the disk
         // holds next time.
-        self.hooks.invalidate_fs();
-        synced?;
+        self.env.invalidate_fs();
+        if let Err(e) = synced {
+            self.env.init_fs(self.fs.volume_id());
+            return Err((e, self));
+        }
         for k in self.pages.keys().copied().collect::<Vec<_>>() {
             let p = self.pages.remove(&k);
             if let Some(p) = p {
                 self.states.detach(p.frame);
-                self.alloc.free_page(p.frame);
+                self.env.free_page(p.frame);
             }
         }
-        Ok((self.fs, self.alloc, self.states, self.hooks))
+        Ok((self.fs, self.env, self.states))
     }
 }

@@ -99,7 +99,7 @@ fn dirty_pages_are_written_back_before_they_are_evicted() {
     }
     assert!(!fs_pages.is_empty());
     drop(evs);
-    let (mut fs, _, _, _) = pc.unmount().unwrap();
+    let (mut fs, _, _) = pc.unmount().unwrap();
     let evs = events(&log);
     for (i, file, idx) in fs_pages {
         let map = fs.bmap(file, idx).unwrap();
@@ -387,9 +387,8 @@ fn device_errors_are_reported_and_nothing_is_cached_wrongly() {
     let fs = Fat32::mount(QueueMux::new(faulty)).unwrap();
     let mut pc = PageCache::new(
         fs,
-        HeapPageAllocator::new(),
+        (HeapPageAllocator::new(), NoCleancache),
         LocalPageStates::new(),
-        NoCleancache,
         cfg(16, 4, 4),
     );
     let f = pc.open("/e").unwrap();
@@ -417,7 +416,7 @@ fn device_errors_are_reported_and_nothing_is_cached_wrongly() {
     pc.check_stats().unwrap();
 }
 
-type FCache = PageCache<FaultyDisk<RamDisk>, HeapPageAllocator, LocalPageStates, NoCleancache>;
+type FCache = PageCache<FaultyDisk<RamDisk>, (HeapPageAllocator, NoCleancache), LocalPageStates>;
 
 fn pc_bmap(pc: &mut FCache, id: u64, idx: u32) -> u64 {
     // The filesystem is only borrowed immutably through the cache; re-derive
@@ -483,8 +482,8 @@ fn budget_full_of_pinned_pages_is_no_memory() {
 #[test]
 fn the_cache_can_live_behind_a_kernel_lock() {
     fn send<T: Send>() {}
-    send::<PageCache<RamDisk, HeapPageAllocator, LocalPageStates, NoCleancache>>();
-    send::<PageCache<FaultyDisk<RamDisk>, HeapPageAllocator, LocalPageStates, NoCleancache>>();
+    send::<PageCache<RamDisk, (HeapPageAllocator, NoCleancache), LocalPageStates>>();
+    send::<PageCache<FaultyDisk<RamDisk>, (HeapPageAllocator, NoCleancache), LocalPageStates>>();
 }
 
 #[test]

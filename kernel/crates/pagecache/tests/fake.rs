@@ -10,16 +10,15 @@ use pagecache::{
     Config, Error, HeapPageAllocator, LocalPageStates, NoCleancache, PAGE_SIZE, PageCache,
 };
 
-type Cache = PageCache<RamDisk, HeapPageAllocator, LocalPageStates, NoCleancache, FakeFs>;
+type Cache = PageCache<RamDisk, (HeapPageAllocator, NoCleancache), LocalPageStates, FakeFs>;
 
 const P: usize = PAGE_SIZE as usize;
 
 fn cache(disk_pages: u64, budget: usize, ra_max: u32) -> Cache {
     PageCache::new(
         FakeFs::new(disk_pages),
-        HeapPageAllocator::new(),
+        (HeapPageAllocator::new(), NoCleancache),
         LocalPageStates::new(),
-        NoCleancache,
         Config {
             budget_pages: budget,
             ra_init_pages: 4.min(ra_max),

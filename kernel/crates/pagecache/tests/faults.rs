@@ -17,7 +17,7 @@ use pagecache::{Error, HeapPageAllocator, LocalPageStates, PAGE_SIZE, PageCache,
 
 const P: usize = PAGE_SIZE as usize;
 
-type FCache = PageCache<FaultyDisk<RamDisk>, HeapPageAllocator, LocalPageStates, Recorder>;
+type FCache = PageCache<FaultyDisk<RamDisk>, (HeapPageAllocator, Recorder), LocalPageStates>;
 
 /// A page cache over `disk` behind the fault wrapper, with a storing
 /// cleancache stand-in.
@@ -26,9 +26,8 @@ fn faulty_cache(disk: RamDisk, ra: u32) -> (FCache, Log) {
     let fs = Fat32::mount(QueueMux::new(FaultyDisk::new(disk))).unwrap();
     let pc = PageCache::new(
         fs,
-        HeapPageAllocator::new(),
+        (HeapPageAllocator::new(), Recorder::new(log.clone(), true)),
         LocalPageStates::new(),
-        Recorder::new(log.clone(), true),
         cfg(64, ra, ra),
     );
     (pc, log)

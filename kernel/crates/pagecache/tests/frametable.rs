@@ -43,9 +43,8 @@ fn page_state_lives_in_the_frame_descriptors() {
     let alloc = unsafe { BuddyPages::new(t.clone()) };
     let mut pc = PageCache::new(
         fs,
-        alloc,
+        (alloc, Recorder::new(log.clone(), true)),
         FrameDescStates::new(t.clone()),
-        Recorder::new(log.clone(), true),
         cfg(8, 4, 8),
     );
     let f = pc.open("/ft").unwrap();
@@ -149,7 +148,7 @@ fn page_state_lives_in_the_frame_descriptors() {
     tb.verify().unwrap();
 }
 
-fn check_generic<D, A, S, H>(pc: &PageCache<D, A, S, H>)
+fn check_generic<D, A, S, H>(pc: &PageCache<D, (A, H), S>)
 where
     D: blkdev::BlockDevice,
     A: pagecache::PageAllocator,

@@ -142,7 +142,7 @@ fn files_written_through_the_page_cache_pass_fsck_and_read_back_with_mtools() {
     expect.remove(5);
     pc.sync().unwrap();
     check(&pc);
-    let (fs, _, _, _) = pc.unmount().unwrap();
+    let (fs, _, _) = pc.unmount().unwrap();
     let disk = fs.unmount().unwrap().into_inner().inner;
     std::fs::write(&img, disk.into_vec()).unwrap();
     let out = Command::new(mkfs.replace("mkfs.fat", "fsck.fat"))

@@ -163,7 +163,7 @@ fn run(ops: &[Op], budget: usize, ra: u32, spc: u8) -> Result<(), TestCaseError>
         }
     }
     // Everything reaches the disk.
-    let (fs, _, _, _) = pc.unmount().unwrap();
+    let (fs, _, _) = pc.unmount().unwrap();
     let disk = fs.unmount().unwrap();
     let mut fs = Fat32::mount(disk).unwrap();
     for (i, m) in model.iter().enumerate() {
@@ -214,9 +214,8 @@ fn run_faulty(ops: &[Op], bad: &[(bool, u64)], budget: usize) -> Result<(), Test
     let fs = Fat32::mount(QueueMux::new(faulty)).unwrap();
     let mut pc = PageCache::new(
         fs,
-        HeapPageAllocator::new(),
+        (HeapPageAllocator::new(), NoCleancache),
         LocalPageStates::new(),
-        NoCleancache,
         cfg(budget, 2, 4),
     );
     // Faults only in the data area, from the start of the file data on, so

@@ -73,7 +73,7 @@ impl CleancacheHooks for Shared {
     }
 }
 
-type SharedCache = PageCache<RamDisk, HeapPageAllocator, LocalPageStates, Shared>;
+type SharedCache = PageCache<RamDisk, (HeapPageAllocator, Shared), LocalPageStates>;
 
 fn mount_shared(disk: RamDisk, cc: &Rc<RefCell<Cleancache>>, cfg: Config) -> SharedCache {
     let fs = Fat32::mount(QueueMux::new(disk)).unwrap();
@@ -83,9 +83,8 @@ fn mount_shared(disk: RamDisk, cc: &Rc<RefCell<Cleancache>>, cfg: Config) -> Sha
     };
     PageCache::new(
         fs,
-        HeapPageAllocator::new(),
+        (HeapPageAllocator::new(), hooks),
         LocalPageStates::new(),
-        hooks,
         cfg,
     )
 }

@@ -155,7 +155,7 @@ impl CleancacheHooks for Recorder {
     }
 }
 
-pub type Cache = PageCache<TestDisk, HeapPageAllocator, LocalPageStates, Recorder>;
+pub type Cache = PageCache<TestDisk, (HeapPageAllocator, Recorder), LocalPageStates>;
 
 /// A freshly formatted 34 MiB FAT32 RAM disk (512-byte clusters), with
 /// `files` created through the filesystem directly: (path, content).
@@ -188,9 +188,8 @@ pub fn cache_on(disk: RamDisk, cfg: Config, store: bool) -> (Cache, Log) {
     let fs = Fat32::mount(dev).unwrap();
     let pc = PageCache::new(
         fs,
-        HeapPageAllocator::new(),
+        (HeapPageAllocator::new(), Recorder::new(log.clone(), store)),
         LocalPageStates::new(),
-        Recorder::new(log.clone(), store),
         cfg,
     );
     (pc, log)
