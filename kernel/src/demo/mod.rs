@@ -11,7 +11,9 @@
 //! 4. utilization: the file workload alone under each setup (no
 //!    reservation, carveout, CMA, GCMA): device reads and hit ratios;
 //! 5. per-page cost of GCMA and CMA allocations against memset/memcpy;
-//! 6. per-area statistics and the memory report.
+//! 6. tag storage: the second GCMA donor (`tags@`), taken back by explicit
+//!    pfn ranges while the page-cache load runs;
+//! 7. per-area statistics and the memory report.
 //!
 //! Every table has machine-readable `@` lines (see tools/bench/README.md);
 //! qemu-run.sh hands the log to tools/bench/collect.py, which writes
@@ -28,7 +30,8 @@
 //! Files: this one runs the steps in order (and the camera as a task);
 //! `setup` (the setups above, prefill, the manifest), `scan` (step 2),
 //! `camera` (the pipeline), `load` (the background load), `report` (the
-//! runs' lines and summary), `utilization` (step 4), `per_page` (step 5).
+//! runs' lines and summary), `utilization` (step 4), `per_page` (step 5),
+//! `tags` (step 6).
 
 pub(crate) mod camera;
 pub(crate) mod load;
@@ -36,6 +39,7 @@ mod per_page;
 mod report;
 mod scan;
 mod setup;
+mod tags;
 mod utilization;
 
 use alloc::boxed::Box;
@@ -168,6 +172,8 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
         return ExitStatus::BootFailed;
     }
     probes::measure_basics();
+    // The tag-storage donor stays taken outside its own step (see `tags`).
+    let tags_held = tags::hold();
 
     if let Err(e) = memsys::mount(setup_for(Some(AreaKind::Carveout), 0)) {
         println!("demo: no data disk ({e}); qemu-run.sh attaches build/demo-data.img on virt");
@@ -189,7 +195,7 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
         BUDGET_PAGES / 256
     );
 
-    let steps = 1 + ALLOCATORS.len() * Condition::ALL.len() + 4 + 1;
+    let steps = 1 + ALLOCATORS.len() * Condition::ALL.len() + 4 + 1 + 1;
     let mut step = 0;
     progress(&mut step, steps, "scan");
     scan(data);
@@ -242,6 +248,9 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
 
     progress(&mut step, steps, "per-page");
     per_page(data, seed, cma_pages);
+
+    progress(&mut step, steps, "tag-storage");
+    let _tags_held = tags::run(tags_held, data, seed, scale.frames());
 
     summary(&rows);
     memsys::print_stats();

@@ -93,6 +93,19 @@ impl KernelPages {
         Ok(a)
     }
 
+    /// Exactly the pages `pfn .. pfn + count` of a GCMA area or carveout
+    /// (`Areas::alloc_range`: all or nothing), marked as [`alloc`](Self::alloc)
+    /// marks them.
+    pub(super) fn alloc_range(
+        &mut self,
+        pfn: u64,
+        count: usize,
+    ) -> Result<Allocation, ContigError> {
+        let a = self.areas.alloc_range(pfn, count)?;
+        self.mark_range(&a, FrameState::Allocated);
+        Ok(a)
+    }
+
     /// Frees an allocation of any kind.
     pub(super) fn free(&mut self, a: Allocation) -> Result<(), ContigError> {
         self.areas.free(a)?;

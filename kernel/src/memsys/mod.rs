@@ -37,7 +37,7 @@
 //!   page cache (checks, reports) and access to the cleancache itself
 //!   (tests and timings that fill it or take pool pages back; its observer
 //!   keeps the descriptors right). The areas change only through [`init`],
-//!   [`alloc`](fn@alloc), [`alloc_with`], [`free`] and the page cache's environment.
+//!   [`alloc`](fn@alloc), [`alloc_with`], [`alloc_range`], [`free`] and the page cache's environment.
 //!
 //! Frame descriptors (the frame table's state per frame) are written in two
 //! places, both in `frame_mirror`:
@@ -77,11 +77,12 @@ use crate::sync::{IrqLock, IrqLockGuard};
 
 pub use kernel_pages::KernelPages;
 pub use mount::{FramesHandle, MountError, Pc, Setup, mount, unmount};
-pub use report::{AreaInfo, first_of, mem_report, print_stats};
+pub use report::{AreaInfo, area_named, first_of, mem_report, print_stats};
 
 probe::probe!(pub GCMA_ALLOC = "gcma.alloc");
 probe::probe!(pub CMA_ALLOC = "cma.alloc");
 probe::probe!(pub CARVEOUT_ALLOC = "carveout.alloc");
+probe::probe!(pub RANGE_ALLOC = "range.alloc");
 
 /// Who holds the environment (and so the areas). One lives in a static:
 /// the size of the unboxed `KernelPages` costs nothing, and boxing it would
@@ -306,7 +307,21 @@ fn alloc_cma(
     }
 }
 
-/// Frees an allocation made by [`alloc`](fn@alloc).
+/// Allocates exactly the pages `pfn .. pfn + count` from the GCMA area or
+/// carveout that holds them, as the GCMA patch's `gcma_alloc_range` does:
+/// all or nothing, one lock hold, timed with its own probe. Errors: a range
+/// outside every area, one not inside one area, one holding an allocated
+/// page, one in a CMA area (`contig`'s `alloc_range` rules). Freed with
+/// [`free`].
+pub fn alloc_range(pfn: u64, count: usize) -> Result<Allocation, ContigError> {
+    let mut m = lock();
+    let t = RANGE_ALLOC.start();
+    let result = m.env_mut().alloc_range(pfn, count);
+    RANGE_ALLOC.stop(t);
+    result
+}
+
+/// Frees an allocation made by [`alloc`](fn@alloc) or [`alloc_range`].
 pub fn free(a: Allocation) -> Result<(), ContigError> {
     lock().env_mut().free(a)
 }

@@ -36,6 +36,25 @@ pub fn first_of(kind: AreaKind) -> Option<AreaInfo> {
     })
 }
 
+/// The first area whose name is `prefix` or starts with `prefix@` (a
+/// device-tree node name such as `tags@58000000`).
+pub fn area_named(prefix: &str) -> Option<AreaInfo> {
+    let m = lock();
+    let areas = m.areas();
+    let id = areas.ids().find(|id| {
+        areas.name(*id).is_some_and(|n| {
+            n == prefix || n.strip_prefix(prefix).is_some_and(|r| r.starts_with('@'))
+        })
+    })?;
+    let (pfn, pages) = areas.span(id)?;
+    Some(AreaInfo {
+        id,
+        name: String::from(areas.name(id)?),
+        pfn,
+        pages,
+    })
+}
+
 /// The memory report (total, free, lent, cached, allocated per kind).
 pub fn mem_report() -> MemReport {
     lock().areas().mem_report()

@@ -284,3 +284,81 @@ pub fn accounting_adds_up(_: &BootInfo) -> TestResult {
     memsys::free(a).map_err(|e| format!("{e}"))?;
     Ok(())
 }
+
+/// Explicit pfn ranges (`memsys::alloc_range`, the GCMA patch's
+/// `gcma_alloc_range`) on the tag-storage donor (or the GCMA area when the
+/// tree has no `tags@` region): each error distinct and harmless, the range
+/// taken exactly, its copies dropped, its frames marked, freed as usual.
+pub fn gcma_explicit_range(_: &BootInfo) -> TestResult {
+    let area = memsys::area_named("tags")
+        .or_else(|| memsys::first_of(AreaKind::Gcma))
+        .ok_or("no GCMA area registered")?;
+    let (base, pages) = (area.pfn, area.pages);
+    check!(pages >= 32, "area '{}' too small: {pages} pages", area.name);
+    check!(
+        memsys::alloc_range(0, 1) == Err(ContigError::RangeOutside { pfn: 0, count: 1 }),
+        "pfn 0 is outside every area"
+    );
+    let tail = base + pages as u64 - 2;
+    check!(
+        memsys::alloc_range(tail, 4)
+            == Err(ContigError::RangeSpansAreas {
+                pfn: tail,
+                count: 4
+            }),
+        "a range past the area's end is not inside one area"
+    );
+    if let Some(cma) = memsys::first_of(AreaKind::Cma) {
+        check!(
+            memsys::alloc_range(cma.pfn, 4)
+                == Err(ContigError::RangeInCma {
+                    pfn: cma.pfn,
+                    count: 4
+                }),
+            "a CMA range is refused"
+        );
+    }
+    let a = memsys::alloc_range(base + 8, 16).map_err(|e| format!("range: {e}"))?;
+    check!(
+        a.area == area.id && a.pfn == base + 8 && a.count == 16,
+        "got {:#x}+{} in {:?}",
+        a.pfn,
+        a.count,
+        a.area
+    );
+    frames_in(base + 8, 16, FrameState::Allocated)?;
+    let r = memsys::alloc_range(base + 4, 8);
+    check!(
+        r == Err(ContigError::RangeAllocated {
+            pfn: base + 4,
+            count: 8,
+            first: base + 8
+        }),
+        "overlapping range: {r:?}"
+    );
+    for p in base + 4..base + 8 {
+        let st = mm::with_frames(|t| t.state(Pfn(p)));
+        check!(
+            st != Some(FrameState::Allocated),
+            "refused range left frame {p:#x} allocated"
+        );
+    }
+    // SAFETY: the allocation owns these identity-mapped frames until freed.
+    let mem = unsafe {
+        core::slice::from_raw_parts_mut(Pfn(a.pfn).addr() as *mut u64, 16 * PAGE_SIZE as usize / 8)
+    };
+    for (i, w) in mem.iter_mut().enumerate() {
+        *w = !(i as u64);
+    }
+    check!(
+        mem.iter().enumerate().all(|(i, w)| *w == !(i as u64)),
+        "range memory did not hold its data"
+    );
+    memsys::free(a).map_err(|e| format!("free: {e}"))?;
+    frames_in(base + 8, 16, FrameState::ReservedArea)?;
+    check!(
+        matches!(memsys::free(a), Err(ContigError::DoubleFree { .. })),
+        "second free of the range is a double free"
+    );
+    Ok(())
+}

@@ -65,6 +65,7 @@ const BOOT_TESTS: &[Test] = &[
         "gcma.mixed_sizes_never_fail",
         area_tests::gcma_mixed_sizes_never_fail,
     ),
+    ("gcma.explicit_range", area_tests::gcma_explicit_range),
     ("areas.bad_requests", area_tests::areas_bad_requests),
     (
         "areas.carveout_and_cma_idle",
