@@ -39,11 +39,37 @@ type Runs = Vec<(u64, u64)>;
 /// Timeout of the stall tests (the kernel's default is 5 s).
 const STALL_TIMEOUT_NS: u64 = 300_000_000;
 
-/// The whole GCMA area, so that cleancache holds and takes nothing.
-fn hold_gcma() -> Result<Allocation, String> {
-    let memsys::AreaInfo { id, pages, .. } =
-        memsys::first_of(AreaKind::Gcma).ok_or("no GCMA area")?;
-    memsys::alloc(Select::Id(id), pages, 1).map_err(|e| format!("whole GCMA area: {e}"))
+/// Every GCMA area whole (the camera's and the tag-storage donor), so that
+/// cleancache holds and takes nothing.
+fn hold_gcma() -> Result<Vec<Allocation>, String> {
+    let areas: Vec<(contig::AreaId, usize)> = {
+        let m = memsys::lock();
+        let a = m.areas();
+        a.ids()
+            .filter(|id| a.kind(*id) == Some(AreaKind::Gcma))
+            .filter_map(|id| Some((id, a.span(id)?.1)))
+            .collect()
+    };
+    check!(!areas.is_empty(), "no GCMA area");
+    let mut held = Vec::new();
+    for (id, pages) in areas {
+        match memsys::alloc(Select::Id(id), pages, 1) {
+            Ok(a) => held.push(a),
+            Err(e) => {
+                release(held)?;
+                return Err(format!("whole GCMA area: {e}"));
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Frees what [`hold_gcma`] took.
+fn release(held: Vec<Allocation>) -> TestResult {
+    for a in held {
+        memsys::free(a).map_err(|e| format!("free GCMA: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Runs `f` on the page cache, then leaves the wrapper fault-free.
@@ -202,7 +228,7 @@ pub fn read_error_on_cleancache_miss(_: &BootInfo) -> TestResult {
         pc.check_stats()
             .map_err(|e| format!("page-cache counters: {e}"))
     });
-    memsys::free(gcma).map_err(|e| format!("free GCMA: {e}"))?;
+    release(gcma)?;
     r
 }
 
@@ -223,7 +249,7 @@ pub fn failed_readahead_never_reaches_cleancache(_: &BootInfo) -> TestResult {
         Ok((id, size, content, runs))
     });
     // Freeing the area gives cleancache back its pages, all empty.
-    memsys::free(gcma).map_err(|e| format!("free GCMA: {e}"))?;
+    release(gcma)?;
     let (id, size, content, runs) = learnt?;
     with_faults(|pc| {
         let bad = bad_sector(&runs);
@@ -438,6 +464,6 @@ pub fn device_stops_answering(_: &BootInfo) -> TestResult {
         pc.check_stats()
             .map_err(|e| format!("page-cache counters: {e}"))
     });
-    memsys::free(gcma).map_err(|e| format!("free GCMA: {e}"))?;
+    release(gcma)?;
     r
 }
