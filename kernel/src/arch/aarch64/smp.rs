@@ -54,7 +54,9 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{MAIR_EL1, Readable, SCTLR_EL1, TCR_EL1, TPIDR_EL1, TTBR0_EL1, VBAR_EL1, Writeable};
+use aarch64_cpu::registers::{
+    MAIR_EL1, Readable, SCTLR_EL1, TCR_EL1, TPIDR_EL1, TTBR0_EL1, VBAR_EL1, Writeable,
+};
 use physmap::{Cpus, EnableMethod};
 use spin::Once;
 
@@ -316,7 +318,10 @@ fn write_params(cpus: &Cpus, boot: u64) {
         };
         p.stack_top[i] = (stacks + (i + 1) * STACK_SIZE) as u64;
     }
-    clean_to_poc(p as *const EntryParams as usize, core::mem::size_of::<EntryParams>());
+    clean_to_poc(
+        p as *const EntryParams as usize,
+        core::mem::size_of::<EntryParams>(),
+    );
 }
 
 /// Starts the core of slot `i` and waits for its report.
@@ -476,7 +481,9 @@ fn this_slot() -> &'static CoreSlot {
 /// stack, IRQs masked, `slot` its index in the entry parameters.
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(slot: usize) -> ! {
-    let Some(me) = SLOTS.get(slot) else { cpu::wait_forever() };
+    let Some(me) = SLOTS.get(slot) else {
+        cpu::wait_forever()
+    };
     TPIDR_EL1.set(slot as u64);
     if me
         .state

@@ -1,0 +1,78 @@
+//! Self-tests of the secondary cores (arch::smp): every core the device tree
+//! lists came up, ran its per-core self-test once and reported, and the
+//! counters add up exactly.
+
+use alloc::format;
+use core::sync::atomic::Ordering;
+
+use super::TestResult;
+use crate::BootInfo;
+use crate::arch::smp::{self, CHECKINS, Outcome};
+
+/// Every core of `/cpus` is online: the boot core, and each other one up,
+/// with the MPIDR the tree gives, one timer interrupt taken through its own
+/// GIC CPU interface, its counter at exactly 1, no unexpected interrupt;
+/// the shared counter equals the number of secondary cores, and equals the
+/// sum of the per-core counters.
+pub fn every_core_reported(_: &BootInfo) -> TestResult {
+    let Some((reports, listed)) = smp::reports() else {
+        return Err("smp::start_secondaries never ran".into());
+    };
+    check!(
+        *listed >= 2,
+        "the device tree lists {listed} core(s): boot with several (QEMU -smp 2 or more)"
+    );
+    check!(smp::boot_slot().is_some(), "the boot core is not in /cpus");
+    let mut boot = 0;
+    let mut secondaries = 0u32;
+    let mut sum = 0u32;
+    for r in reports.iter().flatten() {
+        match r.outcome {
+            Outcome::Boot => boot += 1,
+            Outcome::Online => {
+                secondaries += 1;
+                check!(
+                    r.mpidr_seen == r.mpidr,
+                    "{}: read MPIDR {:?}, the tree says {:?}",
+                    r.name,
+                    r.mpidr_seen,
+                    r.mpidr
+                );
+                check!(
+                    r.timer_irqs == 1,
+                    "{}: {} timer interrupts, want exactly 1",
+                    r.name,
+                    r.timer_irqs
+                );
+                check!(
+                    r.unexpected_irqs == 0,
+                    "{}: {} unexpected interrupts",
+                    r.name,
+                    r.unexpected_irqs
+                );
+                check!(
+                    r.irq_ns >= smp::SELFTEST_TIMER_NS,
+                    "{}: timer interrupt after {} ns, before its deadline of {} ns",
+                    r.name,
+                    r.irq_ns,
+                    smp::SELFTEST_TIMER_NS
+                );
+                check!(r.count == 1, "{}: counter {}, want 1", r.name, r.count);
+                sum += r.count;
+            }
+            other => return Err(format!("{}: {other:?}", r.name)),
+        }
+    }
+    check!(boot == 1, "{boot} boot cores in the report, want 1");
+    check!(
+        boot + secondaries as usize == *listed,
+        "{} of {listed} cores online",
+        boot + secondaries as usize
+    );
+    let checkins = CHECKINS.load(Ordering::Relaxed);
+    check!(
+        checkins == secondaries && sum == secondaries,
+        "shared counter {checkins}, per-core sum {sum}, secondary cores {secondaries}: must be equal"
+    );
+    Ok(())
+}
