@@ -57,6 +57,7 @@ use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     MAIR_EL1, Readable, SCTLR_EL1, TCR_EL1, TPIDR_EL1, TTBR0_EL1, VBAR_EL1, Writeable,
 };
+use frames::{FrameState, Pfn};
 use physmap::{Cpus, EnableMethod};
 use spin::Once;
 
@@ -206,7 +207,7 @@ fn method_name(m: &EnableMethod) -> &'static str {
     match m {
         EnableMethod::Psci => "psci",
         EnableMethod::SpinTable { .. } => "spin-table",
-        EnableMethod::SpinTableNoReleaseAddr => "spin-table (no cpu-release-addr)",
+        EnableMethod::SpinTableNoReleaseAddr => "spin-table",
         EnableMethod::Unknown(_) => "unknown",
         EnableMethod::Missing => "none",
     }
@@ -359,23 +360,33 @@ fn start_one(i: usize, c: &physmap::Cpu, cpus: &Cpus, psci: Option<PsciConduit>)
         EnableMethod::SpinTable { release_addr } => {
             let mapped = mmu::translate(release_addr)
                 .is_some_and(|(pa, attr)| pa == release_addr && attr == mmu::MAIR_NORMAL_WB);
-            if !release_addr.is_multiple_of(8) || !mapped {
+            // The word must be memory the tree keeps from the kernel (the
+            // Pi firmware's /memreserve/ of page 0): never a page the frame
+            // allocator may hand out, whose owner the write would corrupt.
+            let frame = crate::mm::with_frames(|t| t.state(Pfn::from_addr(release_addr)));
+            let kept = matches!(frame, None | Some(FrameState::Reserved));
+            if !release_addr.is_multiple_of(8) || !mapped || !kept {
                 slot.state.store(IDLE, Ordering::Relaxed);
                 log::error!(
-                    "smp: {}: cpu-release-addr {release_addr:#x} is not an aligned address in mapped RAM",
-                    c.name
+                    "smp: {}: cpu-release-addr {release_addr:#x} is not an aligned word of mapped, reserved RAM (frame: {})",
+                    c.name,
+                    frame.map_or("unmanaged", |f| f.name())
                 );
                 return Outcome::NotStarted("bad cpu-release-addr");
             }
             // SAFETY: the device tree names this 8-byte-aligned word, mapped
-            // as normal RAM (checked above), as the core's release word;
-            // the firmware keeps it out of usable memory (/memreserve/), and
-            // nothing else of the kernel's lives there.
+            // as normal RAM and reserved from every allocator (both checked
+            // above), as the core's release word: nothing of the kernel's
+            // lives there.
             unsafe { core::ptr::write_volatile(release_addr as *mut u64, entry_address()) };
             clean_to_poc(release_addr as usize, 8);
             aarch64_cpu::asm::sev();
         }
-        _ => {
+        EnableMethod::SpinTableNoReleaseAddr => {
+            slot.state.store(IDLE, Ordering::Relaxed);
+            return Outcome::NotStarted("spin-table without a 64-bit cpu-release-addr");
+        }
+        EnableMethod::Unknown(_) | EnableMethod::Missing => {
             slot.state.store(IDLE, Ordering::Relaxed);
             return Outcome::NotStarted("no enable-method this kernel knows");
         }
