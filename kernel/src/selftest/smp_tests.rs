@@ -3,15 +3,20 @@
 //! counters add up exactly.
 
 use alloc::format;
+use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+
+use aarch64_cpu::registers::{Readable, VBAR_EL1};
 
 use super::TestResult;
 use crate::BootInfo;
 use crate::arch::smp::{self, CHECKINS, Outcome};
 
 /// Every core of `/cpus` is online: the boot core, and each other one up,
-/// with the MPIDR the tree gives, one timer interrupt taken through its own
-/// GIC CPU interface, its counter at exactly 1, no unexpected interrupt;
+/// with the MPIDR the tree gives, MMU and caches on, the kernel's vectors,
+/// running on its own stack (no two alike), one timer interrupt taken
+/// through its own GIC CPU interface, its counter at exactly 1, no
+/// unexpected interrupt;
 /// the shared counter equals the number of secondary cores, and equals the
 /// sum of the per-core counters.
 pub fn every_core_reported(_: &BootInfo) -> TestResult {
@@ -26,6 +31,8 @@ pub fn every_core_reported(_: &BootInfo) -> TestResult {
     let mut boot = 0;
     let mut secondaries = 0u32;
     let mut sum = 0u32;
+    let vbar = VBAR_EL1.get();
+    let mut stacks: Vec<core::ops::Range<u64>> = Vec::new();
     for r in reports.iter().flatten() {
         match r.outcome {
             Outcome::Boot => boot += 1,
@@ -58,6 +65,27 @@ pub fn every_core_reported(_: &BootInfo) -> TestResult {
                     smp::SELFTEST_TIMER_NS
                 );
                 check!(r.count == 1, "{}: counter {}, want 1", r.name, r.count);
+                check!(r.mmu_on, "{}: ran with the MMU or caches off", r.name);
+                check!(
+                    r.vbar == vbar,
+                    "{}: VBAR_EL1 {:#x}, the kernel's vectors are at {vbar:#x}",
+                    r.name,
+                    r.vbar
+                );
+                let stack = r.stack_start..r.stack_end;
+                check!(
+                    stack.contains(&r.sp),
+                    "{}: ran on {:#x}, outside its stack {stack:#x?}",
+                    r.name,
+                    r.sp
+                );
+                check!(
+                    stacks.iter().all(|s| !s.contains(&r.sp)),
+                    "{}: its stack address {:#x} is another core's",
+                    r.name,
+                    r.sp
+                );
+                stacks.push(stack);
                 sum += r.count;
             }
             other => return Err(format!("{}: {other:?}", r.name)),

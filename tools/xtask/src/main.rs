@@ -924,6 +924,12 @@ fn bad_dtb_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
     );
     report.add(
         group,
+        "smp.every_core_reported fails: not every listed core is online",
+        out.contains("@test name=smp.every_core_reported result=fail"),
+        "",
+    );
+    report.add(
+        group,
         "boot went on (reserved-region tests pass)",
         out.contains("@test name=dt.reserved_regions result=pass")
             && out.contains("@test name=gcma.mixed_sizes_never_fail result=pass"),

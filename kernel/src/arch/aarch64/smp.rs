@@ -140,6 +140,12 @@ pub struct CoreSlot {
     unexpected_irqs: AtomicU32,
     /// The per-core counter (one increment per self-test).
     count: AtomicU32,
+    /// MMU and both caches on, as the core saw SCTLR_EL1.
+    mmu_on: AtomicBool,
+    /// VBAR_EL1 on the core.
+    vbar: AtomicU64,
+    /// Address of a local variable of `secondary_main`: on its own stack.
+    sp: AtomicU64,
     /// When core 0 started it (counter value).
     started_at: AtomicU64,
 }
@@ -155,6 +161,9 @@ impl CoreSlot {
             timer_irqs: AtomicU32::new(0),
             unexpected_irqs: AtomicU32::new(0),
             count: AtomicU32::new(0),
+            mmu_on: AtomicBool::new(false),
+            vbar: AtomicU64::new(0),
+            sp: AtomicU64::new(0),
             started_at: AtomicU64::new(0),
         }
     }
@@ -199,6 +208,15 @@ pub struct CoreReport {
     pub timer_irqs: u32,
     pub unexpected_irqs: u32,
     pub count: u32,
+    /// MMU and caches on, on that core.
+    pub mmu_on: bool,
+    /// Its VBAR_EL1 (the kernel's vectors: core 0's).
+    pub vbar: u64,
+    /// An address on the stack it ran on, and the stack it was given
+    /// (`stack_start..stack_end`).
+    pub sp: u64,
+    pub stack_start: u64,
+    pub stack_end: u64,
 }
 
 static REPORTS: Once<([Option<CoreReport>; MAX_CPUS], usize)> = Once::new();
@@ -214,6 +232,8 @@ fn method_name(m: &EnableMethod) -> &'static str {
 }
 
 fn entry_address() -> u64 {
+    // The entry code (smp/entry.rs); only its address is taken, it is
+    // never called from Rust.
     unsafe extern "C" {
         fn __secondary_entry();
     }
@@ -259,6 +279,11 @@ pub fn start_secondaries(cpus: &Cpus<'static>, psci: Option<PsciConduit>, gic: O
             timer_irqs: 0,
             unexpected_irqs: 0,
             count: 0,
+            mmu_on: false,
+            vbar: 0,
+            sp: 0,
+            stack_start: stack_range(i).start,
+            stack_end: stack_range(i).end,
         });
     }
     if let Some(i) = cpus.list.iter().position(|c| c.mpidr == Some(boot)) {
@@ -299,10 +324,15 @@ pub fn start_secondaries(cpus: &Cpus<'static>, psci: Option<PsciConduit>, gic: O
     REPORTS.call_once(|| (reports, listed));
 }
 
+/// The stack of slot `i`.
+fn stack_range(i: usize) -> core::ops::Range<u64> {
+    let base = STACKS.0.get() as u64 + (i * STACK_SIZE) as u64;
+    base..base + STACK_SIZE as u64
+}
+
 /// Fills the entry parameters for every core that may start, and cleans
 /// them to memory.
 fn write_params(cpus: &Cpus, boot: u64) {
-    let stacks = STACKS.0.get() as usize;
     // SAFETY: core 0 only, before any core is started (STARTED was false):
     // nothing else reads or writes the parameters yet.
     let p = unsafe { &mut *SMP_ENTRY_PARAMS.0.get() };
@@ -317,7 +347,7 @@ fn write_params(cpus: &Cpus, boot: u64) {
             Some(m) if startable => m,
             _ => NO_CORE,
         };
-        p.stack_top[i] = (stacks + (i + 1) * STACK_SIZE) as u64;
+        p.stack_top[i] = stack_range(i).end;
     }
     clean_to_poc(
         p as *const EntryParams as usize,
@@ -422,6 +452,9 @@ fn fill_from_slot(r: &mut CoreReport, slot: &CoreSlot) {
         r.timer_irqs = slot.timer_irqs.load(Ordering::Relaxed);
         r.unexpected_irqs = slot.unexpected_irqs.load(Ordering::Relaxed);
         r.count = slot.count.load(Ordering::Relaxed);
+        r.mmu_on = slot.mmu_on.load(Ordering::Relaxed);
+        r.vbar = slot.vbar.load(Ordering::Relaxed);
+        r.sp = slot.sp.load(Ordering::Relaxed);
     }
 }
 
@@ -505,6 +538,10 @@ extern "C" fn secondary_main(slot: usize) -> ! {
         idle();
     }
     me.mpidr_seen.store(mpidr_affinity(), Ordering::Relaxed);
+    me.mmu_on.store(mmu::mmu_and_caches_on(), Ordering::Relaxed);
+    me.vbar.store(VBAR_EL1.get(), Ordering::Relaxed);
+    let local = 0u64;
+    me.sp.store(&raw const local as u64, Ordering::Relaxed);
     let now = timer::ticks();
     me.up_ticks.store(
         now.wrapping_sub(me.started_at.load(Ordering::Relaxed)),
