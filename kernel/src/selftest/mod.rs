@@ -77,6 +77,7 @@ const BOOT_TESTS: &[Test] = &[
     ("sched.round_robin", sched_tests::sched_round_robin),
     ("sched.fp_state_preserved", sched_tests::sched_fp_preserved),
     ("smp.every_core_reported", smp_tests::every_core_reported),
+    ("smp.idle_cores_stay_idle", smp_tests::idle_cores_stay_idle),
 ];
 
 /// Tests of the block device, planned on boards whose device tree lists

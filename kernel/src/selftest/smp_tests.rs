@@ -11,6 +11,7 @@ use aarch64_cpu::registers::{Readable, VBAR_EL1};
 use super::TestResult;
 use crate::BootInfo;
 use crate::arch::smp::{self, CHECKINS, Outcome};
+use crate::sched;
 
 /// Every core of `/cpus` is online: the boot core, and each other one up,
 /// with the MPIDR the tree gives, MMU and caches on, the kernel's vectors,
@@ -104,3 +105,42 @@ pub fn every_core_reported(_: &BootInfo) -> TestResult {
     );
     Ok(())
 }
+
+/// Idle secondary cores stay idle: over 200 ms their counters do not move
+/// (no timer interrupt, no unexpected interrupt, counter still 1) and their
+/// `wfi` loop wakes at most a few times: a loop that spun would show
+/// thousands of wake-ups, and would cost a host thread under QEMU.
+pub fn idle_cores_stay_idle(_: &BootInfo) -> TestResult {
+    let Some((reports, _)) = smp::reports() else {
+        return Err("smp::start_secondaries never ran".into());
+    };
+    let online: Vec<usize> = reports
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_some_and(|r| r.outcome == Outcome::Online))
+        .map(|(i, _)| i)
+        .collect();
+    check!(!online.is_empty(), "no secondary core online");
+    let before: Vec<_> = online.iter().filter_map(|&i| smp::live(i)).collect();
+    sched::sleep_ns(200_000_000);
+    for (&i, b) in online.iter().zip(&before) {
+        let a = smp::live(i).ok_or("slot vanished")?;
+        let name = reports[i].map_or("?", |r| r.name);
+        check!(
+            a.timer_irqs == 1 && a.unexpected_irqs == 0 && a.count == 1,
+            "{name}: timer interrupts {}, unexpected {}, counter {}: want 1, 0, 1",
+            a.timer_irqs,
+            a.unexpected_irqs,
+            a.count
+        );
+        let woke = a.idle_wakeups - b.idle_wakeups;
+        check!(
+            woke <= MAX_IDLE_WAKEUPS,
+            "{name}: idle loop woke {woke} times in 200 ms (at most {MAX_IDLE_WAKEUPS}): not low-power"
+        );
+    }
+    Ok(())
+}
+
+/// Wake-ups an idle core may show in 200 ms (nothing should wake it).
+const MAX_IDLE_WAKEUPS: u64 = 4;
