@@ -462,6 +462,18 @@ fn fill_from_slot(r: &mut CoreReport, slot: &CoreSlot) {
     }
 }
 
+/// An MPIDR from the tree for the report: hex, or "?" when unreadable.
+struct Mpidr(Option<u64>);
+
+impl core::fmt::Display for Mpidr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(m) => write!(f, "{m:#x}"),
+            None => f.write_str("?"),
+        }
+    }
+}
+
 fn print_report(reports: &[Option<CoreReport>; MAX_CPUS], listed: usize) {
     let online = reports
         .iter()
@@ -470,11 +482,11 @@ fn print_report(reports: &[Option<CoreReport>; MAX_CPUS], listed: usize) {
         .count();
     crate::println!("smp: {online} of {listed} cores online");
     for r in reports.iter().flatten() {
-        let mpidr = r.mpidr.map_or(-1, |m| m as i128);
+        let mpidr = Mpidr(r.mpidr);
         match r.outcome {
-            Outcome::Boot => crate::println!("  {:<8} mpidr {mpidr:#x}  boot core", r.name),
+            Outcome::Boot => crate::println!("  {:<8} mpidr {mpidr}  boot core", r.name),
             Outcome::Online => crate::println!(
-                "  {:<8} mpidr {mpidr:#x}  {}: up in {} us, timer interrupt after {} us, counter {}",
+                "  {:<8} mpidr {mpidr}  {}: up in {} us, timer interrupt after {} us, counter {}",
                 r.name,
                 r.method,
                 r.up_ns / 1000,
@@ -482,18 +494,18 @@ fn print_report(reports: &[Option<CoreReport>; MAX_CPUS], listed: usize) {
                 r.count
             ),
             Outcome::NotStarted(why) => crate::println!(
-                "  {:<8} mpidr {mpidr:#x}  {}: not started: {why}",
+                "  {:<8} mpidr {mpidr}  {}: not started: {why}",
                 r.name,
                 r.method
             ),
             Outcome::NoResponse => crate::println!(
-                "  {:<8} mpidr {mpidr:#x}  {}: did not come up within {} ms; going on without it",
+                "  {:<8} mpidr {mpidr}  {}: did not come up within {} ms; going on without it",
                 r.name,
                 r.method,
                 UP_TIMEOUT_NS / 1_000_000
             ),
             Outcome::NoReport => crate::println!(
-                "  {:<8} mpidr {mpidr:#x}  {}: came up but did not report within {} ms (timer interrupts {}); going on without it",
+                "  {:<8} mpidr {mpidr}  {}: came up but did not report within {} ms (timer interrupts {}); going on without it",
                 r.name,
                 r.method,
                 UP_TIMEOUT_NS / 1_000_000,
