@@ -51,6 +51,21 @@ pub unsafe fn init(info: &GicInfo) {
     );
 }
 
+/// On a secondary core: enables its CPU interface and its own (banked)
+/// interrupt `ppi` (below 32) at the kernel's priority, and returns the GIC
+/// for it to acknowledge and end its interrupts. Neither the handler table
+/// nor its lock is used: a secondary core dispatches its own interrupts
+/// (arch::smp). None without a GIC or for an interrupt that is not banked.
+pub fn init_secondary_core(ppi: u32) -> Option<&'static Gic> {
+    let gic = GIC.get()?;
+    if ppi >= 32 {
+        return None;
+    }
+    gic.init_this_core();
+    gic.enable(ppi, IRQ_PRIORITY);
+    Some(gic)
+}
+
 /// Routes `intid` to `handler` and enables it.
 pub fn register(intid: u32, handler: fn()) {
     let Some(gic) = GIC.get() else {

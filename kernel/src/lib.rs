@@ -285,6 +285,7 @@ fn boot(
         }
         None => log::warn!("no GICv2 in the device tree: no interrupts, no task scheduling"),
     }
+    arch::smp::start_secondaries(&tree.cpus(), psci, info.gic.as_ref());
     storage::init(&info);
     memsys::init(&info);
     (info, args_line)

@@ -42,6 +42,7 @@ mod blk_tests;
 mod fault_tests;
 mod sched_tests;
 mod sd_tests;
+mod smp_tests;
 mod storage_tests;
 
 /// A named in-kernel test.
@@ -75,6 +76,8 @@ const BOOT_TESTS: &[Test] = &[
     ("sched.preemption", sched_tests::sched_preemption),
     ("sched.round_robin", sched_tests::sched_round_robin),
     ("sched.fp_state_preserved", sched_tests::sched_fp_preserved),
+    ("smp.every_core_reported", smp_tests::every_core_reported),
+    ("smp.idle_cores_stay_idle", smp_tests::idle_cores_stay_idle),
 ];
 
 /// Tests of the block device, planned on boards whose device tree lists

@@ -87,11 +87,12 @@
 //!   identity; a bus without `ranges` leaves the address untranslatable,
 //!   as in Linux) and their raw `interrupts` cells.
 //!   [`DeviceTree::console_pl011`] is the PL011 named by `stdout-path`, or
-//!   else the first available PL011.
+//!   else the first available PL011. [`DeviceTree::cpus`] lists the cores
+//!   of `/cpus` with their MPIDR and enable method (rules in `cpus`).
 //!
 //! Files, one concept each: `tree` (the bounds-checked device-tree walker
 //! and device queries), `memmap` ([`MemoryMap`] and the order it is built
-//! in), `usable` (RAM, claims, usable ranges), `reserved` (static
+//! in), `usable` (RAM, claims, usable ranges), `cpus` (the cores), `reserved` (static
 //! `/reserved-memory` regions), `dynamic` (placing dynamic regions),
 //! `region` (what the map lists), `diagnostics` ([`Diagnostic`] and its
 //! parts), `report` (tables and machine lines), `arrayvec`.
@@ -127,6 +128,7 @@
 #![forbid(unsafe_code)]
 
 mod arrayvec;
+mod cpus;
 mod diagnostics;
 mod dynamic;
 mod memmap;
@@ -137,9 +139,12 @@ mod tree;
 mod usable;
 
 #[cfg(test)]
+mod cpus_tests;
+#[cfg(test)]
 mod tests;
 
 pub use arrayvec::ArrayVec;
+pub use cpus::{Cpu, Cpus, EnableMethod, MAX_CPUS};
 pub use diagnostics::{Area, Diagnostic, Outcome, Problem};
 pub use memmap::{
     MAX_DIAGNOSTICS, MAX_EXCLUDED, MAX_MEMRESERVE, MAX_NO_MAP_RANGES, MAX_RAM_RANGES,

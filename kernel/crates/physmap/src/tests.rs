@@ -11,7 +11,7 @@ use crate::*;
 const MIB: u64 = 1 << 20;
 
 /// A property of a test node.
-enum P {
+pub(crate) enum P {
     U32(&'static str, u32),
     Str(&'static str, &'static str),
     Strs(&'static str, &'static [&'static str]),
@@ -21,13 +21,13 @@ enum P {
 }
 
 /// A test node.
-struct N {
-    name: String,
-    props: Vec<P>,
-    children: Vec<N>,
+pub(crate) struct N {
+    pub name: String,
+    pub props: Vec<P>,
+    pub children: Vec<N>,
 }
 
-fn node(name: &str, props: Vec<P>, children: Vec<N>) -> N {
+pub(crate) fn node(name: &str, props: Vec<P>, children: Vec<N>) -> N {
     N {
         name: name.to_string(),
         props,
@@ -68,7 +68,7 @@ fn write_node(w: &mut vm_fdt::FdtWriter, n: &N) {
     w.end_node(handle).unwrap();
 }
 
-fn build(memreserve: &[(u64, u64)], root: &N) -> Vec<u8> {
+pub(crate) fn build(memreserve: &[(u64, u64)], root: &N) -> Vec<u8> {
     let entries: Vec<_> = memreserve
         .iter()
         .map(|&(a, s)| vm_fdt::FdtReserveEntry::new(a, s).unwrap())
@@ -132,7 +132,7 @@ fn static_region(name: &str, base: u64, size: u64, flags: &[&'static str]) -> N 
     node(name, props, vec![])
 }
 
-fn virt_root(reserved: Vec<N>) -> N {
+pub(crate) fn virt_root(reserved: Vec<N>) -> N {
     node(
         "",
         vec![
@@ -496,7 +496,7 @@ fn disabled_reserved_node_is_ignored() {
     assert_eq!(map.reserved.len(), 1);
 }
 
-fn pi_root() -> N {
+pub(crate) fn pi_root() -> N {
     node(
         "",
         vec![
