@@ -39,10 +39,10 @@ use contig::{
     MigrateError, Migrator, Moved, Select,
 };
 use frames::{FrameState, Pfn};
-use physmap::RegionKind;
+use physmap::{RegionKind, ReservedRegion};
 
 use crate::sync::IrqLock;
-use crate::{BootInfo, console, mm};
+use crate::{console, mm};
 
 /// Everything a contiguous allocation may touch.
 pub struct Mm {
@@ -68,12 +68,12 @@ fn frame_state(st: PageState) -> FrameState {
     }
 }
 
-/// Registers every reserved region of `info` as an area.
-pub fn init(info: &BootInfo) {
+/// Registers every reserved region of the memory map as an area.
+pub fn init(regions: &[ReservedRegion]) {
     let mut mm = MM.lock();
-    for r in &info.regions {
-        let pfn = r.range.start >> frames::PAGE_SHIFT;
-        let pages = ((r.range.end - r.range.start) >> frames::PAGE_SHIFT) as usize;
+    for r in regions {
+        let pfn = r.range.base >> frames::PAGE_SHIFT;
+        let pages = (r.range.size >> frames::PAGE_SHIFT) as usize;
         let result = match r.kind {
             _ if r.no_map => {
                 log::warn!(
@@ -83,15 +83,15 @@ pub fn init(info: &BootInfo) {
                 continue;
             }
             RegionKind::Gcma => {
-                let base = NonNull::new(r.range.start as *mut u8).expect("region at address 0");
+                let base = NonNull::new(r.range.base as *mut u8).expect("region at address 0");
                 // SAFETY: a `reusable` region the device tree reserved:
                 // identity-mapped RAM (not no-map), marked ReservedArea in
                 // the frame table so no other allocator hands it out, and
                 // lent to cleancache alone for the kernel's lifetime.
-                unsafe { mm.areas.add_gcma_memory(&r.name, base, pfn, pages) }
+                unsafe { mm.areas.add_gcma_memory(r.name, base, pfn, pages) }
             }
-            RegionKind::Cma => mm.areas.add_cma(&r.name, pfn, pages),
-            RegionKind::Carveout => mm.areas.add_carveout(&r.name, pfn, pages),
+            RegionKind::Cma => mm.areas.add_cma(r.name, pfn, pages),
+            RegionKind::Carveout => mm.areas.add_carveout(r.name, pfn, pages),
         };
         match result {
             Ok(_) => log::info!(
@@ -99,7 +99,7 @@ pub fn init(info: &BootInfo) {
                 r.kind.as_str(),
                 r.name,
                 pages,
-                r.range.start
+                r.range.base
             ),
             Err(e) => log::error!("'{}' not registered: {e}", r.name),
         }

@@ -3,7 +3,10 @@
 //!
 //! Handlers run with IRQs masked on the interrupted task's stack; they must
 //! be short and must not sleep. After every interrupt has been ended (EOI),
-//! the scheduler may switch to a task the handlers made ready.
+//! the hook given to [`init`] runs, still masked: the boot code gives the
+//! scheduler's preemption point, which may switch to a task the handlers
+//! made ready. This module knows no handler and no scheduler by name: the
+//! boot code registers them.
 
 use spin::Once;
 
@@ -18,6 +21,8 @@ const MAX_HANDLERS: usize = 256;
 const IRQ_PRIORITY: u8 = 0x80;
 
 static GIC: Once<Gic> = Once::new();
+/// Runs after every batch of handled interrupts (see [`init`]).
+static AFTER_IRQ: Once<fn()> = Once::new();
 /// Handlers by interrupt ID.
 type HandlerTable = [Option<fn()>; MAX_HANDLERS];
 
@@ -32,14 +37,16 @@ pub struct GicInfo {
     pub timer_intid: u32,
 }
 
-/// Brings up the GIC and installs the IRQ entry point.
+/// Brings up the GIC and installs the IRQ entry point; `after_irq` runs
+/// once every pending interrupt has been handled and ended.
 ///
 /// # Safety
 /// `info` must come from the device tree: GICv2 distributor and CPU
 /// interface windows, below 4 GiB and outside RAM (device memory).
-pub unsafe fn init(info: &GicInfo) {
+pub unsafe fn init(info: &GicInfo, after_irq: fn()) {
     // SAFETY: forwarded contract.
     let gic = GIC.call_once(|| unsafe { Gic::new(info.dist as usize, info.cpu as usize) });
+    AFTER_IRQ.call_once(|| after_irq);
     gic.init();
     crate::arch::exception::set_irq_handler(handle);
     log::info!(
@@ -80,5 +87,7 @@ fn handle() {
         }
         gic.end(irq);
     }
-    crate::sched::preempt_if_needed();
+    if let Some(after) = AFTER_IRQ.get() {
+        after();
+    }
 }
