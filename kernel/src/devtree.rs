@@ -9,9 +9,10 @@
 //!   the one place the [`MemoryMap`] is kept (`MAP`): every device is
 //!   handed to its driver by value (a [`Platform`] field) by
 //!   `kernel_entry`, and nothing else queries the tree.
-//! - The queries are physmap's ([`DeviceTree::console_pl011`],
-//!   [`DeviceTree::find_compatible`], [`MemoryMap::from_tree`]) and the
-//!   drivers' own `from_tree` functions; no node is read twice.
+//! - The queries are physmap's ([`MemoryMap::from_tree`],
+//!   [`DeviceTree::console_pl011`], [`DeviceTree::gicv2`],
+//!   [`DeviceTree::find_compatible`]) and the SD driver's
+//!   `SdhciInfo::from_tree`; nothing else in the kernel reads the tree.
 //! - A blob that is missing, not a device tree or without RAM ends the boot
 //!   with one console line (`boot: ...`) and `@exit status=boot-failed`.
 //!   It runs before the logger (the boot arguments it returns set the log
@@ -20,13 +21,12 @@
 
 use core::ops::Range;
 
-use physmap::{ArrayVec, DeviceTree, MemoryMap, PhysRange};
+use physmap::{ArrayVec, DeviceTree, Gicv2, MemoryMap, NoGic, PhysRange};
 use spin::Once;
 
 use crate::arch::firmware::PsciConduit;
 use crate::drivers::sdhci::SdhciInfo;
 use crate::exit::{ExitStatus, exit};
-use crate::irq::GicInfo;
 use crate::println;
 
 /// The most virtio-mmio windows kept (QEMU virt lists 32).
@@ -45,7 +45,7 @@ pub struct Platform {
     /// The console's PL011 ([`DeviceTree::console_pl011`]).
     pub console: Option<PhysRange>,
     /// The GICv2 and the EL1 physical timer's interrupt, or why not.
-    pub gic: Result<GicInfo, NoGic>,
+    pub gic: Result<Gicv2, NoGic<'static>>,
     /// virtio-mmio transport windows, in tree order.
     pub virtio_mmio: ArrayVec<u64, MAX_VIRTIO_MMIO>,
     /// The SD host controller (Raspberry Pi 4 EMMC2) and its mailbox.
@@ -87,7 +87,7 @@ pub fn read(dtb_addr: u64, kernel: Range<u64>) -> Platform {
         bootargs: map.chosen.bootargs.unwrap_or(""),
         psci: psci(&tree),
         console: tree.console_pl011().and_then(|d| d.reg()),
-        gic: gic(&tree),
+        gic: tree.gicv2(),
         virtio_mmio: virtio_mmio(&tree),
         sdhci: SdhciInfo::from_tree(&tree),
         pm_wdt: tree
@@ -150,81 +150,4 @@ fn virtio_mmio(tree: &DeviceTree) -> ArrayVec<u64, MAX_VIRTIO_MMIO> {
         );
     }
     windows
-}
-
-/// Why the tree gives no usable GICv2 and timer interrupt.
-#[derive(Clone, Copy, Debug)]
-pub enum NoGic {
-    /// Neither a GICv2 nor a GICv3 node.
-    Absent,
-    /// A GICv3, which this kernel does not drive.
-    V3,
-    /// The GICv2 node lacks its distributor and CPU interface windows.
-    Regs(&'static str),
-    /// No `arm,armv8-timer` node with a physical timer interrupt.
-    NoTimer,
-    /// The physical timer interrupt is not a PPI (its type cell).
-    TimerNotPpi(u32),
-}
-
-impl NoGic {
-    /// A tree that lists something wrong, as opposed to one without an
-    /// interrupt controller or timer: worth an error line of its own.
-    pub fn is_problem(&self) -> bool {
-        matches!(self, NoGic::V3 | NoGic::Regs(_) | NoGic::TimerNotPpi(_))
-    }
-}
-
-impl core::fmt::Display for NoGic {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            NoGic::Absent => f.write_str("gic: no GICv2 node"),
-            NoGic::V3 => f.write_str(
-                "gic: GICv3 found; this kernel drives GICv2 (QEMU: -machine virt,gic-version=2)",
-            ),
-            NoGic::Regs(name) => write!(
-                f,
-                "gic: node '{name}' lacks distributor and CPU interface regs"
-            ),
-            NoGic::NoTimer => f.write_str("timer: no physical timer interrupt"),
-            NoGic::TimerNotPpi(kind) => write!(
-                f,
-                "timer: physical timer interrupt is not a PPI (type {kind})"
-            ),
-        }
-    }
-}
-
-/// The GICv2 and the EL1 physical timer's interrupt.
-fn gic(tree: &DeviceTree<'static>) -> Result<GicInfo, NoGic> {
-    let gic = tree
-        .find_compatible("arm,cortex-a15-gic")
-        .or_else(|| tree.find_compatible("arm,gic-400"));
-    let Some(gic) = gic else {
-        if tree.find_compatible("arm,gic-v3").is_some() {
-            return Err(NoGic::V3);
-        }
-        return Err(NoGic::Absent);
-    };
-    let regs = gic.regs.as_slice();
-    if regs.len() < 2 {
-        return Err(NoGic::Regs(gic.name));
-    }
-    // The timer's second interrupt is the non-secure EL1 physical timer:
-    // <type num flags>, type 1 = PPI, INTID = 16 + num.
-    let timer = tree
-        .find_compatible("arm,armv8-timer")
-        .ok_or(NoGic::NoTimer)?;
-    let cells = timer.interrupts;
-    let (Some(kind), Some(num)) = (cells.get(3), cells.get(4)) else {
-        return Err(NoGic::NoTimer);
-    };
-    if kind != 1 {
-        return Err(NoGic::TimerNotPpi(kind));
-    }
-    Ok(GicInfo {
-        dist: regs[0].base,
-        cpu: regs[1].base,
-        timer_intid: 16 + num,
-    })
 }

@@ -8,6 +8,7 @@
 //! made ready. This module knows no handler and no scheduler by name: the
 //! boot code registers them.
 
+use physmap::Gicv2;
 use spin::Once;
 
 use crate::drivers::gic::Gic;
@@ -28,22 +29,13 @@ type HandlerTable = [Option<fn()>; MAX_HANDLERS];
 
 static HANDLERS: IrqLock<HandlerTable> = IrqLock::new([None; MAX_HANDLERS]);
 
-/// Interrupt controller facts from the device tree.
-#[derive(Clone, Copy, Debug)]
-pub struct GicInfo {
-    pub dist: u64,
-    pub cpu: u64,
-    /// Interrupt ID of the EL1 physical (non-secure) timer.
-    pub timer_intid: u32,
-}
-
 /// Brings up the GIC and installs the IRQ entry point; `after_irq` runs
 /// once every pending interrupt has been handled and ended.
 ///
 /// # Safety
 /// `info` must come from the device tree: GICv2 distributor and CPU
 /// interface windows, below 4 GiB and outside RAM (device memory).
-pub unsafe fn init(info: &GicInfo, after_irq: fn()) {
+pub unsafe fn init(info: &Gicv2, after_irq: fn()) {
     // SAFETY: forwarded contract.
     let gic = GIC.call_once(|| unsafe { Gic::new(info.dist as usize, info.cpu as usize) });
     AFTER_IRQ.call_once(|| after_irq);

@@ -65,7 +65,7 @@ pub struct BootInfo {
     /// virtio-mmio windows the device tree lists (QEMU virt: 32).
     pub virtio_mmio: ArrayVec<u64, { devtree::MAX_VIRTIO_MMIO }>,
     /// The interrupt controller and timer interrupt, if found.
-    pub gic: Option<irq::GicInfo>,
+    pub gic: Option<physmap::Gicv2>,
     /// The SD host controller (Raspberry Pi 4 EMMC2), if the tree has one.
     pub sdhci: Option<drivers::sdhci::SdhciInfo>,
 }
@@ -228,7 +228,7 @@ fn memory(map: &MemoryMap, kernel: Range<u64>, dtb: Range<u64>) {
 
 /// The GIC, the timer interrupt routed to the scheduler, and scheduling
 /// with the boot context as task 0; without a GICv2, neither.
-fn interrupts(gic: Result<irq::GicInfo, devtree::NoGic>) {
+fn interrupts(gic: Result<physmap::Gicv2, physmap::NoGic>) {
     match gic {
         Ok(g) => {
             // SAFETY: distributor and CPU interface from the device tree,
