@@ -66,7 +66,8 @@ use crate::arch::exception::{mpidr_affinity, set_secondary_irq_handler};
 use crate::arch::firmware::{self, PsciConduit};
 use crate::arch::{cpu, mmu, timer};
 use crate::drivers::gic::Gic;
-use crate::irq::{self, GicInfo};
+use crate::irq;
+use physmap::Gicv2;
 
 /// Most cores (the device tree's list is cut there).
 pub const MAX_CPUS: usize = physmap::MAX_CPUS;
@@ -259,7 +260,7 @@ fn clean_to_poc(addr: usize, len: usize) {
 
 /// Starts every other core `cpus` lists and waits for each to report (see
 /// the module rules); prints the boot report. Once per boot.
-pub fn start_secondaries(cpus: &Cpus<'static>, psci: Option<PsciConduit>, gic: Option<&GicInfo>) {
+pub fn start_secondaries(cpus: &Cpus<'static>, psci: Option<PsciConduit>, gic: Option<&Gicv2>) {
     if STARTED.swap(true, Ordering::AcqRel) {
         log::error!("smp: start_secondaries called twice; ignored");
         return;
