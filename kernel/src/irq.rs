@@ -3,8 +3,12 @@
 //!
 //! Handlers run with IRQs masked on the interrupted task's stack; they must
 //! be short and must not sleep. After every interrupt has been ended (EOI),
-//! the scheduler may switch to a task the handlers made ready.
+//! the hook given to [`init`] runs, still masked: the boot code gives the
+//! scheduler's preemption point, which may switch to a task the handlers
+//! made ready. This module knows no handler and no scheduler by name: the
+//! boot code registers them.
 
+use physmap::Gicv2;
 use spin::Once;
 
 use crate::drivers::gic::Gic;
@@ -18,28 +22,23 @@ const MAX_HANDLERS: usize = 256;
 const IRQ_PRIORITY: u8 = 0x80;
 
 static GIC: Once<Gic> = Once::new();
+/// Runs after every batch of handled interrupts (see [`init`]).
+static AFTER_IRQ: Once<fn()> = Once::new();
 /// Handlers by interrupt ID.
 type HandlerTable = [Option<fn()>; MAX_HANDLERS];
 
 static HANDLERS: IrqLock<HandlerTable> = IrqLock::new([None; MAX_HANDLERS]);
 
-/// Interrupt controller facts from the device tree.
-#[derive(Clone, Copy, Debug)]
-pub struct GicInfo {
-    pub dist: u64,
-    pub cpu: u64,
-    /// Interrupt ID of the EL1 physical (non-secure) timer.
-    pub timer_intid: u32,
-}
-
-/// Brings up the GIC and installs the IRQ entry point.
+/// Brings up the GIC and installs the IRQ entry point; `after_irq` runs
+/// once every pending interrupt has been handled and ended.
 ///
 /// # Safety
 /// `info` must come from the device tree: GICv2 distributor and CPU
 /// interface windows, below 4 GiB and outside RAM (device memory).
-pub unsafe fn init(info: &GicInfo) {
+pub unsafe fn init(info: &Gicv2, after_irq: fn()) {
     // SAFETY: forwarded contract.
     let gic = GIC.call_once(|| unsafe { Gic::new(info.dist as usize, info.cpu as usize) });
+    AFTER_IRQ.call_once(|| after_irq);
     gic.init();
     crate::arch::exception::set_irq_handler(handle);
     log::info!(
@@ -49,6 +48,21 @@ pub unsafe fn init(info: &GicInfo) {
         gic.lines(),
         info.timer_intid
     );
+}
+
+/// On a secondary core: enables its CPU interface and its own (banked)
+/// interrupt `ppi` (below 32) at the kernel's priority, and returns the GIC
+/// for it to acknowledge and end its interrupts. Neither the handler table
+/// nor its lock is used: a secondary core dispatches its own interrupts
+/// (arch::smp). None without a GIC or for an interrupt that is not banked.
+pub fn init_secondary_core(ppi: u32) -> Option<&'static Gic> {
+    let gic = GIC.get()?;
+    if ppi >= 32 {
+        return None;
+    }
+    gic.init_this_core();
+    gic.enable(ppi, IRQ_PRIORITY);
+    Some(gic)
 }
 
 /// Routes `intid` to `handler` and enables it.
@@ -80,5 +94,7 @@ fn handle() {
         }
         gic.end(irq);
     }
-    crate::sched::preempt_if_needed();
+    if let Some(after) = AFTER_IRQ.get() {
+        after();
+    }
 }

@@ -7,9 +7,18 @@
 //! The allocator, cleancache and page-cache logic live in the `no_std`
 //! crates under `kernel/crates/`, tested on the host.
 //!
-//! Boot order (see `kernel_entry`): MMU with a boot map, console, device
-//! tree and memory map, final map, frame table and heap, then the mode the
-//! boot arguments ask for (demo, self-test, soak, fault).
+//! Boot is an ordered list of init calls (`kernel_entry`), each handed
+//! what it needs by value: MMU with a boot map, early console, the device
+//! tree ([`devtree::read`]: memory map, devices, boot arguments), log and
+//! exit settings, the console the tree names, the memory-map report, final
+//! map, frame table and heap, probes, watchdog, interrupts and scheduling,
+//! storage, reserved areas; then the mode the boot arguments ask for (demo,
+//! self-test, soak, fault).
+//!
+//! Rules: the steps run once, in this order, on core 0; a step that cannot
+//! go on prints one `boot: ...` line and exits with `BootFailed`. Before
+//! the heap (the frame-table step) nothing allocates. The boot arguments
+//! are parsed once, here, and the parsed value is handed on.
 
 #![no_std]
 
@@ -20,6 +29,7 @@ pub mod arch;
 pub mod board;
 pub mod console;
 pub mod demo;
+pub mod devtree;
 pub mod drivers;
 pub mod exit;
 pub mod irq;
@@ -34,11 +44,10 @@ pub mod sync;
 
 use core::ops::Range;
 
-use arch::firmware::PsciConduit;
 use arch::mmu;
 use bootargs::{BootArgs, Mode};
 use exit::{ExitStatus, exit};
-use physmap::{DeviceTree, MemoryMap, PhysRange};
+use physmap::{ArrayVec, MemoryMap, PhysRange, ReservedRegion};
 
 /// Facts gathered at boot, for the report and the self-tests.
 pub struct BootInfo {
@@ -46,25 +55,22 @@ pub struct BootInfo {
     pub dtb: Range<u64>,
     pub kernel: Range<u64>,
     pub uart_base: usize,
-    pub ram: alloc::vec::Vec<Range<u64>>,
-    pub regions: alloc::vec::Vec<Region>,
+    /// RAM from the device tree's memory map, sorted and merged.
+    pub ram: &'static [PhysRange],
+    /// The reserved regions of the memory map, in its order (the frame
+    /// table's owner of region `i` is `1 + i`).
+    pub regions: &'static [ReservedRegion<'static>],
     pub mmu_tables: usize,
     /// virtio-mmio windows the device tree lists (QEMU virt: 32).
-    pub virtio_mmio: alloc::vec::Vec<u64>,
+    pub virtio_mmio: ArrayVec<u64, { devtree::MAX_VIRTIO_MMIO }>,
     /// The interrupt controller and timer interrupt, if found.
-    pub gic: Option<irq::GicInfo>,
+    pub gic: Option<physmap::Gicv2>,
     /// The SD host controller (Raspberry Pi 4 EMMC2), if the tree has one.
     pub sdhci: Option<drivers::sdhci::SdhciInfo>,
 }
 
-/// A reserved region as the kernel sees it after boot.
-#[derive(Clone, Debug)]
-pub struct Region {
-    pub name: alloc::string::String,
-    pub kind: physmap::RegionKind,
-    pub range: Range<u64>,
-    pub no_map: bool,
-}
+/// Priority of the boot context ("main") once tasks run.
+pub const PRIO_MAIN: u8 = 10;
 
 fn kernel_image() -> Range<u64> {
     unsafe extern "C" {
@@ -82,9 +88,48 @@ extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
     arch::set_boot_el(entry_el);
     let board = board::board();
     let kernel = kernel_image();
-    if mmu::enable_boot_map(kernel.clone(), dtb_addr as u64).is_err() {
+    boot_map(kernel.clone(), dtb_addr as u64);
+    early_console(board);
+    let dt = devtree::read(dtb_addr as u64, kernel.clone());
+    let args = BootArgs::parse(dt.bootargs, |e| println!("{e}"));
+    exit::configure(args.semihosting, dt.psci);
+    console::init_logger(args.loglevel);
+    check_board(board, args.board);
+    console_from_tree(board, dt.console);
+    report_map(dt.map, &dt.dtb, &kernel);
+    final_map(dt.map);
+    memory(dt.map, kernel.clone(), dt.dtb.clone());
+    probes::init();
+    drivers::pm_wdt::init(dt.pm_wdt);
+    interrupts(dt.gic);
+    arch::smp::start_secondaries(&dt.cpus, dt.psci, dt.gic.as_ref().ok());
+    storage::init(dt.sdhci, &dt.virtio_mmio);
+    memsys::init(&dt.map.reserved);
+    let info = BootInfo {
+        board: board.name(),
+        dtb: dt.dtb,
+        kernel,
+        uart_base: console::uart_base().unwrap_or(0),
+        ram: &dt.map.ram,
+        regions: &dt.map.reserved,
+        mmu_tables: mmu::tables_used(),
+        virtio_mmio: dt.virtio_mmio,
+        gic: dt.gic.ok(),
+        sdhci: dt.sdhci,
+    };
+    run(&info, &args)
+}
+
+/// The MMU on with the boot map (kernel image, DTB slot, low devices); no
+/// console yet, so a failure can only stop the core.
+fn boot_map(kernel: Range<u64>, dtb_addr: u64) {
+    if mmu::enable_boot_map(kernel, dtb_addr).is_err() {
         arch::cpu::wait_forever();
     }
+}
+
+/// The board's early UART and the banner.
+fn early_console(board: &'static dyn board::Board) {
     board.setup_uart_pins();
     // SAFETY: the board's early UART lies below 4 GiB outside the kernel and
     // DTB slots, so the boot map maps it as device memory.
@@ -97,73 +142,11 @@ extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
         arch::boot_el(),
         arch::current_el()
     );
-    let info = boot(board, dtb_addr as u64, kernel);
-    let args_line = info.1;
-    let info = info.0;
-    run(&info, args_line)
 }
 
-/// Everything between the console and the chosen mode.
-fn boot(
-    board: &'static dyn board::Board,
-    dtb_addr: u64,
-    kernel: Range<u64>,
-) -> (BootInfo, &'static str) {
-    if dtb_addr == 0 || !dtb_addr.is_multiple_of(8) {
-        println!(
-            "boot: no device tree (x0 = {dtb_addr:#x}); boot an arm64 Image with a DTB (qemu-run.sh passes -dtb)"
-        );
-        exit(ExitStatus::BootFailed);
-    }
-    // SAFETY: x0 points at the DTB the loader placed in RAM, mapped by the
-    // boot map; the header is 40 bytes and is only read.
-    let header =
-        unsafe { core::slice::from_raw_parts(dtb_addr as *const u8, physmap::FDT_HEADER_SIZE) };
-    let size = match physmap::dtb_total_size(header) {
-        Ok(s) => s,
-        Err(e) => {
-            println!("boot: no valid device tree at {dtb_addr:#x}: {e}");
-            exit(ExitStatus::BootFailed);
-        }
-    };
-    // SAFETY: the header says the blob is `size` bytes; the loader copied all
-    // of it there, it is never written, and the frame table marks it
-    // Reserved so nothing reuses it: a 'static shared borrow is sound.
-    let blob: &'static [u8] = unsafe { core::slice::from_raw_parts(dtb_addr as *const u8, size) };
-    let dtb = dtb_addr..dtb_addr + size as u64;
-    let tree = match DeviceTree::new(blob) {
-        Ok(t) => t,
-        Err(e) => {
-            println!("boot: device tree at {dtb_addr:#x} does not parse: {e}");
-            exit(ExitStatus::BootFailed);
-        }
-    };
-    let map = match MemoryMap::from_tree(
-        &tree,
-        PhysRange::from_bounds(kernel.start, kernel.end),
-        PhysRange::from_bounds(dtb.start, dtb.end),
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            println!("boot: device tree: {e}");
-            exit(ExitStatus::BootFailed);
-        }
-    };
-
-    // Boot arguments first: they set the log level and how to exit.
-    let args_line: &'static str = map.chosen.bootargs.unwrap_or("");
-    let args = BootArgs::parse(args_line, |e| println!("{e}"));
-    let psci = tree
-        .property_at("/psci", "method")
-        .and_then(|p| p.as_str())
-        .and_then(|m| match m {
-            "hvc" => Some(PsciConduit::Hvc),
-            "smc" => Some(PsciConduit::Smc),
-            _ => None,
-        });
-    exit::configure(args.semihosting, psci);
-    console::init_logger(args.loglevel);
-    if let Some(b) = args.board
+/// `board=NAME` against the board this kernel was built for.
+fn check_board(board: &'static dyn board::Board, asked: Option<&str>) {
+    if let Some(b) = asked
         && b != board.name()
     {
         log::warn!(
@@ -171,18 +154,11 @@ fn boot(
             board.name()
         );
     }
+}
 
-    // The console the device tree names if it is a PL011, else its first PL011.
-    let stdout = map.chosen.stdout.and_then(|d| d.reg()).map(|r| r.base);
-    let mut uart = None;
-    tree.for_each_compatible("arm,pl011", |d| {
-        if let Some(r) = d.reg()
-            && (uart.is_none() || Some(r.base) == stdout)
-        {
-            uart = Some(r);
-        }
-        true
-    });
+/// The console moves to the PL011 the device tree names, if that is not
+/// the early one.
+fn console_from_tree(board: &'static dyn board::Board, uart: Option<PhysRange>) {
     if let Some(u) = uart
         && Some(u.base as usize) != console::uart_base()
         && u.base < (4 << 30)
@@ -195,21 +171,26 @@ fn boot(
         // RAM, so both maps give it device memory.
         unsafe { console::init(u.base as usize, board.uart_clock_hz()) };
     }
+}
 
+/// Where the tree and the kernel lie, the memory-map table and its
+/// machine lines (bad reserved-memory nodes: one line each).
+fn report_map(map: &MemoryMap, dtb: &Range<u64>, kernel: &Range<u64>) {
     log::info!(
         "device tree at {:#x} ({} bytes), kernel image {:#x}..{:#x}",
         dtb.start,
-        size,
+        dtb.end - dtb.start,
         kernel.start,
         kernel.end
     );
-    // Bad reserved-memory nodes: one line each, printed with the map below.
-    println!("{}", physmap::Table(&map));
-    print!("{}", physmap::MachineLines(&map));
+    println!("{}", physmap::Table(map));
+    print!("{}", physmap::MachineLines(map));
+}
 
-    // Final map: RAM from the device tree, no-map regions left out.
+/// The final map: RAM from the device tree, every no-map range (regions,
+/// firmware's and refused ones alike) left out.
+fn final_map(map: &MemoryMap) {
     let (ram, n_ram) = ranges::<{ physmap::MAX_RAM_RANGES }>(map.ram.iter().copied());
-    // Every no-map range: regions, firmware's and refused ones alike.
     let (nomap, n_nomap) = ranges::<{ physmap::MAX_NO_MAP_RANGES }>(map.no_map_ranges());
     let spec = mmu::MapSpec {
         ram: &ram[..n_ram],
@@ -227,12 +208,14 @@ fn boot(
         "mmu: identity map from the device tree, {} translation tables",
         mmu::tables_used()
     );
+}
 
-    if let Err(e) = mm::init(&map, kernel.clone(), dtb.clone()) {
+/// The frame table and the heap over usable RAM.
+fn memory(map: &MemoryMap, kernel: Range<u64>, dtb: Range<u64>) {
+    if let Err(e) = mm::init(map, kernel, dtb) {
         println!("boot: memory: {e}");
         exit(ExitStatus::BootFailed);
     }
-    probes::init();
     let stats = mm::with_frames(|t| t.stats());
     log::info!(
         "frames: {} managed, {} free ({} MiB); heap {} MiB",
@@ -241,97 +224,30 @@ fn boot(
         stats.free * frames::PAGE_SIZE / (1 << 20),
         mm::heap_stats().1 >> 20
     );
+}
 
-    // How to stop a board without PSCI or semihosting (Raspberry Pi).
-    drivers::pm_wdt::init(&tree);
-    let info = BootInfo {
-        board: board.name(),
-        dtb,
-        kernel,
-        uart_base: console::uart_base().unwrap_or(0),
-        ram: map.ram.as_slice().iter().map(|r| r.base..r.end()).collect(),
-        regions: map
-            .reserved
-            .as_slice()
-            .iter()
-            .map(|r| Region {
-                name: r.name.into(),
-                kind: r.kind,
-                range: r.range.base..r.range.end(),
-                no_map: r.no_map,
-            })
-            .collect(),
-        mmu_tables: mmu::tables_used(),
-        gic: gic_info(&tree),
-        sdhci: drivers::sdhci::SdhciInfo::from_tree(&tree),
-        virtio_mmio: {
-            let mut v = alloc::vec::Vec::new();
-            tree.for_each_compatible("virtio,mmio", |d| {
-                if let Some(r) = d.reg() {
-                    v.push(r.base);
-                }
-                true
-            });
-            v
-        },
-    };
-    match info.gic {
-        Some(g) => {
+/// The GIC, the timer interrupt routed to the scheduler, and scheduling
+/// with the boot context as task 0; without a GICv2, neither.
+fn interrupts(gic: Result<physmap::Gicv2, physmap::NoGic>) {
+    match gic {
+        Ok(g) => {
             // SAFETY: distributor and CPU interface from the device tree,
             // below 4 GiB and outside RAM: device memory in the final map.
-            unsafe { irq::init(&g) };
+            unsafe { irq::init(&g, sched::preempt_if_needed) };
             irq::register(g.timer_intid, sched::on_timer_interrupt);
             sched::init(PRIO_MAIN);
         }
-        None => log::warn!("no GICv2 in the device tree: no interrupts, no task scheduling"),
-    }
-    storage::init(&info);
-    memsys::init(&info);
-    (info, args_line)
-}
-
-/// Priority of the boot context ("main") once tasks run.
-pub const PRIO_MAIN: u8 = 10;
-
-/// The GICv2 and the EL1 physical timer's interrupt from the device tree.
-fn gic_info(tree: &DeviceTree) -> Option<irq::GicInfo> {
-    let gic = tree
-        .find_compatible("arm,cortex-a15-gic")
-        .or_else(|| tree.find_compatible("arm,gic-400"));
-    let Some(gic) = gic else {
-        if tree.find_compatible("arm,gic-v3").is_some() {
-            log::error!(
-                "gic: GICv3 found; this kernel drives GICv2 (QEMU: -machine virt,gic-version=2)"
-            );
+        Err(why) => {
+            if why.is_problem() {
+                log::error!("{why}");
+            }
+            log::warn!("no GICv2 in the device tree: no interrupts, no task scheduling");
         }
-        return None;
-    };
-    let regs = gic.regs.as_slice();
-    if regs.len() < 2 {
-        log::error!(
-            "gic: node '{}' lacks distributor and CPU interface regs",
-            gic.name
-        );
-        return None;
     }
-    // The timer's second interrupt is the non-secure EL1 physical timer:
-    // <type num flags>, type 1 = PPI, INTID = 16 + num.
-    let timer = tree.find_compatible("arm,armv8-timer")?;
-    let cells = timer.interrupts;
-    let (kind, num) = (cells.get(3)?, cells.get(4)?);
-    if kind != 1 {
-        log::error!("timer: physical timer interrupt is not a PPI (type {kind})");
-        return None;
-    }
-    Some(irq::GicInfo {
-        dist: regs[0].base,
-        cpu: regs[1].base,
-        timer_intid: 16 + num,
-    })
 }
 
-fn run(info: &BootInfo, args_line: &str) -> ! {
-    let args = BootArgs::parse(args_line, |_| {});
+/// The mode the boot arguments ask for; its status ends the kernel.
+fn run(info: &BootInfo, args: &BootArgs) -> ! {
     let status = match args.mode {
         Mode::Demo => demo::run(info, args.scale, args.seed),
         Mode::SelfTest => selftest::run(info, args.inject, args.persist),

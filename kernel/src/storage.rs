@@ -13,9 +13,9 @@
 
 use blkdev::{Fault, FaultyDisk};
 
-use crate::BootInfo;
 use crate::arch::timer;
 use crate::drivers::disk;
+use crate::drivers::sdhci::SdhciInfo;
 use crate::sync::IrqLock;
 
 /// The kernel's disk: the chosen device (or partition) behind the fault
@@ -32,9 +32,10 @@ fn report(f: &Fault) {
     log::error!("{f}");
 }
 
-/// Looks for a block device.
-pub fn init(info: &BootInfo) {
-    let Some(dev) = disk::pick(info) else {
+/// Looks for a block device: the SD card behind `sdhci`, else a virtio-blk
+/// device among `virtio_mmio` (both from the device tree).
+pub fn init(sdhci: Option<SdhciInfo>, virtio_mmio: &[u64]) {
+    let Some(dev) = disk::pick(sdhci, virtio_mmio) else {
         return;
     };
     let mut disk = FaultyDisk::new(dev);

@@ -146,7 +146,7 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
         area(AreaKind::Cma),
         area(AreaKind::Carveout),
     );
-    let ram_mib: u64 = info.ram.iter().map(|r| r.end - r.start).sum::<u64>() >> 20;
+    let ram_mib: u64 = info.ram.iter().map(|r| r.size).sum::<u64>() >> 20;
     println!(
         "@bench board={} scale={} seed={seed} gcma_mib={} cma_mib={} carveout_mib={} ram_mib={ram_mib}",
         info.board,

@@ -23,9 +23,8 @@ use alloc::string::String;
 
 use blkdev::{BlockDevice, BlockError, Completion, DevStats, Request, SECTOR_SIZE, Window};
 
-use super::sdhci::Sdhci;
+use super::sdhci::{Sdhci, SdhciInfo};
 use super::virtio_blk::VirtioBlk;
-use crate::BootInfo;
 
 /// Volume label of the data partition (`cargo xtask sd-image` writes it).
 pub const DATA_LABEL: &str = "GCMADATA";
@@ -109,26 +108,28 @@ pub struct PartInfo {
 pub static PARTITIONS: crate::sync::IrqLock<alloc::vec::Vec<PartInfo>> =
     crate::sync::IrqLock::new(alloc::vec::Vec::new());
 
-/// Finds the block device and the part of it that holds the file system.
-pub fn pick(info: &BootInfo) -> Option<Volume> {
-    let dev = match &info.sdhci {
+/// Finds the block device (the SD card behind `sdhci`, else the first
+/// virtio-blk device among `virtio_mmio`) and the part of it that holds the
+/// file system.
+pub fn pick(sdhci: Option<SdhciInfo>, virtio_mmio: &[u64]) -> Option<Volume> {
+    let dev = match &sdhci {
         Some(sd) => Sdhci::discover(sd).map(Dev::Sd),
         None => None,
     };
     let dev = match dev {
         Some(d) => d,
-        None if info.virtio_mmio.is_empty() => {
+        None if virtio_mmio.is_empty() => {
             log::info!(
                 "no SD card and no virtio-mmio transports on this board; running without a disk"
             );
             return None;
         }
-        None => match VirtioBlk::discover(&info.virtio_mmio) {
+        None => match VirtioBlk::discover(virtio_mmio) {
             Some(d) => Dev::Virtio(d),
             None => {
                 log::warn!(
                     "no virtio block device among {} virtio-mmio windows (qemu-run.sh --disk FILE attaches one)",
-                    info.virtio_mmio.len()
+                    virtio_mmio.len()
                 );
                 return None;
             }

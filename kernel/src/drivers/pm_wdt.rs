@@ -38,12 +38,10 @@ const TICKS: u32 = 10;
 
 static BASE: AtomicUsize = AtomicUsize::new(0);
 
-/// Records the watchdog the device tree names, if any.
-pub fn init(tree: &physmap::DeviceTree) {
-    let dev = tree
-        .find_compatible("brcm,bcm2835-pm-wdt")
-        .or_else(|| tree.find_compatible("brcm,bcm2711-pm"));
-    if let Some(r) = dev.and_then(|d| d.reg())
+/// Records the watchdog window the device tree names (`brcm,bcm2835-pm-wdt`
+/// or `brcm,bcm2711-pm`, found by `devtree`), if any.
+pub fn init(window: Option<physmap::PhysRange>) {
+    if let Some(r) = window
         && r.base < (4 << 30)
     {
         BASE.store(r.base as usize, Ordering::Relaxed);

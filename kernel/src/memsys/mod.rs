@@ -70,9 +70,8 @@ use core::ptr::NonNull;
 
 use cleancache::Cleancache;
 use contig::{AllocStep, Allocation, AreaKind, Areas, CmaAlloc, CmaPolicy, ContigError, Select};
-use physmap::RegionKind;
+use physmap::{RegionKind, ReservedRegion};
 
-use crate::BootInfo;
 use crate::sync::{IrqLock, IrqLockGuard};
 
 pub use kernel_pages::KernelPages;
@@ -200,13 +199,13 @@ pub fn lent_pages() -> Option<usize> {
     lock().page_cache().map(|pc| pages(pc).lent_out)
 }
 
-/// Registers every reserved region of `info` as an area.
-pub fn init(info: &BootInfo) {
+/// Registers every reserved region of the memory map as an area.
+pub fn init(regions: &[ReservedRegion]) {
     let mut m = lock();
     let env = m.env_mut();
-    for r in &info.regions {
-        let pfn = r.range.start >> frames::PAGE_SHIFT;
-        let pages = ((r.range.end - r.range.start) >> frames::PAGE_SHIFT) as usize;
+    for r in regions {
+        let pfn = r.range.base >> frames::PAGE_SHIFT;
+        let pages = (r.range.size >> frames::PAGE_SHIFT) as usize;
         let areas = &mut env.areas;
         let result = match r.kind {
             _ if r.no_map => {
@@ -217,15 +216,15 @@ pub fn init(info: &BootInfo) {
                 continue;
             }
             RegionKind::Gcma => {
-                let base = NonNull::new(r.range.start as *mut u8).expect("region at address 0");
+                let base = NonNull::new(r.range.base as *mut u8).expect("region at address 0");
                 // SAFETY: a `reusable` region the device tree reserved:
                 // identity-mapped RAM (not no-map), marked ReservedArea in
                 // the frame table so no other allocator hands it out, and
                 // lent to cleancache alone for the kernel's lifetime.
-                unsafe { areas.add_gcma_memory(&r.name, base, pfn, pages) }
+                unsafe { areas.add_gcma_memory(r.name, base, pfn, pages) }
             }
-            RegionKind::Cma => areas.add_cma(&r.name, pfn, pages),
-            RegionKind::Carveout => areas.add_carveout(&r.name, pfn, pages),
+            RegionKind::Cma => areas.add_cma(r.name, pfn, pages),
+            RegionKind::Carveout => areas.add_carveout(r.name, pfn, pages),
         };
         match result {
             Ok(_) => log::info!(
@@ -233,7 +232,7 @@ pub fn init(info: &BootInfo) {
                 r.kind.as_str(),
                 r.name,
                 pages,
-                r.range.start
+                r.range.base
             ),
             Err(e) => log::error!("'{}' not registered: {e}", r.name),
         }

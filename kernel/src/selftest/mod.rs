@@ -42,6 +42,7 @@ mod blk_tests;
 mod fault_tests;
 mod sched_tests;
 mod sd_tests;
+mod smp_tests;
 mod storage_tests;
 
 /// A named in-kernel test.
@@ -76,6 +77,8 @@ const BOOT_TESTS: &[Test] = &[
     ("sched.preemption", sched_tests::sched_preemption),
     ("sched.round_robin", sched_tests::sched_round_robin),
     ("sched.fp_state_preserved", sched_tests::sched_fp_preserved),
+    ("smp.every_core_reported", smp_tests::every_core_reported),
+    ("smp.idle_cores_stay_idle", smp_tests::idle_cores_stay_idle),
 ];
 
 /// Tests of the block device, planned on boards whose device tree lists
@@ -258,12 +261,13 @@ fn mmu_attributes(info: &BootInfo) -> TestResult {
         None => return Err(format!("UART {uart:#x} is not mapped")),
     }
     // Every RAM range is normal memory at both ends; no-map regions unmapped.
-    for r in &info.ram {
-        for va in [r.start, r.end - 8] {
+    for r in info.ram {
+        for va in [r.base, r.end() - 8] {
+            let byte = physmap::PhysRange::new(va, 1);
             let inside_nomap = info
                 .regions
                 .iter()
-                .any(|g| g.no_map && g.range.contains(&va));
+                .any(|g| g.no_map && g.range.contains(&byte));
             match (mmu::translate(va), inside_nomap) {
                 (None, true) => {}
                 (Some(_), true) => return Err(format!("no-map address {va:#x} is mapped")),
@@ -392,7 +396,7 @@ fn frames_accounting(info: &BootInfo) -> TestResult {
         } else {
             FrameState::ReservedArea
         };
-        for addr in [r.range.start, r.range.end - 1] {
+        for addr in [r.range.base, r.range.end() - 1] {
             let pfn = Pfn::from_addr(addr);
             let st = mm::with_frames(|t| t.state(pfn));
             check!(
@@ -449,26 +453,25 @@ fn reserved_regions(info: &BootInfo) -> TestResult {
         let n = info.regions.iter().filter(|r| r.kind == kind).count();
         check!(n == want, "{n} {} regions, want {want}", kind.as_str());
     }
-    for r in &info.regions {
+    for r in info.regions {
+        let (start, end) = (r.range.base, r.range.end());
         check!(
-            r.range.start % frames::PAGE_SIZE == 0 && r.range.end % frames::PAGE_SIZE == 0,
+            start % frames::PAGE_SIZE == 0 && end % frames::PAGE_SIZE == 0,
             "{} not page-aligned",
             r.name
         );
         check!(
-            info.ram
-                .iter()
-                .any(|m| m.start <= r.range.start && r.range.end <= m.end),
+            info.ram.iter().any(|m| m.base <= start && end <= m.end()),
             "{} outside RAM",
             r.name
         );
         check!(
-            r.range.end <= info.kernel.start || r.range.start >= info.kernel.end,
+            end <= info.kernel.start || start >= info.kernel.end,
             "{} overlaps the kernel",
             r.name
         );
         check!(
-            r.range.end <= info.dtb.start || r.range.start >= info.dtb.end,
+            end <= info.dtb.start || start >= info.dtb.end,
             "{} overlaps the DTB",
             r.name
         );

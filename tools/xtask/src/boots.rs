@@ -220,6 +220,28 @@ fn selftest_boot(
             report.add(&group, &format!("fault console line: {what}"), ok, "");
         }
     }
+    // Every core QEMU gives the board (tools/dtb/qemu-machines.sh: virt
+    // -smp 2; raspi4b always has 4) is online and reported its self-test.
+    let cores = if board == "rpi4" { 4 } else { 2 };
+    let smp = out
+        .lines()
+        .find(|l| l.starts_with("@smp "))
+        .unwrap_or("")
+        .to_string();
+    let f = fields(&smp);
+    let want = cores.to_string();
+    report.add(
+        &group,
+        &format!("smp: all {cores} cores online"),
+        f.get("listed") == Some(&want.as_str())
+            && f.get("online") == Some(&want.as_str())
+            && f.get("checkins") == Some(&(cores - 1).to_string().as_str()),
+        if smp.is_empty() {
+            "no @smp line".to_string()
+        } else {
+            smp.clone()
+        },
+    );
     let kinds: Vec<&str> = regions.iter().map(|(k, _)| k.as_str()).collect();
     let three = ["gcma", "cma", "carveout"]
         .iter()
@@ -342,10 +364,43 @@ pub fn bad_dtb_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
     for (node, props, _) in &cases {
         extra.push_str(&format!("\t\t{node} {{ {props} }};\n"));
     }
+    extra.push_str("\t};\n");
+    // Cores that cannot come up (QEMU runs 2): each is reported with one
+    // line and boot goes on with the two real ones.
+    let cpu_cases = [
+        ("cpu@2", "enable-method = \"psci\";", "INVALID_PARAMETERS"),
+        (
+            "cpu@3",
+            "enable-method = \"spin-table\"; cpu-release-addr = <0x0 0x40000000>;",
+            "not an aligned word of mapped, reserved RAM",
+        ),
+        (
+            "cpu@4",
+            "enable-method = \"spin-table\"; cpu-release-addr = <0x0 0x5f000000>;",
+            "did not come up within",
+        ),
+        (
+            "cpu@5",
+            "enable-method = \"spin-table\";",
+            "without a 64-bit cpu-release-addr",
+        ),
+    ];
+    extra.push_str("\tcpus {\n");
+    for (node, props, _) in &cpu_cases {
+        let reg = node.trim_start_matches("cpu@");
+        extra.push_str(&format!(
+            "\t\t{node} {{ device_type = \"cpu\"; reg = <0x{reg}>; {props} }};\n"
+        ));
+    }
     extra.push_str("\t};\n};\n");
+    // cpu@4's release word: reserved, mapped RAM that no core polls.
+    let memreserve = "/dts-v1/;\n/memreserve/ 0x5f000000 0x1000;";
     let made = fs::read_to_string(&good)
         .map_err(|e| format!("{}: {e} (tools/dtb/make-dtbs.sh makes it)", good.display()))
-        .and_then(|t| fs::write(&bad_dts, t + &extra).map_err(|e| e.to_string()))
+        .and_then(|t| {
+            let t = t.replacen("/dts-v1/;", memreserve, 1);
+            fs::write(&bad_dts, t + &extra).map_err(|e| e.to_string())
+        })
         .and_then(|_| {
             let st = Command::new("dtc")
                 .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
@@ -399,6 +454,31 @@ pub fn bad_dtb_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
                 .any(|l| l.starts_with("@region ") && l.contains(n))
         });
     report.add(group, "good regions intact", three, "");
+    for (node, _, words) in &cpu_cases {
+        let line = out
+            .lines()
+            .find(|l| l.contains(node) && l.contains(words))
+            .unwrap_or("");
+        report.add(
+            group,
+            &format!("{node}: reported, not started"),
+            !line.is_empty(),
+            line.trim().to_string(),
+        );
+    }
+    let smp = out.lines().find(|l| l.starts_with("@smp ")).unwrap_or("");
+    report.add(
+        group,
+        "smp: the two real cores online, the four bad ones failed",
+        smp.contains("listed=6 online=2 failed=4"),
+        smp.to_string(),
+    );
+    report.add(
+        group,
+        "smp.every_core_reported fails: not every listed core is online",
+        out.contains("@test name=smp.every_core_reported result=fail"),
+        "",
+    );
     report.add(
         group,
         "boot went on (reserved-region tests pass)",

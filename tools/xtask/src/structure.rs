@@ -5,11 +5,14 @@
 //!    followed from `lib.rs` through its `mod` declarations (`#[path]`
 //!    honoured); every `crate::…` path in a module's file (in `use` trees,
 //!    expressions, types and `$crate::` macro bodies; comments and string
-//!    literals skipped) is an edge to the deepest module it names. Items of
-//!    the crate root (`lib.rs`) are no module's dependency: the root declares
-//!    every module. A cycle is reported by the names of the modules in it
-//!    (one strongly connected component of the graph), with one path
-//!    through them.
+//!    literals skipped), and every `super::…` or `self::…` path resolved
+//!    against the file's module (inline `mod x { .. }` blocks counted), is
+//!    an edge to the deepest module it names. Items of the crate root
+//!    (`lib.rs`) are no module's dependency: the root declares every
+//!    module. A cycle is reported by the names of the modules in it (one
+//!    strongly connected component of the graph), with one path through
+//!    them; a component of one module and its own submodules only (a
+//!    parent and the children that use its items) is no cycle.
 //! 2. No Rust source file over [`MAX_LINES`] lines outside tests (a file
 //!    under a `tests` directory, named `tests.rs` or `*_tests.rs`). Every
 //!    `*.rs` under `kernel/`, `boards/` and `tools/` counts.
@@ -275,7 +278,8 @@ fn module_graph(src: &Path) -> Result<(Graph, Vec<String>), String> {
             continue;
         }
         let edges = graph.entry(module.clone()).or_default();
-        for path in crate_paths(text) {
+        let segments: Vec<String> = module.split("::").map(str::to_string).collect();
+        for path in crate_paths(text, &segments) {
             // The deepest module the path names (an item's path ends in the item).
             let target = (1..=path.len())
                 .rev()
@@ -460,19 +464,58 @@ fn mod_decls(text: &str) -> Vec<(String, Option<String>)> {
     out
 }
 
-/// Every path that starts with `crate::` or `$crate::`, use trees expanded
-/// (`crate::{a::b, c}` gives `a::b` and `c`), without the `crate` segment.
-fn crate_paths(text: &str) -> Vec<Vec<String>> {
+/// Every path that starts with `crate::` or `$crate::`, or with `super::`
+/// or `self::` (resolved against `module`, the file's module, and any
+/// inline `mod name { .. }` around the path), as a path from the crate
+/// root without the `crate` segment; use trees expanded (`crate::{a::b, c}`
+/// gives `a::b` and `c`).
+fn crate_paths(text: &str, module: &[String]) -> Vec<Vec<String>> {
     let t = tokens(text);
     let mut out = Vec::new();
+    // Inline modules open around the current token: (name, brace depth
+    // outside their body).
+    let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut depth = 0usize;
     let mut i = 0;
+    let word = |k: usize| t.get(k).map(String::as_str);
     while i < t.len() {
-        if t[i] == "crate" && t.get(i + 1).map(String::as_str) == Some("::") {
-            let mut j = i + 2;
-            use_tree(&t, &mut j, Vec::new(), &mut out);
-            i = j.max(i + 1);
-        } else {
-            i += 1;
+        match t[i].as_str() {
+            "{" => depth += 1,
+            "}" => {
+                depth = depth.saturating_sub(1);
+                if inline.last().is_some_and(|&(_, d)| d == depth) {
+                    inline.pop();
+                }
+            }
+            "mod" if word(i + 2) == Some("{") => {
+                inline.push((t[i + 1].clone(), depth));
+            }
+            _ => {}
+        }
+        let starts_path = i == 0 || word(i - 1) != Some("::");
+        let base = match t[i].as_str() {
+            "crate" if word(i + 1) == Some("::") => Some((Vec::new(), i + 2)),
+            "self" | "super" if starts_path && word(i + 1) == Some("::") => {
+                let mut here: Vec<String> = module.to_vec();
+                here.extend(inline.iter().map(|(n, _)| n.clone()));
+                let mut j = i;
+                if t[j] == "self" {
+                    j += 2;
+                }
+                while word(j) == Some("super") && word(j + 1) == Some("::") {
+                    here.pop();
+                    j += 2;
+                }
+                Some((here, j))
+            }
+            _ => None,
+        };
+        match base {
+            Some((prefix, mut j)) => {
+                use_tree(&t, &mut j, prefix, &mut out);
+                i = j.max(i + 1);
+            }
+            None => i += 1,
         }
     }
     out
@@ -590,7 +633,7 @@ fn cycles(graph: &Graph) -> Vec<Offence> {
     let mut out: Vec<Offence> = s
         .sccs
         .into_iter()
-        .filter(|scc| scc.len() > 1)
+        .filter(|scc| scc.len() > 1 && !one_lineage(scc))
         .map(|scc| {
             let members: BTreeSet<&str> = scc.iter().copied().collect();
             let mut modules: Vec<String> = members.iter().map(|m| m.to_string()).collect();
@@ -601,6 +644,19 @@ fn cycles(graph: &Graph) -> Vec<Offence> {
         .collect();
     out.sort_by_key(Offence::key);
     out
+}
+
+/// True when every module of `scc` is an ancestor or a descendant of every
+/// other (`demo` and `demo::report`): a parent uses its children and a
+/// child its parent's items (`super::Thing`), which is one unit, no cycle.
+fn one_lineage(scc: &[&str]) -> bool {
+    let related = |a: &str, b: &str| {
+        a.strip_prefix(b).is_some_and(|r| r.starts_with("::"))
+            || b.strip_prefix(a).is_some_and(|r| r.starts_with("::"))
+    };
+    scc.iter()
+        .enumerate()
+        .all(|(i, a)| scc[i + 1..].iter().all(|b| related(a, b)))
 }
 
 /// The shortest cycle from `start` back to itself inside `members` (BFS).

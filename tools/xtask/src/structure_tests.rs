@@ -204,3 +204,60 @@ fn test_files_are_recognised_by_name_and_directory() {
     assert!(!is_test_file("kernel/crates/x/src/contests.rs"));
     assert!(!is_test_file("kernel/src/selftest/mod.rs"));
 }
+
+#[test]
+fn super_and_self_paths_are_edges_resolved_from_the_file_module() {
+    let root = tree(&[
+        (
+            "kernel/src/lib.rs",
+            "pub mod irq;\npub mod sched;\npub mod drivers;\n",
+        ),
+        ("kernel/src/irq.rs", "fn h() { crate::sched::preempt(); }\n"),
+        ("kernel/src/sched.rs", "use super::irq::register;\n"),
+        ("kernel/src/drivers/mod.rs", "pub mod disk;\npub mod sd;\n"),
+        (
+            "kernel/src/drivers/disk.rs",
+            "use super::sd::Sd;\nmod inner {\n    use super::super::sd::X;\n}\nfn f() { self::g(); }\n",
+        ),
+        ("kernel/src/drivers/sd.rs", "pub struct Sd;\n"),
+    ]);
+    let out = check(&root, "");
+    assert_eq!(keys(&out.new), ["cycle irq sched"]);
+    let (graph, errors) = module_graph(&root.join("kernel/src")).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        graph["drivers::disk"].iter().collect::<Vec<_>>(),
+        ["drivers::sd"]
+    );
+}
+
+#[test]
+fn a_module_and_its_own_submodules_are_no_cycle() {
+    let root = tree(&[
+        ("kernel/src/lib.rs", "pub mod demo;\npub mod soak;\n"),
+        (
+            "kernel/src/demo/mod.rs",
+            "pub mod report;\npub struct Row;\nfn f() { crate::demo::report::print(); }\n",
+        ),
+        (
+            "kernel/src/demo/report.rs",
+            "use super::Row;\npub fn print() {}\n",
+        ),
+        ("kernel/src/soak.rs", "pub fn s() {}\n"),
+    ]);
+    assert!(check(&root, "").ok());
+    // A third module on the loop makes it a cycle again.
+    let root = tree(&[
+        ("kernel/src/lib.rs", "pub mod demo;\npub mod soak;\n"),
+        (
+            "kernel/src/demo/mod.rs",
+            "pub mod report;\nfn f() { crate::demo::report::print(); }\n",
+        ),
+        ("kernel/src/demo/report.rs", "use crate::soak::s;\n"),
+        ("kernel/src/soak.rs", "use crate::demo::Row;\n"),
+    ]);
+    assert_eq!(
+        keys(&check(&root, "").new),
+        ["cycle demo demo::report soak"]
+    );
+}

@@ -87,10 +87,14 @@
 //!   identity; a bus without `ranges` leaves the address untranslatable,
 //!   as in Linux) and their raw `interrupts` cells.
 //!   [`DeviceTree::console_pl011`] is the PL011 named by `stdout-path`, or
-//!   else the first available PL011.
+//!   else the first available PL011; [`DeviceTree::gicv2`] the GICv2 and
+//!   the EL1 physical timer's interrupt, or why not ([`NoGic`]);
+//!   [`DeviceTree::cpus`] lists the cores of `/cpus` with their MPIDR and
+//!   enable method (rules in `cpus`).
 //!
 //! Files, one concept each: `tree` (the bounds-checked device-tree walker
-//! and device queries), `memmap` ([`MemoryMap`] and the order it is built
+//! and device queries), `gic` (the interrupt controller and timer query),
+//! `cpus` (the cores), `memmap` ([`MemoryMap`] and the order it is built
 //! in), `usable` (RAM, claims, usable ranges), `reserved` (static
 //! `/reserved-memory` regions), `dynamic` (placing dynamic regions),
 //! `region` (what the map lists), `diagnostics` ([`Diagnostic`] and its
@@ -127,8 +131,10 @@
 #![forbid(unsafe_code)]
 
 mod arrayvec;
+mod cpus;
 mod diagnostics;
 mod dynamic;
+mod gic;
 mod memmap;
 mod region;
 mod report;
@@ -137,10 +143,14 @@ mod tree;
 mod usable;
 
 #[cfg(test)]
+mod cpus_tests;
+#[cfg(test)]
 mod tests;
 
 pub use arrayvec::ArrayVec;
+pub use cpus::{Cpu, Cpus, EnableMethod, MAX_CPUS};
 pub use diagnostics::{Area, Diagnostic, Outcome, Problem};
+pub use gic::{Gicv2, NoGic};
 pub use memmap::{
     MAX_DIAGNOSTICS, MAX_EXCLUDED, MAX_MEMRESERVE, MAX_NO_MAP_RANGES, MAX_RAM_RANGES,
     MAX_RESERVED_NODES, MAX_RESERVED_REGIONS, MAX_USABLE_RANGES, MemoryMap,

@@ -11,7 +11,7 @@ use crate::*;
 const MIB: u64 = 1 << 20;
 
 /// A property of a test node.
-enum P {
+pub(crate) enum P {
     U32(&'static str, u32),
     Str(&'static str, &'static str),
     Strs(&'static str, &'static [&'static str]),
@@ -21,13 +21,13 @@ enum P {
 }
 
 /// A test node.
-struct N {
-    name: String,
-    props: Vec<P>,
-    children: Vec<N>,
+pub(crate) struct N {
+    pub name: String,
+    pub props: Vec<P>,
+    pub children: Vec<N>,
 }
 
-fn node(name: &str, props: Vec<P>, children: Vec<N>) -> N {
+pub(crate) fn node(name: &str, props: Vec<P>, children: Vec<N>) -> N {
     N {
         name: name.to_string(),
         props,
@@ -68,7 +68,7 @@ fn write_node(w: &mut vm_fdt::FdtWriter, n: &N) {
     w.end_node(handle).unwrap();
 }
 
-fn build(memreserve: &[(u64, u64)], root: &N) -> Vec<u8> {
+pub(crate) fn build(memreserve: &[(u64, u64)], root: &N) -> Vec<u8> {
     let entries: Vec<_> = memreserve
         .iter()
         .map(|&(a, s)| vm_fdt::FdtReserveEntry::new(a, s).unwrap())
@@ -132,7 +132,7 @@ fn static_region(name: &str, base: u64, size: u64, flags: &[&'static str]) -> N 
     node(name, props, vec![])
 }
 
-fn virt_root(reserved: Vec<N>) -> N {
+pub(crate) fn virt_root(reserved: Vec<N>) -> N {
     node(
         "",
         vec![
@@ -496,7 +496,7 @@ fn disabled_reserved_node_is_ignored() {
     assert_eq!(map.reserved.len(), 1);
 }
 
-fn pi_root() -> N {
+pub(crate) fn pi_root() -> N {
     node(
         "",
         vec![
@@ -1894,4 +1894,115 @@ fn memory_map_fits_a_boot_stack() {
     // An eighth of the 256 KiB boot stack (linker/kernel.ld): 128 regions
     // and their exclusions do not fit the 8 KiB this test allowed before.
     assert!(size <= 32 * 1024, "{size} bytes");
+}
+
+/// The architected timer as QEMU virt lists it: secure, non-secure
+/// physical (PPI 14), virtual and hypervisor timers, `<type num flags>`.
+fn armv8_timer(physical: [u32; 3]) -> N {
+    let mut cells = vec![1, 13, 0xf08];
+    cells.extend(physical);
+    cells.extend([1, 11, 0xf08, 1, 10, 0xf08]);
+    node(
+        "timer",
+        vec![
+            P::Strs("compatible", &["arm,armv8-timer", "arm,armv7-timer"]),
+            P::Cells("interrupts", cells),
+        ],
+        vec![],
+    )
+}
+
+#[test]
+fn gicv2_and_the_physical_timer_ppi_are_found() {
+    let mut root = virt_root(vec![]);
+    root.children.push(armv8_timer([1, 14, 0xf08]));
+    let dtb = build(&[], &root);
+    let tree = DeviceTree::new(&dtb).unwrap();
+    assert_eq!(
+        tree.gicv2(),
+        Ok(Gicv2 {
+            dist: 0x800_0000,
+            cpu: 0x801_0000,
+            timer_intid: 30,
+        })
+    );
+
+    // Pi: gic-400 behind /soc, its windows translated to CPU addresses.
+    let mut root = pi_root();
+    root.children.push(armv8_timer([1, 14, 0xf08]));
+    let dtb = build(&[], &root);
+    assert_eq!(
+        DeviceTree::new(&dtb).unwrap().gicv2(),
+        Ok(Gicv2 {
+            dist: 0xff84_1000,
+            cpu: 0xff84_2000,
+            timer_intid: 30,
+        })
+    );
+}
+
+#[test]
+fn no_usable_gicv2_says_why() {
+    let with = |edit: &dyn Fn(&mut N)| {
+        let mut root = virt_root(vec![]);
+        root.children.push(armv8_timer([1, 14, 0xf08]));
+        edit(&mut root);
+        let dtb = build(&[], &root);
+        let tree = DeviceTree::new(&dtb).unwrap();
+        tree.gicv2().map_err(|e| (e.to_string(), e.is_problem()))
+    };
+    let intc = |root: &mut N| -> usize {
+        root.children
+            .iter()
+            .position(|n| n.name.starts_with("intc"))
+            .unwrap()
+    };
+    assert_eq!(
+        with(&|r| {
+            let i = intc(r);
+            r.children.remove(i);
+        }),
+        Err(("gic: no GICv2 node".into(), false))
+    );
+    assert_eq!(
+        with(&|r| {
+            let i = intc(r);
+            r.children[i].props[0] = P::Str("compatible", "arm,gic-v3");
+        }),
+        Err((
+            "gic: GICv3 found; this kernel drives GICv2 (QEMU: -machine virt,gic-version=2)".into(),
+            true
+        ))
+    );
+    assert_eq!(
+        with(&|r| {
+            let i = intc(r);
+            r.children[i].props[1] = P::Cells("reg", pairs64(&[(0x800_0000, 0x1_0000)]));
+        }),
+        Err((
+            "gic: node 'intc@8000000' lacks distributor and CPU interface regs".into(),
+            true
+        ))
+    );
+    assert_eq!(
+        with(&|r| r.children.retain(|n| n.name != "timer")),
+        Err(("timer: no physical timer interrupt".into(), false))
+    );
+    assert_eq!(
+        with(&|r| {
+            let t = r.children.iter_mut().find(|n| n.name == "timer").unwrap();
+            t.props[1] = P::Cells("interrupts", vec![1, 13, 0xf08]);
+        }),
+        Err(("timer: no physical timer interrupt".into(), false))
+    );
+    assert_eq!(
+        with(&|r| {
+            r.children.retain(|n| n.name != "timer");
+            r.children.push(armv8_timer([0, 14, 4]));
+        }),
+        Err((
+            "timer: physical timer interrupt is not a PPI (type 0)".into(),
+            true
+        ))
+    );
 }

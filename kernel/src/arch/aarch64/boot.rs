@@ -6,9 +6,11 @@
 //! physical address in x0, MMU and caches off, at EL2 or EL1.
 //!
 //! What runs here, in order, before the first Rust call:
-//! 1. secondary cores park forever (`wfe`); only core 0 boots;
+//! 1. a secondary core that enters here parks forever (`wfe`): only core 0
+//!    boots; the others are started later at their own entry (smp.rs);
 //! 2. at EL2, configure EL1 for AArch64 with the physical timer accessible and
-//!    FP/SIMD untrapped, then `eret` to EL1h with interrupts masked;
+//!    FP/SIMD untrapped, then `eret` to EL1h with interrupts masked
+//!    (`__drop_to_el1`, which the secondary cores' entry calls too);
 //! 3. set the stack, enable FP/SIMD at EL1 (CPACR_EL1.FPEN), zero BSS and
 //!    install the exception vectors;
 //! 4. call `kernel_entry(dtb, entry_el)` (Rust, never returns).
@@ -42,27 +44,9 @@ _start:
     and     x1, x1, #0xffffff
     cbnz    x1, .Lpark
 
-    // Entered at EL2 (Raspberry Pi firmware, QEMU raspi4b)? Drop to EL1.
     mrs     x20, CurrentEL          // x20 := exception level at entry
     lsr     x20, x20, #2
-    cmp     x20, #2
-    b.ne    .Lel1
-
-    mov     x1, #(1 << 31)          // HCR_EL2.RW: EL1 is AArch64; nothing trapped to EL2
-    msr     hcr_el2, x1
-    mov     x1, #3                  // CNTHCTL_EL2.EL1PCTEN | EL1PCEN: EL1 may use the physical counter/timer
-    msr     cnthctl_el2, x1
-    msr     cntvoff_el2, xzr        // virtual counter == physical counter
-    mov     x1, #0x33ff             // CPTR_EL2: RES1 bits, TFP=0: FP/SIMD not trapped to EL2
-    msr     cptr_el2, x1
-    msr     hstr_el2, xzr
-    ldr     x1, =0x30d00800         // SCTLR_EL1: RES1 bits, MMU/caches off, little endian
-    msr     sctlr_el1, x1
-    mov     x1, #0x3c5              // SPSR_EL2: EL1h, D/A/I/F masked
-    msr     spsr_el2, x1
-    adr     x1, .Lel1
-    msr     elr_el2, x1
-    eret
+    bl      __drop_to_el1
 
 .Lel1:
     adrp    x1, __boot_stack_top
@@ -94,5 +78,30 @@ _start:
 .Lpark:
     wfe
     b       .Lpark
+
+// Entered at EL2 (Raspberry Pi firmware, QEMU raspi4b)? Drop to EL1 and
+// return there; at EL1 already, just return. Shared with the secondary
+// cores' entry (smp/entry.rs). Uses no stack and no memory; clobbers x1.
+.global __drop_to_el1
+__drop_to_el1:
+    mrs     x1, CurrentEL
+    lsr     x1, x1, #2
+    cmp     x1, #2
+    b.ne    1f
+    mov     x1, #(1 << 31)          // HCR_EL2.RW: EL1 is AArch64; nothing trapped to EL2
+    msr     hcr_el2, x1
+    mov     x1, #3                  // CNTHCTL_EL2.EL1PCTEN | EL1PCEN: EL1 may use the physical counter/timer
+    msr     cnthctl_el2, x1
+    msr     cntvoff_el2, xzr        // virtual counter == physical counter
+    mov     x1, #0x33ff             // CPTR_EL2: RES1 bits, TFP=0: FP/SIMD not trapped to EL2
+    msr     cptr_el2, x1
+    msr     hstr_el2, xzr
+    ldr     x1, =0x30d00800         // SCTLR_EL1: RES1 bits, MMU/caches off, little endian
+    msr     sctlr_el1, x1
+    mov     x1, #0x3c5              // SPSR_EL2: EL1h, D/A/I/F masked
+    msr     spsr_el2, x1
+    msr     elr_el2, x30            // "return" to the caller, at EL1
+    eret
+1:  ret
 "#
 );

@@ -2,7 +2,9 @@
 //!
 //! Every vector saves the interrupted context into a [`TrapFrame`] on the
 //! current stack and calls [`exception_dispatch`]. IRQs taken at EL1 go to the
-//! registered interrupt handler (if any) and return; every other exception
+//! registered interrupt handler (if any) and return: core 0's, or on a
+//! secondary core the one `arch::smp` registered (the table is shared, each
+//! core taking exceptions on its own stack); every other exception
 //! is unexpected in this kernel (there is no user space and no lazy
 //! mapping), so it is reported on the console (kind, ESR with its decoded
 //! class, FAR, ELR, SPSR and all registers) and the kernel stops with
@@ -12,7 +14,9 @@ pub mod asynchronous;
 
 use core::arch::global_asm;
 use core::fmt;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 
 use crate::exit::{self, ExitStatus};
 
@@ -59,9 +63,41 @@ const KIND_IRQ_EL1H: u64 = 5;
 /// Interrupt handler installed by the interrupt controller driver (0: none).
 static IRQ_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
+/// Interrupt handler of the secondary cores (0: none), installed by
+/// `arch::smp` before it starts one: they dispatch their own interrupts,
+/// apart from core 0's handler table and scheduler.
+static SECONDARY_IRQ_HANDLER: AtomicUsize = AtomicUsize::new(0);
+/// MPIDR affinity of the core that installed the secondary handler (the
+/// boot core, whose IRQs keep going to `IRQ_HANDLER`).
+static BOOT_CORE_MPIDR: AtomicU64 = AtomicU64::new(0);
+
 /// Installs the function called for every IRQ taken at EL1.
 pub fn set_irq_handler(handler: fn()) {
     IRQ_HANDLER.store(handler as usize, Ordering::Release);
+}
+
+/// MPIDR_EL1's affinity fields (Aff3, Aff2, Aff1, Aff0), as a device tree's
+/// `/cpus/cpu@N/reg` gives them.
+pub fn mpidr_affinity() -> u64 {
+    MPIDR_EL1.get() & 0xff_00ff_ffff
+}
+
+/// Installs the function called for every IRQ taken at EL1 on a core other
+/// than the calling one (called once, on the boot core, before any other
+/// core runs; the Release store publishes the boot core's MPIDR with it).
+pub fn set_secondary_irq_handler(handler: fn()) {
+    BOOT_CORE_MPIDR.store(mpidr_affinity(), Ordering::Relaxed);
+    SECONDARY_IRQ_HANDLER.store(handler as usize, Ordering::Release);
+}
+
+/// The handler for an IRQ on this core (0: none).
+fn irq_handler() -> usize {
+    let secondary = SECONDARY_IRQ_HANDLER.load(Ordering::Acquire);
+    if secondary != 0 && mpidr_affinity() != BOOT_CORE_MPIDR.load(Ordering::Relaxed) {
+        secondary
+    } else {
+        IRQ_HANDLER.load(Ordering::Acquire)
+    }
 }
 
 /// Name of an exception class (ESR_EL1.EC).
@@ -123,10 +159,11 @@ impl fmt::Display for TrapFrame {
 #[unsafe(no_mangle)]
 extern "C" fn exception_dispatch(frame: &mut TrapFrame, kind: u64) {
     if kind == KIND_IRQ_EL1H {
-        let handler = IRQ_HANDLER.load(Ordering::Acquire);
+        let handler = irq_handler();
         if handler != 0 {
-            // SAFETY: the only non-zero value ever stored is a `fn()` cast to
-            // usize by `set_irq_handler`, so the transmute restores it.
+            // SAFETY: the only non-zero values ever stored are `fn()`s cast
+            // to usize by `set_irq_handler` and `set_secondary_irq_handler`,
+            // so the transmute restores one.
             let handler: fn() = unsafe { core::mem::transmute(handler) };
             handler();
             return;

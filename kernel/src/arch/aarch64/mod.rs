@@ -7,6 +7,7 @@ pub mod exception;
 pub mod firmware;
 pub mod mmu;
 pub mod page_ops;
+pub mod smp;
 pub mod timer;
 
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -7,11 +7,14 @@
 //! interrupts in the group the firmware (or QEMU's direct kernel boot, which
 //! makes them non-secure group 1) chose; both groups are enabled here.
 //!
-//! Rules: the GIC is used from one core. Task context only enables and
-//! disables interrupts (distributor registers); the IRQ handler acknowledges
-//! and ends them (CPU interface registers) and disables unexpected ones.
-//! Every access is a single volatile load or store of its own register, so
-//! the two never corrupt each other's state.
+//! Rules: core 0 owns the distributor's shared state (init, SPIs). Task
+//! context only enables and disables interrupts (distributor registers);
+//! the IRQ handler acknowledges and ends them (CPU interface registers) and
+//! disables unexpected ones. A secondary core (arch::smp) touches only what
+//! the GIC banks per core: its CPU interface ([`Gic::init_this_core`],
+//! acknowledge, end) and the enable and priority of its own SGIs and PPIs
+//! (INTID below 32). Every access is a single volatile load or store of its
+//! own register, so none corrupts another's state.
 
 pub mod gicc;
 pub mod gicd;
@@ -28,7 +31,8 @@ pub struct Gic {
 }
 
 // SAFETY: see the rules above: task and IRQ context touch disjoint
-// registers, each access a single volatile load or store, on one core.
+// registers, each access a single volatile load or store; other cores touch
+// only the registers the GIC banks per core.
 unsafe impl Sync for Gic {}
 
 impl Gic {
@@ -51,6 +55,12 @@ impl Gic {
     /// distributor and this core's interface (every priority let through).
     pub fn init(&self) {
         self.gicd.init();
+        self.gicc.init();
+    }
+
+    /// Enables this core's CPU interface only (every priority let
+    /// through): what a secondary core does, the distributor being core 0's.
+    pub fn init_this_core(&self) {
         self.gicc.init();
     }
 
