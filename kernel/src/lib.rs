@@ -162,7 +162,12 @@ fn boot(
             "smc" => Some(PsciConduit::Smc),
             _ => None,
         });
-    exit::configure(args.semihosting, psci);
+    exit::configure(args.semihosting, args.reboot, psci);
+    // A UART or GIC above 4 GiB (Pi 4 high-peripheral mode): refused.
+    if let Some(high) = physmap::first_above_limit(&tree) {
+        println!("{high}");
+        exit(ExitStatus::BootFailed);
+    }
     console::init_logger(args.loglevel);
     if let Some(b) = args.board
         && b != board.name()

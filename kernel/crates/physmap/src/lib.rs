@@ -127,6 +127,7 @@
 #![forbid(unsafe_code)]
 
 mod arrayvec;
+mod boot_devices;
 mod diagnostics;
 mod dynamic;
 mod memmap;
@@ -140,6 +141,7 @@ mod usable;
 mod tests;
 
 pub use arrayvec::ArrayVec;
+pub use boot_devices::{BOOT_DEVICES, DEVICE_LIMIT, HighDevice, first_above_limit};
 pub use diagnostics::{Area, Diagnostic, Outcome, Problem};
 pub use memmap::{
     MAX_DIAGNOSTICS, MAX_EXCLUDED, MAX_MEMRESERVE, MAX_NO_MAP_RANGES, MAX_RAM_RANGES,
