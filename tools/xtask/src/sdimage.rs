@@ -231,7 +231,7 @@ fn tool(name: &str) -> String {
 }
 
 /// rustup's llvm-objcopy (llvm-tools component), as qemu-run.sh finds it.
-fn objcopy(root: &Path) -> Result<PathBuf, String> {
+pub fn objcopy(root: &Path) -> Result<PathBuf, String> {
     let sysroot = run(Command::new("rustc")
         .current_dir(root)
         .args(["--print", "sysroot"]))?;
