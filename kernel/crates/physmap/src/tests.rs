@@ -1995,3 +1995,53 @@ fn pi_firmware_nvram_no_map_node_is_excluded_not_typed() {
     assert_eq!(map.ram.len(), 3);
     assert_eq!(region(&map, "linux,cma").kind, RegionKind::Cma);
 }
+
+#[test]
+fn pi_8gb_firmware_memory_node_merges_into_ram_up_to_8_gib() {
+    // An 8 GB Pi 4: the firmware writes one memory node whose entries are
+    // at most 4 GiB - 1 each (#size-cells = 1), so the RAM above 4 GiB
+    // comes in pieces that touch.
+    let mut root = pi_root();
+    root.children.retain(|n| n.name != "memory@100000000");
+    let mem = root
+        .children
+        .iter_mut()
+        .find(|n| n.name == "memory@0")
+        .unwrap();
+    mem.props = vec![
+        P::Str("device_type", "memory"),
+        P::Cells(
+            "reg",
+            vec![
+                0,
+                0,
+                0x3b40_0000, //
+                0,
+                0x4000_0000,
+                0xbc00_0000, //
+                1,
+                0,
+                0x8000_0000, //
+                1,
+                0x8000_0000,
+                0x8000_0000,
+            ],
+        ),
+    ];
+    let dtb = build(&[(0, 0x1000)], &root);
+    let map = MemoryMap::parse(&dtb, PI_KERNEL, PI_DTB).unwrap();
+    check_invariants(&map);
+    assert!(map.diagnostics.is_empty(), "{:?}", diagnostics(&map));
+    assert_eq!(
+        map.ram.as_slice(),
+        ranges(&[
+            (0, 0x3b40_0000),
+            (0x4000_0000, 0xfc00_0000),
+            (0x1_0000_0000, 0x2_0000_0000),
+        ])
+    );
+    assert_eq!(
+        map.usable.as_slice().last(),
+        Some(&PhysRange::from_bounds(0x1_0000_0000, 0x2_0000_0000))
+    );
+}
