@@ -66,6 +66,7 @@ The first two are always there; the kernel understands
   mode=demo|selftest|soak  what to run (the kernel's default applies if absent)
   minutes=N            soak length in minutes (1..1440)
   semihosting          semihosting is on: exit QEMU with a status code
+  reboot               rpi4 without semihosting: exit resets into a new boot
   loglevel=LEVEL       log level (error, warn, info, debug, trace)
   board=qemu-virt|rpi4 which board this is
 qemu-run.sh passes all of them through unchanged.

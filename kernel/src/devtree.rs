@@ -21,7 +21,7 @@
 
 use core::ops::Range;
 
-use physmap::{ArrayVec, Cpus, DeviceTree, Gicv2, MemoryMap, NoGic, PhysRange};
+use physmap::{ArrayVec, Cpus, DeviceTree, Gicv2, HighDevice, MemoryMap, NoGic, PhysRange};
 use spin::Once;
 
 use crate::arch::firmware::PsciConduit;
@@ -54,6 +54,9 @@ pub struct Platform {
     pub pm_wdt: Option<PhysRange>,
     /// The cores of `/cpus` ([`DeviceTree::cpus`]).
     pub cpus: Cpus<'static>,
+    /// A boot device (UART, GIC) above 4 GiB, which the kernel refuses
+    /// ([`physmap::first_above_limit`]).
+    pub high_device: Option<HighDevice<'static>>,
 }
 
 /// The memory map, built once by [`read`]: in a static rather than on the
@@ -97,6 +100,7 @@ pub fn read(dtb_addr: u64, kernel: Range<u64>) -> Platform {
             .or_else(|| tree.find_compatible("brcm,bcm2711-pm"))
             .and_then(|d| d.reg()),
         cpus: tree.cpus(),
+        high_device: physmap::first_above_limit(&tree),
     }
 }
 

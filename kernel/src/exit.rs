@@ -6,7 +6,8 @@
 //!   the status as exit code, on every board;
 //! - else, status 0 and PSCI present (QEMU virt): PSCI SYSTEM_OFF;
 //! - else, a BCM2835 PM watchdog in the device tree (Raspberry Pi): a reset
-//!   into the firmware's halt state (drivers::pm_wdt), whatever the status;
+//!   into the firmware's halt state (drivers::pm_wdt), whatever the status,
+//!   or, with the boot argument `reboot`, a reset into a new boot;
 //! - else the core halts (power-cycle the board).
 
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -42,13 +43,16 @@ impl ExitStatus {
 }
 
 static SEMIHOSTING: AtomicBool = AtomicBool::new(false);
+static REBOOT: AtomicBool = AtomicBool::new(false);
 /// 0: no PSCI, 1: hvc, 2: smc.
 static PSCI: AtomicU8 = AtomicU8::new(0);
 static EXITING: AtomicBool = AtomicBool::new(false);
 
-/// Records how this machine can be left (from boot arguments and /psci).
-pub fn configure(semihosting: bool, psci: Option<PsciConduit>) {
+/// Records how this machine can be left (from boot arguments and /psci):
+/// `reboot` picks a watchdog reset into a new boot over a halt.
+pub fn configure(semihosting: bool, reboot: bool, psci: Option<PsciConduit>) {
     SEMIHOSTING.store(semihosting, Ordering::Relaxed);
+    REBOOT.store(reboot, Ordering::Relaxed);
     let v = match psci {
         None => 0,
         Some(PsciConduit::Hvc) => 1,
@@ -77,9 +81,22 @@ pub fn exit(status: ExitStatus) -> ! {
         2 if status == ExitStatus::Success => firmware::psci_system_off(PsciConduit::Smc),
         _ => {}
     }
-    crate::println!("(halted: power-cycle the board)");
+    let reboot = REBOOT.load(Ordering::Relaxed);
+    crate::println!(
+        "{}",
+        if reboot {
+            "(rebooting through the PM watchdog)"
+        } else {
+            "(halted: power-cycle the board)"
+        }
+    );
     crate::console::flush();
-    if crate::drivers::pm_wdt::halt() {
+    let reset = if reboot {
+        crate::drivers::pm_wdt::reboot()
+    } else {
+        crate::drivers::pm_wdt::halt()
+    };
+    if reset {
         // The watchdog resets the SoC within a few hundred microseconds.
         crate::arch::timer::spin_ns(100_000_000);
         crate::println!("(the PM watchdog did not reset the board)");

@@ -92,7 +92,8 @@ extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
     early_console(board);
     let dt = devtree::read(dtb_addr as u64, kernel.clone());
     let args = BootArgs::parse(dt.bootargs, |e| println!("{e}"));
-    exit::configure(args.semihosting, dt.psci);
+    exit::configure(args.semihosting, args.reboot, dt.psci);
+    refuse_high_peripherals(dt.high_device);
     console::init_logger(args.loglevel);
     check_board(board, args.board);
     console_from_tree(board, dt.console);
@@ -142,6 +143,15 @@ fn early_console(board: &'static dyn board::Board) {
         arch::boot_el(),
         arch::current_el()
     );
+}
+
+/// A UART or GIC above 4 GiB (Pi 4 high-peripheral mode): refused, with
+/// one line naming the node and the config.txt fix.
+fn refuse_high_peripherals(high: Option<physmap::HighDevice<'static>>) {
+    if let Some(high) = high {
+        println!("{high}");
+        exit(ExitStatus::BootFailed);
+    }
 }
 
 /// `board=NAME` against the board this kernel was built for.

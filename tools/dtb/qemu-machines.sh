@@ -30,7 +30,13 @@ qemu_machine_args() {
         rpi4)
             # Raspberry Pi 4 B, 2 GiB (fixed by the machine: board revision
             # 0xb03115), 4 x Cortex-A72, PL011 UART0 at 0xFE20_1000.
-            QEMU_MACHINE=(-machine raspi4b -nic none)
+            # One TCG thread for the four vCPUs: QEMU's boot stub parks
+            # cores 1-3 in a wfe loop, and TCG's wfe does not sleep, so with
+            # a thread per vCPU three host threads spin and core 0 gets a
+            # fraction of the host (the kernel runs on core 0 only). Single
+            # threaded, a parked core yields at its first wfe.
+            # shellcheck disable=SC2054 # commas belong to the -accel value
+            QEMU_MACHINE=(-machine raspi4b -accel tcg,thread=single -nic none)
             ;;
         *)
             echo "qemu_machine_args: unknown board '$1' (want virt or rpi4)" >&2

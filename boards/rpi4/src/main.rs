@@ -13,6 +13,7 @@
 
 use kernel::board::Board;
 
+mod firmware;
 mod gpio;
 
 struct Rpi4;
@@ -24,8 +25,6 @@ mod memory_map {
     pub const UART0: usize = 0xFE20_1000;
     /// GPIO block (0x7E20_0000 on the VPU bus).
     pub const GPIO: usize = 0xFE20_0000;
-    /// UART reference clock the firmware sets with `init_uart_clock`.
-    pub const UART_CLOCK_HZ: u32 = 48_000_000;
 }
 
 impl Board for Rpi4 {
@@ -36,7 +35,7 @@ impl Board for Rpi4 {
         memory_map::UART0
     }
     fn uart_clock_hz(&self) -> Option<u32> {
-        Some(memory_map::UART_CLOCK_HZ)
+        Some(firmware::UART_CLOCK_HZ)
     }
     fn setup_uart_pins(&self) {
         // SAFETY: the BCM2711 GPIO block, below 4 GiB outside the kernel and

@@ -16,6 +16,10 @@
 //! 5. each board booted in fault mode: the undefined instruction must be
 //!    reported (exception class, ESR, registers) and the kernel must stop
 //!    with the fatal-exception status.
+//! 6. rpi4: a 4 GiB (high-capacity) SD image, the board facts
+//!    (src/boardfacts.rs: wrong load address, high-peripheral tree, PM
+//!    watchdog halt and reboot) and, unless --skip-demo, a quick demo from
+//!    the self-test SD image checked as virt's is.
 //!
 //! A hang (timeout), a panic, a fault or a missing result line is a failure.
 //! The last line is `total: N passed, M failed`.
@@ -39,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod args;
+mod boardfacts;
 mod boots;
 mod ccbench;
 mod cratechecks;

@@ -40,9 +40,11 @@ pub const DATA_LABEL: &str = "GCMADATA";
 /// Link address of the rpi4 kernel (linker/rpi4.ld: RAM base 0 + text_offset
 /// 0x80000), where config.txt's `kernel_address` makes the firmware load it.
 pub const KERNEL_ADDRESS: u64 = 0x80000;
-/// PL011 reference clock the rpi4 board code programs the baud rate from
-/// (boards/rpi4: UART_CLOCK_HZ); config.txt's `init_uart_clock`.
-pub const UART_CLOCK_HZ: u32 = 48_000_000;
+/// The firmware facts the rpi4 board code relies on (the PL011 clock),
+/// stated once in the board crate.
+#[path = "../../../boards/rpi4/src/firmware.rs"]
+mod firmware;
+use firmware::UART_CLOCK_HZ;
 /// Files on the boot partition.
 pub const BOOT_FILES: [&str; 6] = [
     "start4.elf",
@@ -229,7 +231,7 @@ fn tool(name: &str) -> String {
 }
 
 /// rustup's llvm-objcopy (llvm-tools component), as qemu-run.sh finds it.
-fn objcopy(root: &Path) -> Result<PathBuf, String> {
+pub fn objcopy(root: &Path) -> Result<PathBuf, String> {
     let sysroot = run(Command::new("rustc")
         .current_dir(root)
         .args(["--print", "sysroot"]))?;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::args::Options;
 use crate::process::{run_echo, step};
 use crate::report::{Report, print_summary};
-use crate::{boots, cratechecks, host, root, sdimage};
+use crate::{boardfacts, boots, cratechecks, host, root, sdimage};
 
 pub fn test(o: &Options) -> ExitCode {
     let root = root();
@@ -69,13 +69,17 @@ pub fn test(o: &Options) -> ExitCode {
                 boots::no_filesystem_boot(&root, &elf, o, &mut report);
                 boots::bad_dtb_boot(&root, &elf, o, &mut report);
                 if o.demo {
-                    boots::demo_boot(&root, &elf, o, &mut report);
+                    boots::demo_boot(&root, &elf, board, o, &mut report);
                     boots::soak_boot(&root, &elf, o, &mut report);
                 }
             }
             boots::fault_boot(&root, &elf, board, o, &mut report);
             if board == "rpi4" {
                 sdimage::high_capacity_boot(&root, &elf, o, &mut report);
+                boardfacts::run(&root, &elf, &mut report);
+                if o.demo {
+                    boots::demo_boot(&root, &elf, board, o, &mut report);
+                }
             }
         }
     }

@@ -90,6 +90,9 @@ impl fmt::Display for ArgError<'_> {
 pub struct BootArgs<'a> {
     pub mode: Mode,
     pub semihosting: bool,
+    /// `reboot`: where the machine is stopped through the PM watchdog
+    /// (Raspberry Pi), reset it into a new boot instead of halting it.
+    pub reboot: bool,
     pub loglevel: log::LevelFilter,
     pub board: Option<&'a str>,
     pub inject: Option<Inject>,
@@ -106,6 +109,7 @@ impl Default for BootArgs<'_> {
         BootArgs {
             mode: Mode::Demo,
             semihosting: false,
+            reboot: false,
             loglevel: log::LevelFilter::Info,
             board: None,
             inject: None,
@@ -144,6 +148,7 @@ impl<'a> BootArgs<'a> {
                 return Err("expected mode=demo, mode=selftest, mode=fault or mode=soak");
             }
             ("semihosting", None) => self.semihosting = true,
+            ("reboot", None) => self.reboot = true,
             ("loglevel", Some(v)) => {
                 self.loglevel = match v {
                     "error" => log::LevelFilter::Error,
@@ -174,8 +179,14 @@ impl<'a> BootArgs<'a> {
                     _ => return Err("expected persist=write:N or persist=check:N"),
                 }
             }
-            // Arguments Linux-style loaders add; harmless here.
-            ("console" | "earlycon", _) => {}
+            // Arguments Linux-style loaders add; harmless here. The
+            // Raspberry Pi firmware puts its own before cmdline.txt's
+            // (coherent_pool=1M 8250.nr_uarts=1 bcm2708_fb.fbwidth=...
+            // vc_mem.mem_base=... console=ttyS0,115200): Linux module
+            // parameters (a dot in the key) and the usual root= family.
+            ("console" | "earlycon" | "coherent_pool" | "cma" | "root" | "rootfstype", _) => {}
+            ("rootwait" | "quiet" | "splash", None) => {}
+            (k, _) if k.contains('.') => {}
             _ => return Err("unknown argument"),
         }
         Ok(())

@@ -26,13 +26,14 @@ fn empty_line_gives_the_defaults() {
     assert_eq!(a.seed, 42);
     assert_eq!(a.minutes, None);
     assert!(!a.semihosting);
+    assert!(!a.reboot);
 }
 
 #[test]
 fn every_good_argument_is_applied() {
     let (a, e) = parse(
         "  mode=selftest\tsemihosting loglevel=trace board=qemu-virt inject=hang \
-         scale=full seed=18446744073709551615 persist=check:7 console=ttyAMA0 earlycon\n",
+         scale=full seed=18446744073709551615 persist=check:7 console=ttyAMA0 earlycon reboot\n",
     );
     assert!(e.is_empty(), "{e:?}");
     assert_eq!(a.mode, Mode::SelfTest);
@@ -43,6 +44,7 @@ fn every_good_argument_is_applied() {
     assert_eq!(a.scale, Scale::Full);
     assert_eq!(a.seed, u64::MAX);
     assert_eq!(a.persist, Some(Persist::Check(7)));
+    assert!(a.reboot);
 }
 
 #[test]
@@ -176,4 +178,23 @@ fn the_error_borrows_the_argument_from_the_line() {
     let e = seen.unwrap();
     assert_eq!(e.arg, "a=b");
     assert_eq!(e.arg.as_ptr(), line.as_ptr());
+}
+
+#[test]
+fn raspberry_pi_firmware_tokens_before_cmdline_txt_are_ignored() {
+    // What a Pi 4 firmware passes: its own tokens, then cmdline.txt's.
+    let line = "coherent_pool=1M 8250.nr_uarts=1 snd_bcm2835.enable_headphones=0 \
+                bcm2708_fb.fbwidth=656 bcm2708_fb.fbheight=416 bcm2708_fb.fbswap=1 \
+                smsc95xx.macaddr=DC:A6:32:00:00:01 vc_mem.mem_base=0x3ec00000 \
+                vc_mem.mem_size=0x40000000  console=ttyS0,115200 console=tty1 \
+                root=PARTUUID=1234-02 rootfstype=ext4 rootwait quiet splash \
+                board=rpi4 mode=selftest loglevel=debug";
+    let (a, e) = parse(line);
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(a.board, Some("rpi4"));
+    assert_eq!(a.mode, Mode::SelfTest);
+    assert_eq!(a.loglevel, log::LevelFilter::Debug);
+    // Only those forms: a bare word that is no flag is still refused.
+    let (_, e) = parse("rootwait=1 splashy");
+    assert_eq!(e.len(), 2, "{e:?}");
 }

@@ -131,6 +131,7 @@
 #![forbid(unsafe_code)]
 
 mod arrayvec;
+mod boot_devices;
 mod cpus;
 mod diagnostics;
 mod dynamic;
@@ -148,6 +149,7 @@ mod cpus_tests;
 mod tests;
 
 pub use arrayvec::ArrayVec;
+pub use boot_devices::{BOOT_DEVICES, DEVICE_LIMIT, HighDevice, first_above_limit};
 pub use cpus::{Cpu, Cpus, EnableMethod, MAX_CPUS};
 pub use diagnostics::{Area, Diagnostic, Outcome, Problem};
 pub use gic::{Gicv2, NoGic};

@@ -2006,3 +2006,153 @@ fn no_usable_gicv2_says_why() {
         ))
     );
 }
+
+/// `pi_root` with the `soc` node's `ranges` entry for `child` moved so it
+/// translates to `parent` (2 cells), as the firmware's tree in
+/// high-peripheral mode does.
+fn pi_root_with_soc_range(child: u32, parent: u64) -> N {
+    let mut root = pi_root();
+    let soc = root.children.iter_mut().find(|n| n.name == "soc").unwrap();
+    for p in &mut soc.props {
+        if let P::Cells("ranges", cells) = p {
+            for entry in cells.chunks_exact_mut(4) {
+                if entry[0] == child {
+                    entry[1] = (parent >> 32) as u32;
+                    entry[2] = parent as u32;
+                }
+            }
+        }
+    }
+    root
+}
+
+#[test]
+fn boot_devices_below_4_gib_pass() {
+    let dtb = build(&[], &pi_root());
+    let tree = DeviceTree::new(&dtb).unwrap();
+    assert_eq!(first_above_limit(&tree), None);
+}
+
+#[test]
+fn high_peripheral_uart_is_named_in_one_line() {
+    let dtb = build(&[], &pi_root_with_soc_range(0x7e00_0000, 0x4_7e00_0000));
+    let tree = DeviceTree::new(&dtb).unwrap();
+    let high = first_above_limit(&tree).unwrap();
+    assert_eq!(
+        high,
+        HighDevice {
+            what: "UART",
+            node: "serial@7e201000",
+            base: 0x4_7e20_1000
+        }
+    );
+    let line = high.to_string();
+    assert!(!line.contains('\n'));
+    assert_eq!(
+        line,
+        "boot: the device tree puts the UART 'serial@7e201000' at 0x47e201000, above 4 GiB \
+         (high-peripheral mode): this kernel needs its devices below 4 GiB; remove \
+         arm_peri_high from config.txt"
+    );
+}
+
+#[test]
+fn high_peripheral_gic_alone_is_refused_too() {
+    // Only the ARM-local window (GIC-400) moved.
+    let dtb = build(&[], &pi_root_with_soc_range(0x4000_0000, 0x4_c000_0000));
+    let tree = DeviceTree::new(&dtb).unwrap();
+    let high = first_above_limit(&tree).unwrap();
+    assert_eq!(high.what, "GIC");
+    assert_eq!(high.base, 0x4_c004_1000);
+    // The memory map itself still parses: refusing is the kernel's call.
+    assert!(MemoryMap::parse(&dtb, PI_KERNEL, PI_DTB).is_ok());
+}
+
+#[test]
+fn pi_firmware_nvram_no_map_node_is_excluded_not_typed() {
+    // The Pi 4 firmware adds the bootloader's configuration as a no-map
+    // reserved-memory node next to linux,cma.
+    let mut root = pi_root();
+    let rm = root
+        .children
+        .iter_mut()
+        .find(|n| n.name == "reserved-memory")
+        .unwrap();
+    rm.children.push(node(
+        "nvram@0",
+        vec![
+            P::Strs(
+                "compatible",
+                &["raspberrypi,bootloader-config", "nvmem-rmem"],
+            ),
+            P::Cells("reg", vec![0, 0x3ef6_6000, 0x1000]),
+            P::Flag("no-map"),
+            P::Str("status", "okay"),
+        ],
+        vec![],
+    ));
+    let dtb = build(&[], &root);
+    let map = MemoryMap::parse(&dtb, PI_KERNEL, PI_DTB).unwrap();
+    check_invariants(&map);
+    assert!(map.diagnostics.is_empty(), "{:?}", diagnostics(&map));
+    let nvram = PhysRange::new(0x3ef6_6000, 0x1000);
+    assert_not_usable(&map, nvram);
+    assert!(map.no_map_ranges().any(|r| r == nvram));
+    assert!(
+        map.reserved.as_slice().iter().all(|r| r.range != nvram),
+        "nvram must not become an area"
+    );
+    // RAM and the CMA area as without it.
+    assert_eq!(map.ram.len(), 3);
+    assert_eq!(region(&map, "linux,cma").kind, RegionKind::Cma);
+}
+
+#[test]
+fn pi_8gb_firmware_memory_node_merges_into_ram_up_to_8_gib() {
+    // An 8 GB Pi 4: the firmware writes one memory node whose entries are
+    // at most 4 GiB - 1 each (#size-cells = 1), so the RAM above 4 GiB
+    // comes in pieces that touch.
+    let mut root = pi_root();
+    root.children.retain(|n| n.name != "memory@100000000");
+    let mem = root
+        .children
+        .iter_mut()
+        .find(|n| n.name == "memory@0")
+        .unwrap();
+    mem.props = vec![
+        P::Str("device_type", "memory"),
+        P::Cells(
+            "reg",
+            vec![
+                0,
+                0,
+                0x3b40_0000, //
+                0,
+                0x4000_0000,
+                0xbc00_0000, //
+                1,
+                0,
+                0x8000_0000, //
+                1,
+                0x8000_0000,
+                0x8000_0000,
+            ],
+        ),
+    ];
+    let dtb = build(&[(0, 0x1000)], &root);
+    let map = MemoryMap::parse(&dtb, PI_KERNEL, PI_DTB).unwrap();
+    check_invariants(&map);
+    assert!(map.diagnostics.is_empty(), "{:?}", diagnostics(&map));
+    assert_eq!(
+        map.ram.as_slice(),
+        ranges(&[
+            (0, 0x3b40_0000),
+            (0x4000_0000, 0xfc00_0000),
+            (0x1_0000_0000, 0x2_0000_0000),
+        ])
+    );
+    assert_eq!(
+        map.usable.as_slice().last(),
+        Some(&PhysRange::from_bounds(0x1_0000_0000, 0x2_0000_0000))
+    );
+}

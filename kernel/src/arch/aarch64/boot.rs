@@ -13,7 +13,10 @@
 //!    (`__drop_to_el1`, which the secondary cores' entry calls too);
 //! 3. set the stack, enable FP/SIMD at EL1 (CPACR_EL1.FPEN), zero BSS and
 //!    install the exception vectors;
-//! 4. call `kernel_entry(dtb, entry_el)` (Rust, never returns).
+//! 4. call `kernel_entry(dtb, entry_el)` (Rust, never returns), or, if
+//!    the image does not run at its link address, the board's
+//!    `__kernel_wrong_address(runs_at, linked_at)` (board.rs), which says so
+//!    on the UART and stops.
 //!
 //! These steps are in assembly because Rust code may not run without a stack
 //! and (on a hard-float target) without FP/SIMD enabled.
@@ -71,9 +74,16 @@ _start:
     msr     vbar_el1, x1
     isb
 
+    // Running where the image was linked? Absolute addresses (vtables,
+    // literal pools) are only right there; elsewhere report and stop.
+    adr     x0, _start              // where the loader put the image
+    ldr     x1, =_start             // where it was linked
+    cmp     x0, x1
+    b.ne    4f
     mov     x0, x19
     mov     x1, x20
     bl      kernel_entry
+4:  bl      __kernel_wrong_address
 
 .Lpark:
     wfe
