@@ -45,8 +45,15 @@ ROW_FIELDS = {
 PER_PAGE_FIELDS = (
     ("gcma_alloc_ns", float),
     ("cma_alloc_ns", float),
+    ("carveout_alloc_ns", float),
+    ("take_back_ns", float),
     ("memset_ns", float),
     ("memcpy_ns", float),
+    ("clear_page_ns", float),
+    ("copy_page_ns", float),
+    ("cc_store_ns", float),
+    ("cc_restore_ns", float),
+    ("cc_evict_ns", float),
 )
 # The fields that identify a row (its key), per section.
 # An alloc row per buffer size: (allocator, condition, pages).

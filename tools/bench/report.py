@@ -382,9 +382,16 @@ def per_page_table(v):
     memset = p.get("memset_ns")
     rows = []
     for label, key in (("GCMA alloc (take back from cleancache)", "gcma_alloc_ns"),
+                       ("  of which cleancache take-back", "take_back_ns"),
+                       ("carveout alloc (mark the range used)", "carveout_alloc_ns"),
                        ("CMA alloc (migrate out)", "cma_alloc_ns"),
                        ("memset (zero a page)", "memset_ns"),
-                       ("memcpy (copy a page)", "memcpy_ns")):
+                       ("memcpy (copy a page)", "memcpy_ns"),
+                       ("clear_page (arch, DC ZVA where allowed)", "clear_page_ns"),
+                       ("copy_page (arch, 128 bytes per iteration)", "copy_page_ns"),
+                       ("cleancache store (free slot)", "cc_store_ns"),
+                       ("cleancache restore (hit)", "cc_restore_ns"),
+                       ("cleancache store with eviction (CLOCK)", "cc_evict_ns")):
         r = ratio(p.get(key), memset)
         rows.append([label, fmt_num(p.get(key)), f"{r:.3f}" if r not in (None, float("inf")) else DASH])
     return md_table(["operation, per 4 KiB page", "ns", "x memset"], rows, right=(1, 2))

@@ -74,7 +74,11 @@ def make_log(skip=(), extra=(), replace=None):
         cc = "0.31" if setup == "gcma" else "null"
         lines.append(f"@util setup={setup} seconds=12.3 read_sectors={READS[setup]} "
                      f"page_cache_hit_ratio=0.42 cleancache_hit_ratio={cc} future_key=1")
-    lines.append("@perpage gcma_alloc_ns=210.5 cma_alloc_ns=9050.2 memset_ns=1980.0 memcpy_ns=2290.0")
+    lines.append(
+        "@perpage gcma_alloc_ns=210.5 cma_alloc_ns=9050.2 carveout_alloc_ns=150.1 take_back_ns=20.5"
+        " memset_ns=1980.0 memcpy_ns=2290.0 clear_page_ns=900.0 copy_page_ns=1500.0"
+        " cc_store_ns=1700.0 cc_restore_ns=1600.0 cc_evict_ns=2100.0"
+    )
     lines.append("@future tag=ignored")
     lines.extend(extra)
     lines.append("@exit status=0 reason=success")
@@ -192,7 +196,11 @@ class JsonTest(Workspace):
                 for key, kind in fields.items():
                     self.assertIsInstance(row[key], kind, f"{section}.{key}")
                     self.assertNotIsInstance(row[key], bool)
-        self.assertEqual(set(data["per_page"]), {"gcma_alloc_ns", "cma_alloc_ns", "memset_ns", "memcpy_ns"})
+        self.assertEqual(
+            set(data["per_page"]),
+            {"gcma_alloc_ns", "cma_alloc_ns", "carveout_alloc_ns", "take_back_ns", "memset_ns", "memcpy_ns",
+             "clear_page_ns", "copy_page_ns", "cc_store_ns", "cc_restore_ns", "cc_evict_ns"},
+        )
         for value in data["per_page"].values():
             self.assertIsInstance(value, float)
         self.assertEqual(benchlog.validate(data), [])

@@ -34,6 +34,7 @@
 //! `tags` (step 6).
 
 pub(crate) mod camera;
+mod cc_costs;
 pub(crate) mod load;
 mod per_page;
 mod report;

@@ -1,5 +1,6 @@
-//! Step 5 of the demo: per-page cost of GCMA and CMA allocations against
-//! memset/memcpy and the arch page operations, in the same boot.
+//! Step 5 of the demo: per-page cost of GCMA, CMA and carveout allocations
+//! against memset/memcpy and the arch page operations, and cleancache's own
+//! store, restore and evict costs (`cc_costs`), in the same boot.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -45,6 +46,18 @@ pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
                     let _ = cc.give_back_range(pool, first, pages);
                 }
             }
+        }
+    }
+    // Cleancache's store, restore and store-with-eviction, per page.
+    let cc = memsys::first_of(AreaKind::Gcma)
+        .and_then(|g| super::cc_costs::measure(g.pfn, pages.min(g.pages / 2), ROUNDS));
+    // The carveout: the floor, marking a range used (its frames included).
+    let mut carve = Vec::new();
+    for _ in 0..ROUNDS {
+        let t0 = timer::ticks();
+        if let Ok(a) = memsys::alloc(contig::Select::Kind(AreaKind::Carveout), pages, align) {
+            carve.push(timer::ticks_to_ns(timer::ticks() - t0));
+            let _ = memsys::free(a);
         }
     }
     // CMA: allocations from an area full of lent page-cache pages.
@@ -105,18 +118,29 @@ pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
             .map(|x| x as f64 / pages as f64)
             .unwrap_or(f64::NAN)
     };
-    let (g, c, s, m) = (per(&gcma), per(&cma), per(&memset), per(&memcpy));
-    println!(
-        "per page (median of {ROUNDS} x {pages} pages): GCMA alloc {g:.1} ns, CMA alloc {c:.1} ns, memset {s:.1} ns, memcpy {m:.1} ns"
+    let (g, c, v, s, m) = (
+        per(&gcma),
+        per(&cma),
+        per(&carve),
+        per(&memset),
+        per(&memcpy),
     );
     println!(
-        "GCMA allocation costs {:.2} of zeroing the same pages; CMA costs {:.2}",
+        "per page (median of {ROUNDS} x {pages} pages): GCMA alloc {g:.1} ns, CMA alloc {c:.1} ns, carveout alloc {v:.1} ns, memset {s:.1} ns, memcpy {m:.1} ns"
+    );
+    println!(
+        "GCMA allocation costs {:.3} of zeroing the same pages ({:.1}x the carveout's); CMA costs {:.2}",
         g / s,
+        g / v,
         c / s
     );
+    let t = per(&take);
+    println!("  of which cleancache take-back {t:.1} ns per page");
+    let (cs, cr, ce) =
+        cc.map(|x| (x.store, x.restore, x.evict))
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
     println!(
-        "  of which cleancache take-back {:.1} ns per page",
-        per(&take)
+        "  cleancache per page: store {cs:.1} ns, restore (hit) {cr:.1} ns, store with eviction {ce:.1} ns"
     );
     let (z, k) = (per(&clear), per(&copy));
     println!(
@@ -129,6 +153,6 @@ pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
         m / k
     );
     println!(
-        "@perpage gcma_alloc_ns={g:.1} cma_alloc_ns={c:.1} memset_ns={s:.1} memcpy_ns={m:.1} clear_page_ns={z:.1} copy_page_ns={k:.1}"
+        "@perpage gcma_alloc_ns={g:.1} cma_alloc_ns={c:.1} carveout_alloc_ns={v:.1} take_back_ns={t:.1} memset_ns={s:.1} memcpy_ns={m:.1} clear_page_ns={z:.1} copy_page_ns={k:.1} cc_store_ns={cs:.1} cc_restore_ns={cr:.1} cc_evict_ns={ce:.1}"
     );
 }
