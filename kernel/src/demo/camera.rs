@@ -1,17 +1,33 @@
 //! The camera pipeline: contiguous frame buffers, 30 frames per second.
 //!
+//! Timing is a sensor's: frame `f` arrives at `start + (f + 1) * period`
+//! (33.3 ms) whatever the pipeline does. A frame is written (by DMA, here
+//! emulated by the CPU) into a buffer that was queued before it arrived:
+//! the ring's buffer queued longest. A frame that finds no buffer queued is
+//! dropped, counted once in [`CameraStats::dropped_frames`]; a captured
+//! frame whose processing ends more than one period after its arrival is
+//! late ([`CameraStats::deadline_misses`]). A buffer is queued again when
+//! its frame has been processed. A slow allocation therefore drops the
+//! frames that arrive while nothing is queued and makes at most the frames
+//! already captured late: frames arriving after it find their buffers, so
+//! nothing cascades along the timeline.
+//!
 //! A stream start allocates a ring of [`RING`] frame buffers (1080p NV12,
 //! 3 MiB each); every frame is "captured" (the buffer filled at memory
-//! bandwidth with a pattern that depends on the frame number, as a DMA
-//! engine would) and "processed" (a checksum pass that must match the
-//! pattern), against a 33.3 ms deadline. The stream stops and restarts
-//! every [`SESSION_FRAMES`] frames, as a camera app does, so allocations
-//! recur; every other session allocates per frame instead of using a ring,
-//! and every session ends with a still photo that needs one 4K buffer
-//! (12 MiB). Every allocation is timed and aligned as Linux aligns a
-//! `dma_alloc_contiguous` request ([`contig::linux_cma_align_pages`]), the
-//! same for every allocator. Capture writes each page with the arch
-//! `copy_page` from a per-frame template, plus a per-page tag word.
+//! bandwidth with a pattern that depends on the frame number) and
+//! "processed" (a checksum pass that must match the pattern). The stream
+//! stops and restarts every [`SESSION_FRAMES`] frames, as a camera app does,
+//! so allocations recur; every other session allocates a buffer per frame
+//! instead of using a ring (when a frame has arrived, the next frame's
+//! buffer is allocated and queued, then the frame is processed and its
+//! buffer freed). Halfway through every session a
+//! still photo is taken during preview: its 4K buffer (12 MiB) is
+//! allocated while the session's frame buffers are allocated and queued,
+//! filled once, checked and freed. Every allocation is timed and aligned as
+//! Linux aligns a `dma_alloc_contiguous` request
+//! ([`contig::linux_cma_align_pages`]), the same for every allocator.
+//! Capture writes each page with the arch `copy_page` from a per-frame
+//! template, plus a per-page tag word.
 
 use alloc::vec::Vec;
 
@@ -47,10 +63,13 @@ pub struct CameraStats {
     pub photo_alloc_ns: Vec<u64>,
     pub photo_attempts: u64,
     pub photo_successes: u64,
+    /// Frames the sensor delivered (captured or dropped).
     pub frames: u64,
+    /// Captured frames processed more than one period after they arrived.
     pub deadline_misses: u64,
     /// Frames whose checksum did not match what was captured.
     pub corrupt_frames: u64,
+    /// Frames that arrived with no buffer queued.
     pub dropped_frames: u64,
 }
 
@@ -134,44 +153,26 @@ pub fn run(kind: AreaKind, frames: usize) -> CameraStats {
 /// [`run`] with the CMA policy given (unused for GCMA and carveouts).
 pub fn run_with(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats {
     let mut st = CameraStats::default();
-    let start = timer::ticks();
     let period = timer::ns_to_ticks(PERIOD_NS);
-    let mut ring: Vec<Allocation> = Vec::new();
-    let mut session = 0usize;
+    let start = timer::ticks();
+    let arrival = |f: u64| start + (f + 1) * period;
+    // The session's buffers, each with the time it was (re)queued.
+    let mut ring: Vec<(Allocation, u64)> = Vec::new();
     for f in 0..frames as u64 {
-        let deadline = start + (f + 1) * period;
-        let per_frame = session % 2 == 1;
+        let pos = f as usize % SESSION_FRAMES;
+        let per_frame = (f as usize / SESSION_FRAMES) % 2 == 1;
         if ring.is_empty() {
             let n = if per_frame { 1 } else { RING };
             for _ in 0..n {
                 st.frame_attempts += 1;
                 if let Some(a) = alloc_timed(kind, policy, FRAME_PAGES, &mut st.frame_alloc_ns) {
                     st.frame_successes += 1;
-                    ring.push(a);
+                    ring.push((a, timer::ticks()));
                 }
             }
         }
-        let slot = (f as usize) % ring.len().max(1);
-        match ring.get(slot) {
-            Some(buf) => {
-                if !capture_and_process(buf, f) {
-                    st.corrupt_frames += 1;
-                }
-            }
-            None => st.dropped_frames += 1,
-        }
-        st.frames += 1;
-        if timer::ticks() > deadline || ring.is_empty() {
-            st.deadline_misses += 1;
-        }
-        let session_end = (f as usize + 1).is_multiple_of(SESSION_FRAMES);
-        if per_frame || session_end {
-            for a in ring.drain(..) {
-                let _ = areas::free(a);
-            }
-        }
-        if session_end {
-            // A still photo: one 4K buffer, filled once, then freed.
+        if pos == SESSION_FRAMES / 2 {
+            // A still during preview: the session's buffers stay queued.
             st.photo_attempts += 1;
             if let Some(a) = alloc_timed(kind, policy, PHOTO_PAGES, &mut st.photo_alloc_ns) {
                 st.photo_successes += 1;
@@ -180,11 +181,56 @@ pub fn run_with(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats
                 }
                 let _ = areas::free(a);
             }
-            session += 1;
         }
-        sched::sleep_until(deadline);
+        let at = arrival(f);
+        sched::sleep_until(at);
+        st.frames += 1;
+        let queued = ring
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, since))| *since <= at)
+            .min_by_key(|(_, (_, since))| *since)
+            .map(|(i, _)| i);
+        match queued {
+            None => st.dropped_frames += 1,
+            Some(i) => {
+                // The frame is in buffer i since it arrived. A per-frame
+                // session queues the next frame's buffer now, before
+                // processing this one (not after a session's last frame).
+                let buf = ring[i].0;
+                if per_frame {
+                    ring.swap_remove(i);
+                    if pos + 1 < SESSION_FRAMES && f + 1 < frames as u64 {
+                        st.frame_attempts += 1;
+                        if let Some(a) =
+                            alloc_timed(kind, policy, FRAME_PAGES, &mut st.frame_alloc_ns)
+                        {
+                            st.frame_successes += 1;
+                            ring.push((a, timer::ticks()));
+                        }
+                    }
+                }
+                if !capture_and_process(&buf, f) {
+                    st.corrupt_frames += 1;
+                }
+                let done = timer::ticks();
+                if done > at + period {
+                    st.deadline_misses += 1;
+                }
+                if per_frame {
+                    let _ = areas::free(buf);
+                } else {
+                    ring[i].1 = done;
+                }
+            }
+        }
+        if pos == SESSION_FRAMES - 1 {
+            for (a, _) in ring.drain(..) {
+                let _ = areas::free(a);
+            }
+        }
     }
-    for a in ring.drain(..) {
+    for (a, _) in ring.drain(..) {
         let _ = areas::free(a);
     }
     st

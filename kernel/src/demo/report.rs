@@ -55,8 +55,8 @@ pub(super) fn print_run(name: &str, cond: Condition, st: &CameraStats) {
         println!("{line}");
     }
     println!(
-        "@frames allocator={name} condition={c} frames={} deadline_misses={}",
-        st.frames, st.deadline_misses
+        "@frames allocator={name} condition={c} frames={} deadline_misses={} dropped={}",
+        st.frames, st.deadline_misses, st.dropped_frames
     );
 }
 
@@ -68,7 +68,7 @@ pub(super) fn summary(rows: &[RunRow]) {
     );
     let _ = writeln!(
         t,
-        "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>6} {:>8}",
+        "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>7} {:>6} {:>8}",
         "allocator",
         "condition",
         "",
@@ -81,7 +81,8 @@ pub(super) fn summary(rows: &[RunRow]) {
         "12M max",
         "ok",
         "frames",
-        "missed",
+        "dropped",
+        "late",
         "bg MiB"
     );
     for r in rows {
@@ -96,7 +97,7 @@ pub(super) fn summary(rows: &[RunRow]) {
         };
         let _ = writeln!(
             t,
-            "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>6} {:>8}",
+            "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>7} {:>6} {:>8}",
             row_name(r.kind, r.policy),
             r.cond.name(),
             "",
@@ -109,6 +110,7 @@ pub(super) fn summary(rows: &[RunRow]) {
             us(bmax),
             format!("{}/{}", r.stats.photo_successes, r.stats.photo_attempts),
             r.stats.frames,
+            r.stats.dropped_frames,
             r.stats.deadline_misses,
             r.bytes_read >> 20
         );
