@@ -34,6 +34,8 @@ ROW_FIELDS = {
         ("frames", int),
         ("deadline_misses", int),
         ("dropped", int),
+        ("hardware_ms", float),
+        ("wake_late_ms", float),
     ),
     "utilization": (
         ("setup", SETUPS),
@@ -371,7 +373,7 @@ def check_frames_row(label, row):
     # A dropped frame is never captured, so never late as well.
     if None not in (frames, misses, dropped) and misses + dropped > frames:
         problems.append(f"{label}: deadline_misses={misses} + dropped={dropped} > frames={frames}")
-    for name in ("frames", "deadline_misses", "dropped"):
+    for name in ("frames", "deadline_misses", "dropped", "hardware_ms", "wake_late_ms"):
         if (_num(row, name) or 0) < 0:
             problems.append(f"{label}.{name}: negative ({row[name]})")
     return problems

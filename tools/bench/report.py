@@ -11,6 +11,7 @@ START_MARKER = "<!-- bench:start -->"
 END_MARKER = "<!-- bench:end -->"
 DASH = "—"
 NAMES = {"gcma": "GCMA", "cma": "CMA", "cma-retry": "CMA (Android retry)", "carveout": "carveout"}
+SHORT = {"gcma": "GCMA", "cma": "CMA", "cma-retry": "CMA retry", "carveout": "carveout"}
 
 # Project targets (see the issue / tools/bench/README.md). The pinned-pages
 # target applies to `longpin`, the condition with pins that outlive an
@@ -387,28 +388,49 @@ def frames_headline(v):
             " / ".join(fmt_num(v.dropped(a, c)) for a in ALLOCATORS),
             " / ".join(fmt_num(v.misses(a, c)) for a in ALLOCATORS),
         ])
-    names = " / ".join(NAMES[a] for a in ALLOCATORS)
+    names = " / ".join(SHORT[a] for a in ALLOCATORS)
     return md_table(["condition", "frames", f"dropped {names}", f"late {names}"], rows, right=(1, 2, 3))
 
 
-def headline_legend(v):
+def alignment_note(v, run):
+    """The Linux reference's alignment against this run's, when they differ."""
+    ref = v.linux_ref
+    meta = run.get("meta") or {}
+    ours = sorted({meta.get(k) for k in ("frame_align_pages", "photo_align_pages") if meta.get(k)})
+    theirs = ref.get("align_pages") if ref else None
+    if not ref or not ours or [str(theirs)] == ours:
+        return None
+    finer = is_num(theirs) and all(o.isdigit() and theirs < int(o) for o in ours)
+    return (
+        f"The Linux reference ({ref.get('source')}) aligned every request to {fmt_num(theirs)} pages; this run "
+        f"aligned them as a driver's `dma_alloc_contiguous` does ({' and '.join(ours)} pages), so Linux "
+        f"tried {'more' if finer else 'other'} candidate ranges than our model did "
+        "(tools/linux-cma/README.md, *Allocations*)."
+    )
+
+
+def headline_legend(v, run):
     ref = v.linux_ref
     src = ref.get("source") if ref else None
     align = ref.get("align_pages") if ref else None
     linux = (
         f"Linux CMA: Linux 6.12's own `cma_alloc()` under the same conditions in the same emulator "
-        f"(`{src}`, `cargo xtask linux-cma`, allocation alignment {fmt_num(align)} pages; "
-        "a separate boot, so compare its ratio to GCMA, not its absolute times)."
+        f"(`{src}`, `cargo xtask linux-cma`, alignment {fmt_num(align)} pages; a separate boot, so "
+        "compare its ratio to GCMA, not its absolute times)."
         if src else "Linux CMA: no reference (`cargo xtask linux-cma` writes results/linux-cma.json)."
     )
+    note = alignment_note(v, run)
     return (
         "X/GCMA: X's p99 allocation latency over GCMA's, per condition and buffer size "
         "(above 1: GCMA is faster; below 1: GCMA loses, see *Where GCMA loses*). "
         "CMA and CMA retry are this kernel's model of Linux CMA (Linux policy and the Android "
         f"vendors' sleep-and-rescan), measured in the same boot as GCMA. {linux} "
-        "Success: successful allocations of all attempts. Dropped: frames that arrived with no "
-        "buffer queued; late: captured frames processed more than one frame period (33.3 ms) "
-        "after they arrived."
+        + (f"{note} " if note else "")
+        + "Success: successful allocations of all attempts. Dropped: frames that arrived with no "
+        "buffer queued; late: captured frames the pipeline got to more than one frame period "
+        "(33.3 ms) after they arrived. Frame time is sensor time: the CPU's stand-in for the "
+        "camera hardware (the DMA write and its checksum) and wake-ups later than asked for are "
+        "kept off the timeline (*Camera frames*)."
     )
 
 
@@ -438,12 +460,15 @@ def frames_table(v):
         for a in ALLOCATORS:
             r = v.frames.get((a, c))
             if not r:
-                rows.append([NAMES[a], c, "missing", DASH, DASH, DASH])
+                rows.append([NAMES[a], c, "missing"] + [DASH] * 5)
                 continue
             frames, dropped, late = r.get("frames"), r.get("dropped"), r.get("deadline_misses")
             pct = 100.0 * dropped / frames if is_num(frames) and is_num(dropped) and frames else None
-            rows.append([NAMES[a], c, fmt_num(frames), fmt_num(dropped), fmt_pct(pct), fmt_num(late)])
-    return md_table(["allocator", "condition", "frames", "dropped", "dropped %", "late"], rows, right=(2, 3, 4, 5))
+            rows.append([NAMES[a], c, fmt_num(frames), fmt_num(dropped), fmt_pct(pct), fmt_num(late),
+                         fmt_num(r.get("hardware_ms")), fmt_num(r.get("wake_late_ms"))])
+    headers = ["allocator", "condition", "frames", "dropped", "dropped %", "late",
+               "off timeline: hardware (ms)", "off timeline: late wake-ups (ms)"]
+    return md_table(headers, rows, right=(2, 3, 4, 5, 6, 7))
 
 
 def linux_table(v):
@@ -635,7 +660,7 @@ def results_page(data, run):
         "",
         frames_headline(v),
         "",
-        headline_legend(v),
+        headline_legend(v, run),
         "",
         "## Where GCMA loses",
         "",
@@ -661,9 +686,14 @@ def results_page(data, run):
         "",
         "## Camera frames",
         "",
-        "A frame arrives every 33.3 ms whatever the pipeline does; one that finds no buffer queued is "
-        "dropped (counted once), one processed more than a period after it arrived is late. A slow "
-        "allocation drops the frames that arrive while nothing is queued; later frames are on time.",
+        "A frame arrives every 33.3 ms of sensor time whatever the pipeline does; one that finds no "
+        "buffer queued is dropped (counted once), one the pipeline gets to more than a period after it "
+        "arrived is late. A slow allocation drops the frames that arrive while nothing is queued; later "
+        "frames are on time. Sensor time leaves out the CPU's stand-in for the hardware (writing the "
+        "frame as DMA would, and the checksum that verifies it) and wake-ups later than the camera "
+        "asked for (under TCG on a shared host the emulator is itself descheduled at times): both "
+        "would drop frames for every allocator alike. The table gives both, per run. Allocations, "
+        "host stalls during them included, stay on the timeline.",
         "",
         frames_table(v),
         "",
@@ -708,7 +738,7 @@ def readme_block(data, run, link):
         "",
         frames_headline(v),
         "",
-        headline_legend(v),
+        headline_legend(v, run),
         "",
         "Where GCMA loses:",
         "",

@@ -67,7 +67,8 @@ def make_log(skip=(), extra=(), replace=None):
         "GCMA unikernel 0.1.0 on qemu-virt (entered at EL1, running at EL1)",
         "[    0.011] INFO  kernel: device tree at 0x48000000",
         "@region name=gcma@50000000 kind=gcma base=0x50000000 size=0x4000000",
-        "@bench board=qemu-virt scale=quick seed=42 gcma_mib=64 cma_mib=64 carveout_mib=64 ram_mib=1024",
+        "@bench board=qemu-virt scale=quick seed=42 gcma_mib=64 cma_mib=64 carveout_mib=64 ram_mib=1024 "
+        "frame_align_pages=256 photo_align_pages=256",
     ]
     step = 0
     for condition in CONDITIONS:
@@ -81,7 +82,7 @@ def make_log(skip=(), extra=(), replace=None):
                       "carveout": 0}[allocator]
             dropped = 2 * misses
             lines.append(f"@frames allocator={allocator} condition={condition} frames=300 deadline_misses={misses} "
-                         f"dropped={dropped}")
+                         f"dropped={dropped} hardware_ms=812.5 wake_late_ms=3.2")
     for setup in SETUPS:
         cc = "0.31" if setup == "gcma" else "null"
         lines.append(f"@util setup={setup} seconds=12.3 read_sectors={READS[setup]} "
@@ -202,7 +203,8 @@ class JsonTest(Workspace):
         types = {
             "alloc": {"allocator": str, "condition": str, "pages": int, "attempts": int, "successes": int,
                       "p50_us": float, "p99_us": float, "max_us": float},
-            "frames": {"allocator": str, "condition": str, "frames": int, "deadline_misses": int, "dropped": int},
+            "frames": {"allocator": str, "condition": str, "frames": int, "deadline_misses": int, "dropped": int,
+                       "hardware_ms": float, "wake_late_ms": float},
             "utilization": {"setup": str, "seconds": float, "read_sectors": int,
                             "page_cache_hit_ratio": float, "cleancache_hit_ratio": (float, type(None))},
         }
@@ -278,23 +280,23 @@ class CheckTest(Workspace):
                            "alloc[cma/idle]: p99_us=1000000.0 > max_us=")
 
     def test_misses_above_frames(self):
-        bad = "@frames allocator=gcma condition=longpin frames=300 deadline_misses=301 dropped=0"
+        bad = "@frames allocator=gcma condition=longpin frames=300 deadline_misses=301 dropped=0 hardware_ms=1 wake_late_ms=0"
         self.assertProblem(make_log(replace={"@frames allocator=gcma condition=longpin": bad}),
                            "frames[gcma/longpin]: deadline_misses=301 > frames=300")
 
     def test_dropped_above_frames(self):
-        bad = "@frames allocator=cma condition=odirect frames=300 deadline_misses=0 dropped=301"
+        bad = "@frames allocator=cma condition=odirect frames=300 deadline_misses=0 dropped=301 hardware_ms=1 wake_late_ms=0"
         self.assertProblem(make_log(replace={"@frames allocator=cma condition=odirect": bad}),
                            "frames[cma/odirect]: dropped=301 > frames=300")
 
     def test_dropped_and_late_above_frames(self):
         # A dropped frame is never captured, so it cannot be late as well.
-        bad = "@frames allocator=cma condition=odirect frames=300 deadline_misses=200 dropped=101"
+        bad = "@frames allocator=cma condition=odirect frames=300 deadline_misses=200 dropped=101 hardware_ms=1 wake_late_ms=0"
         self.assertProblem(make_log(replace={"@frames allocator=cma condition=odirect": bad}),
                            "frames[cma/odirect]: deadline_misses=200 + dropped=101 > frames=300")
 
     def test_frames_without_dropped_is_a_problem(self):
-        old = "@frames allocator=gcma condition=idle frames=300 deadline_misses=0"
+        old = "@frames allocator=gcma condition=idle frames=300 deadline_misses=0 hardware_ms=1 wake_late_ms=0"
         self.assertProblem(make_log(replace={"@frames allocator=gcma condition=idle": old}),
                            "@frames: missing key 'dropped'")
 
@@ -474,7 +476,7 @@ class ReportTest(Workspace):
     def test_where_gcma_loses(self):
         # CMA faster than GCMA when idle; Linux CMA faster under odirect; GCMA drops frames under anon.
         fast = alloc_line("cma", "idle", p50_us=1.0, p99_us=2.0, max_us=2.0)
-        drops = "@frames allocator=gcma condition=anon frames=300 deadline_misses=0 dropped=9"
+        drops = "@frames allocator=gcma condition=anon frames=300 deadline_misses=0 dropped=9 hardware_ms=1 wake_late_ms=0"
         self.write_linux(linux_doc(odirect={"p50_us": 1.0, "p99_us": 1.5, "max_us": 1.5}))
         page = self.page(make_log(replace={"@alloc allocator=cma condition=idle": fast,
                                            "@frames allocator=gcma condition=anon": drops}))
@@ -496,7 +498,8 @@ class ReportTest(Workspace):
         self.assertIn("O_DIRECT", section)
         self.assertIn("vmsplice", section)
         self.assertIn("on linux-mm (2025)", section)
-        self.assertNotIn("shared", page)
+        self.assertNotIn("../shared", page)
+        self.assertNotIn("seeds/", page)
 
     def test_linux_reference_kept_and_compared(self):
         page = self.page()
@@ -506,6 +509,15 @@ class ReportTest(Workspace):
         section = page.split("## Linux CMA beside our CMA model\n\n")[1].split("\n\n")[0]
         self.assertEqual(len(section.splitlines()), 2 + 5)
         self.assertIn("| anon ", section)
+
+    def test_alignment_difference_is_said(self):
+        page = self.page()
+        self.assertIn("aligned every request to 16 pages; this run aligned them as a driver's "
+                      "`dma_alloc_contiguous` does (256 pages), so Linux tried more candidate ranges", page)
+        doc = linux_doc()
+        doc["boot"]["align_order"] = 8
+        self.write_linux(doc)
+        self.assertNotIn("aligned every request", self.page())
 
     def test_no_linux_reference_is_a_warning(self):
         os.remove(self.linux)

@@ -283,13 +283,19 @@ fn anon_worker(seed: u64) {
     }
 }
 
-/// Pins page `index` of `path` (reading it in if needed) and, in the soak,
-/// reads and checks the page's bytes while it is pinned. None: the page
-/// cache is gone or the page could not be had (nothing is pinned then).
-fn pin_one(data: &DataSet, path: &str, index: u32, page: &mut [u8]) -> Option<pagecache::Frame> {
+/// Pins page `index` of file `id` (`path`), reading it in if needed, and,
+/// in the soak, reads and checks the page's bytes while it is pinned. None:
+/// the page cache is gone or the page could not be had (nothing is pinned
+/// then).
+fn pin_one(
+    data: &DataSet,
+    id: pagecache::FileId,
+    path: &str,
+    index: u32,
+    page: &mut [u8],
+) -> Option<pagecache::Frame> {
     let at = index as u64 * PAGE_SIZE;
     let (got, frame) = fs::with(|pc| {
-        let id = pc.open(path).ok()?;
         let frame = pc.pin_page(id, index).ok()?;
         let got = if check_all() {
             pc.read(id, at, page).unwrap_or(0)
@@ -301,13 +307,8 @@ fn pin_one(data: &DataSet, path: &str, index: u32, page: &mut [u8]) -> Option<pa
     .flatten()?;
     if got > 0 {
         let content = Content::new(data.seed, path);
-        check_bytes(
-            &content,
-            path,
-            &format!("pinned page {index}, "),
-            at,
-            &page[..got],
-        );
+        let what = format!("pinned page {index}, ");
+        check_bytes(&content, path, &what, at, &page[..got]);
     }
     Some(frame)
 }
@@ -348,7 +349,7 @@ fn odirect_worker(data: &'static DataSet, seed: u64) {
             let end = (off + ODIRECT_REQUEST).min(*size);
             let mut ok = true;
             for index in (off / PAGE_SIZE) as u32..end.div_ceil(PAGE_SIZE) as u32 {
-                match pin_one(data, path, index, &mut []) {
+                match pin_one(data, id, path, index, &mut []) {
                     Some(f) => pins.push(f),
                     None => {
                         ok = false;
@@ -407,8 +408,14 @@ fn longpin_worker(data: &'static DataSet, seed: u64) {
         while group.len() < LONGPIN_PAGES && !stopped() {
             let (size, path) = &data.files[rng.below(data.files.len() as u64) as usize];
             let index = rng.below(size.div_ceil(PAGE_SIZE).max(1)) as u32;
-            if let Some(f) = pin_one(data, path, index, &mut page) {
-                group.push(f);
+            let pinned = match fs::with(|pc| pc.open(path)) {
+                Some(Ok(id)) => pin_one(data, id, path, index, &mut page),
+                _ => None,
+            };
+            match pinned {
+                Some(f) => group.push(f),
+                // No page cache, or no memory for the page: try later.
+                None => sched::sleep_ns(1_000_000),
             }
         }
         turn += 1;

@@ -150,12 +150,14 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
     );
     let ram_mib: u64 = info.ram.iter().map(|r| r.end - r.start).sum::<u64>() >> 20;
     println!(
-        "@bench board={} scale={} seed={seed} gcma_mib={} cma_mib={} carveout_mib={} ram_mib={ram_mib}",
+        "@bench board={} scale={} seed={seed} gcma_mib={} cma_mib={} carveout_mib={} ram_mib={ram_mib} frame_align_pages={} photo_align_pages={}",
         info.board,
         scale.name(),
         gcma_pages >> 8,
         cma_pages >> 8,
-        carveout_pages >> 8
+        carveout_pages >> 8,
+        contig::linux_cma_align_pages(camera::FRAME_PAGES),
+        contig::linux_cma_align_pages(camera::PHOTO_PAGES)
     );
     println!(
         "demo: camera pipeline (1080p NV12 {} KiB frames, 4K photos {} KiB) on GCMA, CMA and a carveout; scale {}",

@@ -55,8 +55,12 @@ pub(super) fn print_run(name: &str, cond: Condition, st: &CameraStats) {
         println!("{line}");
     }
     println!(
-        "@frames allocator={name} condition={c} frames={} deadline_misses={} dropped={}",
-        st.frames, st.deadline_misses, st.dropped_frames
+        "@frames allocator={name} condition={c} frames={} deadline_misses={} dropped={} hardware_ms={:.1} wake_late_ms={:.1}",
+        st.frames,
+        st.deadline_misses,
+        st.dropped_frames,
+        st.hardware_ns as f64 / 1e6,
+        st.wake_late_ns as f64 / 1e6
     );
 }
 
