@@ -2,11 +2,12 @@
 //! every allocator, with the kernel's invariants checked every second.
 //!
 //! One cycle runs, for each allocator (GCMA, CMA, carveout) and each loaded
-//! condition (page-cache pressure, anonymous pressure, pinned pages), the
-//! demo's camera pipeline for [`PHASE_FRAMES`] frames on that allocator's
-//! area while the demo's background tasks load the system (`demo::load`:
-//! file reads, anonymous memory, a pinning reader), the page cache set up
-//! as the demo sets it up for that allocator (`demo::setup_for`). Cycles
+//! condition (page-cache pressure, anonymous pressure, the `odirect` and
+//! `longpin` pin patterns), the demo's camera pipeline for [`PHASE_FRAMES`]
+//! frames on that allocator's area while the demo's background tasks load
+//! the system (`demo::load`: file reads, anonymous memory, direct-I/O
+//! readers, long pins), the page cache set up as the demo sets it up for
+//! that allocator (`demo::setup_for`). Cycles
 //! repeat until N minutes have passed (the phase under way is finished).
 //!
 //! Checked every second while a phase runs and once after it (between
@@ -65,7 +66,12 @@ use crate::{BootInfo, memsys, mm, println, sched};
 /// per-frame allocation) and six photo buffers.
 pub const PHASE_FRAMES: usize = 90;
 /// Conditions of a cycle (idle adds nothing to a soak).
-const CONDITIONS: [Condition; 3] = [Condition::PageCache, Condition::Anon, Condition::Pinned];
+const CONDITIONS: [Condition; 4] = [
+    Condition::PageCache,
+    Condition::Anon,
+    Condition::Odirect,
+    Condition::Longpin,
+];
 /// Cleancache copies compared with the disk per check.
 pub const COPIES_PER_CHECK: usize = 1024;
 /// Progress line period.

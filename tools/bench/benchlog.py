@@ -8,7 +8,7 @@ import math
 import re
 
 ALLOCATORS = ("gcma", "cma", "cma-retry", "carveout")
-CONDITIONS = ("idle", "pagecache", "anon", "pinned")
+CONDITIONS = ("idle", "pagecache", "anon", "odirect", "longpin")
 SETUPS = ("none", "carveout", "cma", "gcma")
 BOARDS = ("qemu-virt", "rpi4")
 ACCELS = ("tcg", "kvm", "hw")
@@ -33,6 +33,9 @@ ROW_FIELDS = {
         ("condition", CONDITIONS),
         ("frames", int),
         ("deadline_misses", int),
+        ("dropped", int),
+        ("hardware_ms", float),
+        ("wake_late_ms", float),
     ),
     "utilization": (
         ("setup", SETUPS),
@@ -64,7 +67,11 @@ ROW_KEYS = {
 }
 # Log tag -> JSON section.
 TAG_SECTION = {"@alloc": "alloc", "@frames": "frames", "@util": "utilization"}
-TOP_KEYS = ("commit", "board", "accel", "alloc", "frames", "utilization", "per_page")
+TOP_KEYS = ("commit", "board", "accel", "alloc", "frames", "utilization", "per_page", "linux_cma")
+# A row of results/linux-cma.json (`cargo xtask linux-cma`): Linux 6.12's own
+# CMA timed under the same conditions; bench.json keeps a copy of the rows
+# the run was compared with ("linux_cma": null when there was none).
+LINUX_CMA_FIELDS = ROW_FIELDS["alloc"][1:] + (("smp", int),)
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
@@ -252,15 +259,33 @@ def _order(section, key):
     return tuple(v if kind is int else kind.index(v) for kind, v in zip(kinds, key))[::-1]
 
 
-def build_json(parsed, commit, board, accel):
-    """The bench.json document (the issue's contract), rows in canonical order."""
+def build_json(parsed, commit, board, accel, linux_cma=None):
+    """The bench.json document (the issue's contract), rows in canonical order;
+    `linux_cma`: the reference (see `linux_cma_reference`) or None."""
     data = {"commit": commit, "board": board, "accel": accel}
     for section in ROW_FIELDS:
         rows = parsed.rows[section]
         data[section] = [rows[k] for k in sorted(rows, key=lambda k: _order(section, k))]
     per_page = parsed.per_page or {}
     data["per_page"] = {name: per_page.get(name) for name, _ in PER_PAGE_FIELDS}
+    data["linux_cma"] = linux_cma
     return data
+
+
+def linux_cma_reference(doc, source):
+    """The part of a results/linux-cma.json document that bench.json keeps:
+    {"source", "what", "align_pages", "rows"}; raises ValueError when `doc`
+    is not such a document."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
+        raise ValueError("no 'rows' list")
+    boot = doc.get("boot") if isinstance(doc.get("boot"), dict) else {}
+    order = boot.get("align_order")
+    return {
+        "source": source,
+        "what": doc.get("what"),
+        "align_pages": 1 << order if isinstance(order, int) and 0 <= order < 32 else None,
+        "rows": doc["rows"],
+    }
 
 
 # --- validation ---------------------------------------------------------------
@@ -318,11 +343,15 @@ def _num(row, name):
     return value if ok else None
 
 
-def check_alloc_row(label, row):
+def check_latency_row(label, schema, row):
+    """An allocation row (ours, or Linux CMA's): fields and types, successes
+    <= attempts, nothing negative, p50 <= p99 <= max."""
     # A row where nothing succeeded may have no latency to report.
-    nothing = _num(row, "successes") == 0
+    nothing = _num(row, "successes") == 0 if isinstance(row, dict) else False
     allow = ("p50_us", "p99_us", "max_us") if nothing else ()
-    problems = check_fields(label, ROW_FIELDS["alloc"], row, allow)
+    problems = check_fields(label, schema, row, allow)
+    if not isinstance(row, dict):
+        return problems
     succ, att = _num(row, "successes"), _num(row, "attempts")
     if succ is not None and att is not None and succ > att:
         problems.append(f"{label}: successes={succ} > attempts={att}")
@@ -337,12 +366,21 @@ def check_alloc_row(label, row):
     return problems
 
 
+def check_alloc_row(label, row):
+    return check_latency_row(label, ROW_FIELDS["alloc"], row)
+
+
 def check_frames_row(label, row):
     problems = check_fields(label, ROW_FIELDS["frames"], row)
-    frames, misses = _num(row, "frames"), _num(row, "deadline_misses")
+    frames, misses, dropped = (_num(row, n) for n in ("frames", "deadline_misses", "dropped"))
     if frames is not None and misses is not None and misses > frames:
         problems.append(f"{label}: deadline_misses={misses} > frames={frames}")
-    for name in ("frames", "deadline_misses"):
+    if frames is not None and dropped is not None and dropped > frames:
+        problems.append(f"{label}: dropped={dropped} > frames={frames}")
+    # A dropped frame is never captured, so never late as well.
+    if None not in (frames, misses, dropped) and misses + dropped > frames:
+        problems.append(f"{label}: deadline_misses={misses} + dropped={dropped} > frames={frames}")
+    for name in ("frames", "deadline_misses", "dropped", "hardware_ms", "wake_late_ms"):
         if (_num(row, name) or 0) < 0:
             problems.append(f"{label}.{name}: negative ({row[name]})")
     return problems
@@ -411,6 +449,26 @@ def check_per_page(per_page):
     return problems
 
 
+def check_linux_cma(ref):
+    """The Linux reference kept in bench.json: null, or its rows well formed
+    (one per condition and size at most, successes <= attempts, p50 <= p99
+    <= max)."""
+    if ref is None:
+        return []
+    if not isinstance(ref, dict) or not isinstance(ref.get("rows"), list):
+        return ["linux_cma: expected null or an object with a 'rows' list"]
+    problems, seen = [], set()
+    for index, row in enumerate(ref["rows"]):
+        label = f"linux_cma.rows[{index}]"
+        problems += check_latency_row(label, LINUX_CMA_FIELDS, row)
+        if isinstance(row, dict):
+            key = (row.get("condition"), row.get("pages"))
+            if key in seen:
+                problems.append(f"{label}: second row for {key[0]}/{key[1]}")
+            seen.add(key)
+    return problems
+
+
 def validate(data):
     """Every way `data` breaks the bench.json contract, one line each."""
     if not isinstance(data, dict):
@@ -428,4 +486,6 @@ def validate(data):
             problems += check_section(data, section)
     if "per_page" in data:
         problems += check_per_page(data["per_page"])
+    if "linux_cma" in data:
+        problems += check_linux_cma(data["linux_cma"])
     return problems

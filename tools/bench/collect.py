@@ -51,6 +51,9 @@ def parse_args(argv):
                    help="refuse (write nothing, exit 1) unless the run is complete, full-scale, exited 0 "
                         "and has no problems; used by `cargo xtask publish`")
     p.add_argument("--commit", help="commit to record (default: git rev-parse --short HEAD, +-dirty)")
+    p.add_argument("--linux-cma", metavar="FILE",
+                   help="Linux CMA reference to compare with (default: <repo>/results/linux-cma.json, "
+                        "written by `cargo xtask linux-cma`); 'none' for no comparison")
     return p.parse_args(argv)
 
 
@@ -133,6 +136,24 @@ def choose(flag, meta_value, allowed, default, what, warnings):
     return default
 
 
+def load_linux_cma(flag, warnings):
+    """The Linux CMA reference for bench.json (benchlog.linux_cma_reference),
+    or None with a warning saying why there is none."""
+    if flag == "none":
+        return None
+    path = flag or os.path.join(REPO_ROOT, "results", "linux-cma.json")
+    rel = os.path.relpath(os.path.abspath(path), REPO_ROOT)
+    shown = rel.replace(os.sep, "/") if not rel.startswith("..") else os.path.basename(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return benchlog.linux_cma_reference(json.load(f), shown)
+    except OSError as e:
+        warnings.append(f"no Linux CMA reference ({e.strerror}: {shown}; `cargo xtask linux-cma` writes it)")
+    except (json.JSONDecodeError, ValueError) as e:
+        warnings.append(f"Linux CMA reference {shown} not used: {e}")
+    return None
+
+
 def check_json_file(text, source):
     try:
         data = json.loads(text)
@@ -155,8 +176,10 @@ def finish_check(problems, warnings, what):
 
 def summarize(data):
     rows = len(benchlog.expected_keys("alloc"))
+    pairs = {(r.get("allocator"), r.get("condition")) for r in data["alloc"] if isinstance(r, dict)}
+    sizes = {r.get("pages") for r in data["alloc"] if isinstance(r, dict)}
     counts = [
-        f"alloc {len(data['alloc'])}/{rows}",
+        f"alloc {len(pairs & set(benchlog.expected_keys('alloc')))}/{rows} x {len(sizes)} size(s)",
         f"frames {len(data['frames'])}/{rows}",
         f"utilization {len(data['utilization'])}/4",
         "per_page " + ("yes" if any(v is not None for v in data["per_page"].values()) else "missing"),
@@ -271,7 +294,7 @@ def main(argv=None):
     if not args.out:
         args.out = os.path.join(REPO_ROOT, "build", "results", board, parsed.meta.get("scale") or "quick")
     commit = args.commit or git_commit(ignore=tuple(p for p in (args.out, args.readme) if p))
-    data = benchlog.build_json(parsed, commit, board, accel)
+    data = benchlog.build_json(parsed, commit, board, accel, load_linux_cma(args.linux_cma, warnings))
     problems = parsed.problems + benchlog.validate(data)
     if args.check:
         return finish_check(problems, warnings, f"{source} ({summarize(data)})")

@@ -58,9 +58,12 @@ def cdf_axes(ax, condition, latency):
 
 
 def plot_latency(plt, data, latency, path):
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    cols = (len(CONDITIONS) + 1) // 2
+    fig, axes = plt.subplots(2, cols, figsize=(5.5 * cols, 8))
     for ax, condition in zip(axes.flat, CONDITIONS):
         cdf_axes(ax, condition, latency)
+    for ax in list(axes.flat)[len(CONDITIONS):]:
+        ax.set_visible(False)
     for ax in axes[1]:
         ax.set_xlabel("allocation latency (µs, log scale)")
     for ax in axes[:, 0]:
@@ -85,21 +88,23 @@ def plot_frames(plt, data, path):
         xs, heights, labels = [], [], []
         for j, condition in enumerate(CONDITIONS):
             row = rows.get((allocator, condition)) or {}
-            misses, frames = row.get("deadline_misses"), row.get("frames")
+            dropped, late = row.get("dropped"), row.get("deadline_misses")
             xs.append(j + (i - (len(ALLOCATORS) - 1) / 2) * width)
-            heights.append(misses if isinstance(misses, (int, float)) else 0)
-            labels.append(f"{misses}/{frames}" if row else "missing")
+            heights.append(dropped if isinstance(dropped, (int, float)) else 0)
+            labels.append(f"{dropped}/{late}" if row else "missing")
         bars = ax.bar(xs, heights, width, color=COLORS[allocator], label=NAMES[allocator])
         label_bars(ax, bars, labels)
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xticks(range(len(CONDITIONS)), CONDITIONS)
-    ax.set_ylabel("frame deadline misses (labels: misses/frames)")
+    ax.set_ylabel("dropped frames (labels: dropped/late)")
     ax.set_ylim(0, max(1, ax.get_ylim()[1] * 1.15))
     ax.legend()
     ax.grid(True, axis="y", alpha=0.3)
-    ax.set_title("Camera frames that missed their deadline\n" + subtitle(data), fontsize=11)
+    frames = sorted({r.get("frames") for r in rows.values() if isinstance(r.get("frames"), int)})
+    of = f" of {frames[0]}" if len(frames) == 1 else ""
+    ax.set_title(f"Camera frames dropped (no buffer queued){of} per run\n" + subtitle(data), fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

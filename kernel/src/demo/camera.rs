@@ -1,17 +1,37 @@
 //! The camera pipeline: contiguous frame buffers, 30 frames per second.
 //!
+//! Timing is a sensor's: frame `f` arrives at `(f + 1) * period` (33.3 ms)
+//! of sensor time whatever the pipeline does. A frame is written (by DMA,
+//! here emulated by the CPU) into a buffer that was queued before it
+//! arrived: the ring's buffer queued longest. A frame that finds no buffer
+//! queued is dropped, counted once in [`CameraStats::dropped_frames`]; a
+//! captured frame the pipeline gets to more than one period after its
+//! arrival is late ([`CameraStats::deadline_misses`]). A buffer is queued
+//! again once its frame is handled. A slow allocation therefore drops the
+//! frames that arrive while nothing is queued and makes at most the frames
+//! already captured late: frames arriving after it find their buffers, so
+//! nothing cascades along the timeline. Sensor time is the counter without
+//! the CPU's stand-in for the hardware (the DMA write and its checksum) and
+//! without late wake-ups ([`SensorClock`]): what is left on the timeline is
+//! the pipeline's own work, its allocations above all.
+//!
 //! A stream start allocates a ring of [`RING`] frame buffers (1080p NV12,
 //! 3 MiB each); every frame is "captured" (the buffer filled at memory
-//! bandwidth with a pattern that depends on the frame number, as a DMA
-//! engine would) and "processed" (a checksum pass that must match the
-//! pattern), against a 33.3 ms deadline. The stream stops and restarts
-//! every [`SESSION_FRAMES`] frames, as a camera app does, so allocations
-//! recur; every other session allocates per frame instead of using a ring,
-//! and every session ends with a still photo that needs one 4K buffer
-//! (12 MiB). Every allocation is timed and aligned as Linux aligns a
+//! bandwidth with a pattern that depends on the frame number) and
+//! "processed" (a checksum pass that must match the pattern). The stream
+//! stops and restarts every [`SESSION_FRAMES`] frames, as a camera app does,
+//! so allocations recur; every other session allocates a buffer per frame
+//! instead of using a ring (when a frame has arrived, the next frame's
+//! buffer is allocated and queued, then the frame is processed and its
+//! buffer freed). Halfway through every session, once that frame is
+//! handled, a still photo is taken during preview: its 4K buffer (12 MiB)
+//! is allocated while the session's frame buffers (per frame: the next
+//! frame's) are allocated and queued, filled once, checked and freed.
+//! Every allocation is timed and aligned as Linux aligns a
 //! `dma_alloc_contiguous` request ([`contig::linux_cma_align_pages`]), the
-//! same for every allocator. Capture writes each page with the arch
-//! `copy_page` from a per-frame template, plus a per-page tag word.
+//! same for every allocator.
+//! Capture writes each page with the arch `copy_page` from a per-frame
+//! template, plus a per-page tag word.
 
 use alloc::vec::Vec;
 
@@ -47,11 +67,18 @@ pub struct CameraStats {
     pub photo_alloc_ns: Vec<u64>,
     pub photo_attempts: u64,
     pub photo_successes: u64,
+    /// Frames the sensor delivered (captured or dropped).
     pub frames: u64,
+    /// Captured frames handled more than one period after they arrived.
     pub deadline_misses: u64,
     /// Frames whose checksum did not match what was captured.
     pub corrupt_frames: u64,
+    /// Frames that arrived with no buffer queued.
     pub dropped_frames: u64,
+    /// Time kept off the sensor timeline ([`SensorClock`]): the CPU's
+    /// stand-in for the hardware, and wake-ups later than asked for.
+    pub hardware_ns: u64,
+    pub wake_late_ns: u64,
 }
 
 fn alloc_timed(
@@ -131,61 +158,148 @@ pub fn run(kind: AreaKind, frames: usize) -> CameraStats {
     run_with(kind, CmaPolicy::Linux, frames)
 }
 
+/// Sensor time, in counter ticks since the run started, without the time
+/// the camera task did not run the pipeline:
+/// - the CPU standing in for the hardware: the DMA write of a capture and
+///   the checksum that verifies it, which a real pipeline spends no CPU
+///   time on ([`SensorClock::off_timeline`]);
+/// - a wake-up later than asked for ([`SensorClock::sleep_until`]): under
+///   TCG on a shared host the emulator itself is descheduled for tens of
+///   milliseconds at times, guest time running on meanwhile.
+///
+/// Both would drop frames for every allocator alike (they are reported
+/// apart, [`CameraStats::hardware_ns`], [`CameraStats::wake_late_ns`]).
+/// Allocations, frees and the pipeline's bookkeeping stay on the timeline,
+/// host stalls during them included.
+struct SensorClock {
+    start: u64,
+    excluded: u64,
+    hardware: u64,
+    wake_late: u64,
+}
+
+impl SensorClock {
+    fn new() -> Self {
+        SensorClock {
+            start: timer::ticks(),
+            excluded: 0,
+            hardware: 0,
+            wake_late: 0,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        timer::ticks() - self.start - self.excluded
+    }
+
+    /// Sleeps until sensor time `t`; returns at once if it has passed (the
+    /// pipeline's own work made it late). A wake-up past `t` moves the
+    /// timeline with it.
+    fn sleep_until(&mut self, t: u64) {
+        let target = self.start + self.excluded + t;
+        if timer::ticks() >= target {
+            return;
+        }
+        sched::sleep_until(target);
+        let late = timer::ticks().saturating_sub(target);
+        self.excluded += late;
+        self.wake_late += late;
+    }
+
+    /// Runs the hardware's share of the work, off the timeline.
+    fn off_timeline<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let t0 = timer::ticks();
+        let r = f();
+        let spent = timer::ticks() - t0;
+        self.excluded += spent;
+        self.hardware += spent;
+        r
+    }
+}
+
 /// [`run`] with the CMA policy given (unused for GCMA and carveouts).
 pub fn run_with(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats {
     let mut st = CameraStats::default();
-    let start = timer::ticks();
     let period = timer::ns_to_ticks(PERIOD_NS);
-    let mut ring: Vec<Allocation> = Vec::new();
-    let mut session = 0usize;
+    let mut clock = SensorClock::new();
+    // The session's buffers, each with the sensor time it was (re)queued.
+    let mut ring: Vec<(Allocation, u64)> = Vec::new();
     for f in 0..frames as u64 {
-        let deadline = start + (f + 1) * period;
-        let per_frame = session % 2 == 1;
+        let pos = f as usize % SESSION_FRAMES;
+        let per_frame = (f as usize / SESSION_FRAMES) % 2 == 1;
         if ring.is_empty() {
             let n = if per_frame { 1 } else { RING };
             for _ in 0..n {
                 st.frame_attempts += 1;
                 if let Some(a) = alloc_timed(kind, policy, FRAME_PAGES, &mut st.frame_alloc_ns) {
                     st.frame_successes += 1;
-                    ring.push(a);
+                    ring.push((a, clock.now()));
                 }
             }
         }
-        let slot = (f as usize) % ring.len().max(1);
-        match ring.get(slot) {
-            Some(buf) => {
-                if !capture_and_process(buf, f) {
+        let at = (f + 1) * period;
+        clock.sleep_until(at);
+        st.frames += 1;
+        let queued = ring
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, since))| *since <= at)
+            .min_by_key(|(_, (_, since))| *since)
+            .map(|(i, _)| i);
+        match queued {
+            None => st.dropped_frames += 1,
+            Some(i) => {
+                // The frame is in buffer i since it arrived. A per-frame
+                // session queues the next frame's buffer now, before
+                // processing this one (not after a session's last frame).
+                let buf = ring[i].0;
+                if per_frame {
+                    ring.swap_remove(i);
+                    if pos + 1 < SESSION_FRAMES && f + 1 < frames as u64 {
+                        st.frame_attempts += 1;
+                        if let Some(a) =
+                            alloc_timed(kind, policy, FRAME_PAGES, &mut st.frame_alloc_ns)
+                        {
+                            st.frame_successes += 1;
+                            ring.push((a, clock.now()));
+                        }
+                    }
+                }
+                if clock.now() > at + period {
+                    st.deadline_misses += 1;
+                }
+                if !clock.off_timeline(|| capture_and_process(&buf, f)) {
                     st.corrupt_frames += 1;
                 }
-            }
-            None => st.dropped_frames += 1,
-        }
-        st.frames += 1;
-        if timer::ticks() > deadline || ring.is_empty() {
-            st.deadline_misses += 1;
-        }
-        let session_end = (f as usize + 1).is_multiple_of(SESSION_FRAMES);
-        if per_frame || session_end {
-            for a in ring.drain(..) {
-                let _ = memsys::free(a);
+                if per_frame {
+                    let _ = memsys::free(buf);
+                } else {
+                    ring[i].1 = clock.now();
+                }
             }
         }
-        if session_end {
-            // A still photo: one 4K buffer, filled once, then freed.
+        if pos == SESSION_FRAMES / 2 {
+            // A still during preview, once this frame is handled: the
+            // session's buffers (per frame: the next frame's) stay queued.
             st.photo_attempts += 1;
             if let Some(a) = alloc_timed(kind, policy, PHOTO_PAGES, &mut st.photo_alloc_ns) {
                 st.photo_successes += 1;
-                if !capture_and_process(&a, f) {
+                if !clock.off_timeline(|| capture_and_process(&a, f)) {
                     st.corrupt_frames += 1;
                 }
                 let _ = memsys::free(a);
             }
-            session += 1;
         }
-        sched::sleep_until(deadline);
+        if pos == SESSION_FRAMES - 1 {
+            for (a, _) in ring.drain(..) {
+                let _ = memsys::free(a);
+            }
+        }
     }
-    for a in ring.drain(..) {
+    for (a, _) in ring.drain(..) {
         let _ = memsys::free(a);
     }
+    st.hardware_ns = timer::ticks_to_ns(clock.hardware);
+    st.wake_late_ns = timer::ticks_to_ns(clock.wake_late);
     st
 }

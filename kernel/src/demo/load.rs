@@ -4,8 +4,22 @@
 //!   the rest uniformly), so the page cache churns and evicted clean pages
 //!   go to cleancache (GCMA setup) or CMA-lent frames fill (CMA setup);
 //! - anonymous pressure: heap allocations touched page by page and freed;
-//! - pinned pages: a reader that keeps up to [`MAX_PINS`] cached pages
-//!   pinned for a few milliseconds each (a reader holding pages, or DMA).
+//! - `odirect`: [`ODIRECT_TASKS`] readers, each reading whole files 1 MiB
+//!   at a time, every request's page-cache pages pinned from the moment
+//!   the request reaches them until the request completes, then released,
+//!   continuously (O_DIRECT: the block layer pins the buffer's pages for
+//!   each request), beside the file workload;
+//! - `longpin`: [`LONGPIN_GROUPS`] groups of [`LONGPIN_PAGES`] random
+//!   page-cache pages, each held [`LONGPIN_HOLD_MS`] ms; every
+//!   `LONGPIN_HOLD_MS / LONGPIN_GROUPS` ms the oldest group is released and
+//!   refilled (vmsplice into pipes that are read late), beside the file
+//!   workload.
+//!
+//! Both pin patterns are the Linux reference's (`tools/linux-cma/cmaload.c`
+//! `odirect` and `longpin`, same counts and times), made with the page
+//! cache's `pin_page`/`unpin_page`: a pinned page can be neither migrated
+//! nor dropped. Rule: every pin a worker takes is released before it ends,
+//! each in its own page-cache lock hold (a pin never outlives `stop`).
 
 use alloc::format;
 use alloc::string::String;
@@ -22,8 +36,16 @@ use crate::sync::IrqLock;
 
 /// Priority of background tasks (below the camera and the demo's main).
 pub const PRIO_BACKGROUND: u8 = 5;
-/// Pins the pinning task holds at most.
-pub const MAX_PINS: usize = 256;
+/// Readers of the `odirect` condition (cmaload: the init script runs two).
+pub const ODIRECT_TASKS: usize = 2;
+/// Size of one `odirect` request: 1 MiB.
+pub const ODIRECT_REQUEST: u64 = 1 << 20;
+/// Groups (cmaload: pipes) of the `longpin` condition.
+pub const LONGPIN_GROUPS: usize = 4;
+/// Pages each `longpin` group holds.
+pub const LONGPIN_PAGES: usize = 64;
+/// How long a `longpin` page is held, ms.
+pub const LONGPIN_HOLD_MS: u64 = 2000;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Bytes read by file workers since the last `start`.
@@ -45,6 +67,26 @@ fn report_problem(what: impl FnOnce() -> String) {
     }
 }
 
+/// Compares `bytes`, read from `path` at offset `at`, with their seeded
+/// content: counts them as checked and reports the first wrong byte
+/// (`what` says how they were read, e.g. "pinned page 3, "). True if they
+/// all match.
+fn check_bytes(content: &Content, path: &str, what: &str, at: u64, bytes: &[u8]) -> bool {
+    let bad = content.first_mismatch(at, bytes);
+    if let Some(i) = bad {
+        let off = at + i as u64;
+        report_problem(|| {
+            format!(
+                "{path}: {what}byte at offset {off} is {:#04x}, its seeded content is {:#04x}",
+                bytes[i],
+                content.byte(off)
+            )
+        });
+    }
+    BYTES_CHECKED.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    bad.is_none()
+}
+
 fn check_all() -> bool {
     CHECK_ALL.load(Ordering::Relaxed)
 }
@@ -61,15 +103,19 @@ pub enum Condition {
     Idle,
     PageCache,
     Anon,
-    Pinned,
+    /// Short pins of every page of 1 MiB requests, continuously.
+    Odirect,
+    /// Pins held for seconds, turning over.
+    Longpin,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 4] = [
+    pub const ALL: [Condition; 5] = [
         Condition::Idle,
         Condition::PageCache,
         Condition::Anon,
-        Condition::Pinned,
+        Condition::Odirect,
+        Condition::Longpin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,7 +123,8 @@ impl Condition {
             Condition::Idle => "idle",
             Condition::PageCache => "pagecache",
             Condition::Anon => "anon",
-            Condition::Pinned => "pinned",
+            Condition::Odirect => "odirect",
+            Condition::Longpin => "longpin",
         }
     }
 }
@@ -115,12 +162,22 @@ pub fn start(cond: Condition, data: &'static DataSet, seed: u64) -> Vec<TaskId> 
                 anon_worker(seed)
             }));
         }
-        Condition::Pinned => {
+        Condition::Odirect => {
             tasks.push(sched::spawn("files", PRIO_BACKGROUND, move || {
                 file_worker(data, seed)
             }));
-            tasks.push(sched::spawn("pinner", PRIO_BACKGROUND + 1, move || {
-                pin_worker(data, seed ^ 0x55)
+            for k in 0..ODIRECT_TASKS as u64 {
+                tasks.push(sched::spawn("odirect", PRIO_BACKGROUND, move || {
+                    odirect_worker(data, seed ^ (0x0d1 + k))
+                }));
+            }
+        }
+        Condition::Longpin => {
+            tasks.push(sched::spawn("files", PRIO_BACKGROUND, move || {
+                file_worker(data, seed)
+            }));
+            tasks.push(sched::spawn("longpin", PRIO_BACKGROUND + 1, move || {
+                longpin_worker(data, seed ^ 0x55)
             }));
         }
     }
@@ -165,19 +222,8 @@ pub fn read_file(data: &DataSet, path: &str, check: bool, buf: &mut [u8]) -> boo
             }
             _ => return false,
         };
-        if check {
-            if let Some(at) = content.first_mismatch(off, &buf[..got]) {
-                ok = false;
-                let at = off + at as u64;
-                report_problem(|| {
-                    format!(
-                        "{path}: byte at offset {at} is {:#04x}, its seeded content is {:#04x}",
-                        buf[(at - off) as usize],
-                        content.byte(at)
-                    )
-                });
-            }
-            BYTES_CHECKED.fetch_add(got as u64, Ordering::Relaxed);
+        if check && !check_bytes(&content, path, "", off, &buf[..got]) {
+            ok = false;
         }
         BYTES_READ.fetch_add(got as u64, Ordering::Relaxed);
         off += got as u64;
@@ -237,58 +283,149 @@ fn anon_worker(seed: u64) {
     }
 }
 
-fn pin_worker(data: &'static DataSet, seed: u64) {
-    let mut rng = Rng::new(seed);
-    let mut pins: Vec<pagecache::Frame> = Vec::new();
-    let mut one = [0u8; 1];
-    let mut page = vec![0u8; PAGE_SIZE as usize];
-    while !stopped() {
-        // A reader that reads a page and keeps holding it (as a DMA engine
-        // or a reader copying out would): uniformly chosen, so the page is
-        // usually new to the cache and lands wherever the cache grows.
-        let (size, path) = &data.files[rng.below(data.files.len() as u64) as usize];
-        let index = rng.below(size.div_ceil(PAGE_SIZE).max(1)) as u32;
-        // The soak reads (and checks) the whole page it pins.
-        let buf: &mut [u8] = if check_all() { &mut page } else { &mut one };
-        let at = index as u64 * PAGE_SIZE;
-        let pinned = memsys::with(|pc| {
-            let id = pc.open(path).ok()?;
-            let got = pc.read(id, at, buf).ok()?;
-            Some((got, pc.pin_page(id, index).ok()))
-        })
-        .flatten();
-        let pinned = match pinned {
-            Some((got, f)) => {
-                if check_all() {
-                    let content = Content::new(data.seed, path);
-                    if let Some(i) = content.first_mismatch(at, &buf[..got]) {
-                        report_problem(|| {
-                            format!(
-                                "{path}: pinned page {index}, byte at offset {} is {:#04x}, its seeded content is {:#04x}",
-                                at + i as u64,
-                                buf[i],
-                                content.byte(at + i as u64)
-                            )
-                        });
-                    }
-                    BYTES_CHECKED.fetch_add(got as u64, Ordering::Relaxed);
-                }
-                f
-            }
-            None => None,
+/// Pins page `index` of file `id` (`path`), reading it in if needed, and,
+/// in the soak, reads and checks the page's bytes while it is pinned. None:
+/// the page cache is gone or the page could not be had (nothing is pinned
+/// then).
+fn pin_one(
+    data: &DataSet,
+    id: pagecache::FileId,
+    path: &str,
+    index: u32,
+    page: &mut [u8],
+) -> Option<pagecache::Frame> {
+    let at = index as u64 * PAGE_SIZE;
+    let (got, frame) = memsys::with(|pc| {
+        let frame = pc.pin_page(id, index).ok()?;
+        let got = if check_all() {
+            pc.read(id, at, page).unwrap_or(0)
+        } else {
+            0
         };
-        if let Some(f) = pinned {
-            pins.push(f);
-        }
-        while pins.len() > MAX_PINS {
-            let f = pins.remove(0);
-            memsys::with(|pc| pc.unpin_page(f));
-        }
-        sched::sleep_ns(500_000);
+        Some((got, frame))
+    })
+    .flatten()?;
+    if got > 0 {
+        let content = Content::new(data.seed, path);
+        let what = format!("pinned page {index}, ");
+        check_bytes(&content, path, &what, at, &page[..got]);
     }
-    memsys::with(|pc| {
-        for f in pins.drain(..) {
-            let _ = pc.unpin_page(f);
+    Some(frame)
+}
+
+/// Releases every pin in `pins`, one page-cache lock hold each.
+fn unpin_all(pins: &mut Vec<pagecache::Frame>) {
+    for f in pins.drain(..) {
+        let _ = memsys::with(|pc| pc.unpin_page(f));
+    }
+}
+
+/// One `odirect` reader: a uniformly chosen file read whole, 1 MiB request
+/// after 1 MiB request. A request pins its pages one by one as it reaches
+/// them (reading those not cached from the device), copies the request out
+/// of the pinned pages in 64 KiB steps (checking the bytes as the file
+/// workload does), then releases them all: each page is pinned from the
+/// moment the request reaches it until the request completes.
+fn odirect_worker(data: &'static DataSet, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut pins: Vec<pagecache::Frame> =
+        Vec::with_capacity((ODIRECT_REQUEST / PAGE_SIZE) as usize);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut k = 0u64;
+    while !stopped() {
+        let (size, path) = &data.files[rng.below(data.files.len() as u64) as usize];
+        let Some(Ok(id)) = memsys::with(|pc| pc.open(path)) else {
+            sched::sleep_ns(1_000_000);
+            continue;
+        };
+        let content = Content::new(data.seed, path);
+        // Every byte of every fourth file read is checked (of every one:
+        // soak), as the file workload does.
+        let check = k.is_multiple_of(4) || check_all();
+        k += 1;
+        let mut file_ok = true;
+        let mut off = 0u64;
+        while off < *size && !stopped() {
+            let end = (off + ODIRECT_REQUEST).min(*size);
+            let mut ok = true;
+            for index in (off / PAGE_SIZE) as u32..end.div_ceil(PAGE_SIZE) as u32 {
+                match pin_one(data, id, path, index, &mut []) {
+                    Some(f) => pins.push(f),
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            let mut at = off;
+            while ok && at < end {
+                let n = (end - at).min(buf.len() as u64) as usize;
+                let got = memsys::with(|pc| pc.read(id, at, &mut buf[..n]).ok())
+                    .flatten()
+                    .unwrap_or(0);
+                if got == 0 {
+                    break;
+                }
+                if check && !check_bytes(&content, path, "direct read, ", at, &buf[..got]) {
+                    file_ok = false;
+                }
+                BYTES_READ.fetch_add(got as u64, Ordering::Relaxed);
+                at += got as u64;
+            }
+            unpin_all(&mut pins);
+            if !ok || at < end {
+                sched::sleep_ns(1_000_000);
+                break;
+            }
+            off = end;
         }
-    });
+        if check && off >= *size {
+            FILES_CHECKED.fetch_add(1, Ordering::Relaxed);
+            if !file_ok {
+                MISMATCHES.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    unpin_all(&mut pins);
+}
+
+/// The `longpin` holder: [`LONGPIN_GROUPS`] groups of [`LONGPIN_PAGES`]
+/// uniformly chosen page-cache pages; every `LONGPIN_HOLD_MS /
+/// LONGPIN_GROUPS` ms the oldest group is released and refilled with new
+/// pages, so each page is held [`LONGPIN_HOLD_MS`] ms and
+/// `LONGPIN_GROUPS * LONGPIN_PAGES` pages are pinned at any time.
+fn longpin_worker(data: &'static DataSet, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut groups: Vec<Vec<pagecache::Frame>> = (0..LONGPIN_GROUPS)
+        .map(|_| Vec::with_capacity(LONGPIN_PAGES))
+        .collect();
+    let mut page = vec![0u8; PAGE_SIZE as usize];
+    let turn_ns = LONGPIN_HOLD_MS * 1_000_000 / LONGPIN_GROUPS as u64;
+    let mut turn = 0usize;
+    while !stopped() {
+        let group = &mut groups[turn % LONGPIN_GROUPS];
+        unpin_all(group);
+        while group.len() < LONGPIN_PAGES && !stopped() {
+            let (size, path) = &data.files[rng.below(data.files.len() as u64) as usize];
+            let index = rng.below(size.div_ceil(PAGE_SIZE).max(1)) as u32;
+            let pinned = match memsys::with(|pc| pc.open(path)) {
+                Some(Ok(id)) => pin_one(data, id, path, index, &mut page),
+                _ => None,
+            };
+            match pinned {
+                Some(f) => group.push(f),
+                // No page cache, or no memory for the page: try later.
+                None => sched::sleep_ns(1_000_000),
+            }
+        }
+        turn += 1;
+        // In steps, so that `stop` is not kept waiting for a whole turn.
+        let until = crate::arch::timer::ticks() + crate::arch::timer::ns_to_ticks(turn_ns);
+        while !stopped() && crate::arch::timer::ticks() < until {
+            sched::sleep_ns(turn_ns.min(50_000_000));
+        }
+    }
+    for g in &mut groups {
+        unpin_all(g);
+    }
 }

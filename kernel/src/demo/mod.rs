@@ -4,10 +4,12 @@
 //! 1. page operations the allocators are compared with (zero, copy a page);
 //! 2. a sequential scan of the data set with and without readahead;
 //! 3. for each allocator (GCMA, CMA with the Linux policy, CMA with the
-//!    Android sleep-and-rescan policy (`cma-retry`), carveout) and condition (idle,
-//!    page-cache pressure, anonymous pressure, pinned pages): the camera
-//!    pipeline at 30 fps with its allocations timed, while the background
-//!    load runs;
+//!    Android sleep-and-rescan policy (`cma-retry`), carveout) and condition
+//!    (idle, page-cache pressure, anonymous pressure, `odirect`: direct-I/O
+//!    readers pinning each 1 MiB request's pages while it runs, `longpin`:
+//!    pages held for seconds and turning over; see `load`): the camera
+//!    pipeline at 30 fps with sensor timing and its allocations timed,
+//!    while the background load runs;
 //! 4. utilization: the file workload alone under each setup (no
 //!    reservation, carveout, CMA, GCMA): device reads and hit ratios;
 //! 5. per-page cost of GCMA and CMA allocations against memset/memcpy;
@@ -149,12 +151,14 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
     );
     let ram_mib: u64 = info.ram.iter().map(|r| r.size).sum::<u64>() >> 20;
     println!(
-        "@bench board={} scale={} seed={seed} gcma_mib={} cma_mib={} carveout_mib={} ram_mib={ram_mib}",
+        "@bench board={} scale={} seed={seed} gcma_mib={} cma_mib={} carveout_mib={} ram_mib={ram_mib} frame_align_pages={} photo_align_pages={}",
         info.board,
         scale.name(),
         gcma_pages >> 8,
         cma_pages >> 8,
-        carveout_pages >> 8
+        carveout_pages >> 8,
+        contig::linux_cma_align_pages(camera::FRAME_PAGES),
+        contig::linux_cma_align_pages(camera::PHOTO_PAGES)
     );
     println!(
         "demo: camera pipeline (1080p NV12 {} KiB frames, 4K photos {} KiB) on GCMA, CMA and a carveout; scale {}",

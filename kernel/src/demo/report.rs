@@ -55,8 +55,12 @@ pub(super) fn print_run(name: &str, cond: Condition, st: &CameraStats) {
         println!("{line}");
     }
     println!(
-        "@frames allocator={name} condition={c} frames={} deadline_misses={}",
-        st.frames, st.deadline_misses
+        "@frames allocator={name} condition={c} frames={} deadline_misses={} dropped={} hardware_ms={:.1} wake_late_ms={:.1}",
+        st.frames,
+        st.deadline_misses,
+        st.dropped_frames,
+        st.hardware_ns as f64 / 1e6,
+        st.wake_late_ns as f64 / 1e6
     );
 }
 
@@ -68,7 +72,7 @@ pub(super) fn summary(rows: &[RunRow]) {
     );
     let _ = writeln!(
         t,
-        "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>6} {:>8}",
+        "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>7} {:>6} {:>8}",
         "allocator",
         "condition",
         "",
@@ -81,7 +85,8 @@ pub(super) fn summary(rows: &[RunRow]) {
         "12M max",
         "ok",
         "frames",
-        "missed",
+        "dropped",
+        "late",
         "bg MiB"
     );
     for r in rows {
@@ -96,7 +101,7 @@ pub(super) fn summary(rows: &[RunRow]) {
         };
         let _ = writeln!(
             t,
-            "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>6} {:>8}",
+            "{:<9} {:<9} {:>6} | {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>7} | {:>6} {:>7} {:>6} {:>8}",
             row_name(r.kind, r.policy),
             r.cond.name(),
             "",
@@ -109,6 +114,7 @@ pub(super) fn summary(rows: &[RunRow]) {
             us(bmax),
             format!("{}/{}", r.stats.photo_successes, r.stats.photo_attempts),
             r.stats.frames,
+            r.stats.dropped_frames,
             r.stats.deadline_misses,
             r.bytes_read >> 20
         );
