@@ -88,7 +88,6 @@ fn main() -> Result<(), ContigError> {
     areas
         .backend_mut()
         .set_observer(Some(Box::new(Mirror(frames.clone()))));
-    let fs = areas.backend_mut().register_fs(0x1234);
 
     // 3. The three areas. GCMA memory is the kernel's to hand over.
     let base = area_memory(AREA_PAGES);

@@ -13,6 +13,8 @@ use crate::{
     PageState, Pfn, PoolBackend, PoolId,
 };
 
+mod range;
+
 /// Most areas an [`Areas`] registry holds.
 pub const MAX_AREAS: usize = 16;
 

@@ -68,6 +68,22 @@ impl RangeBook {
         self.used.find_fit(from, count, align, self.base_pfn)
     }
 
+    /// Checks that `pfn .. pfn + count` (inside the area) has no allocated
+    /// page, for an explicit-range allocation; returns its first index.
+    pub(crate) fn check_range(&self, pfn: Pfn, count: usize) -> Result<usize, ContigError> {
+        debug_assert!(self.contains_pfn(pfn) && count > 0);
+        let start = (pfn - self.base_pfn) as usize;
+        debug_assert!(start + count <= self.pages);
+        match self.used.next_set(start, start + count) {
+            Some(i) => Err(ContigError::RangeAllocated {
+                pfn,
+                count,
+                first: self.pfn(i),
+            }),
+            None => Ok(start),
+        }
+    }
+
     /// Records the allocation of `start .. start + count` (found free).
     pub(crate) fn commit(&mut self, start: usize, count: usize) {
         debug_assert!(self.used.range_clear(start, count));

@@ -46,6 +46,22 @@ impl CarveoutArea {
         }
     }
 
+    /// Allocates exactly `pfn .. pfn + count` (inside the area, checked by
+    /// the caller).
+    pub fn alloc_at(&mut self, pfn: Pfn, count: usize) -> Result<(), ContigError> {
+        match self.book.check_range(pfn, count) {
+            Ok(start) => {
+                self.book.commit(start, count);
+                self.stats.allocations += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.failures += 1;
+                Err(e)
+            }
+        }
+    }
+
     /// Frees the allocation `pfn, count` (exactly as allocated).
     pub fn free(&mut self, pfn: Pfn, count: usize) -> Result<(), ContigError> {
         let start = self.book.check_free(pfn, count)?;

@@ -77,6 +77,27 @@ impl GcmaArea {
         Ok(self.book.pfn(start))
     }
 
+    /// Allocates exactly `pfn .. pfn + count` (inside the area, checked by
+    /// the caller): all or nothing, as [`alloc`](Self::alloc).
+    pub fn alloc_at<B: PoolBackend + ?Sized>(
+        &mut self,
+        backend: &mut B,
+        pfn: Pfn,
+        count: usize,
+    ) -> Result<(), ContigError> {
+        let r = self.book.check_range(pfn, count).and_then(|start| {
+            let dropped = backend.take_back_range(self.pool, start, count)?;
+            self.book.commit(start, count);
+            self.stats.dropped_copies += dropped as u64;
+            Ok(())
+        });
+        match r {
+            Ok(()) => self.stats.allocations += 1,
+            Err(_) => self.stats.failures += 1,
+        }
+        r
+    }
+
     /// Frees the allocation `pfn, count` (exactly as allocated) and gives its
     /// pages back to cleancache in one [`PoolBackend::give_back_range`]: all
     /// or nothing (if a page is not taken back, nothing changes).

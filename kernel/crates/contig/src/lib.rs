@@ -183,6 +183,16 @@ pub enum ContigError {
     /// GCMA: cleancache refused a take-back or give-back (the pages already
     /// taken were given back: nothing changed).
     Pool(PoolError),
+    /// [`Areas::alloc_range`]: no page of the range lies in an area.
+    RangeOutside { pfn: Pfn, count: usize },
+    /// [`Areas::alloc_range`]: the range overlaps an area but is not inside
+    /// one (it straddles two, or runs past an area's end).
+    RangeSpansAreas { pfn: Pfn, count: usize },
+    /// [`Areas::alloc_range`]: the page at `first` is already allocated.
+    RangeAllocated { pfn: Pfn, count: usize, first: Pfn },
+    /// [`Areas::alloc_range`]: the range is in a CMA area (explicit ranges
+    /// are for GCMA areas and carveouts, which never fail on a pin).
+    RangeInCma { pfn: Pfn, count: usize },
 }
 
 impl From<PoolError> for ContigError {
@@ -232,6 +242,24 @@ impl fmt::Display for ContigError {
             ),
             NotLent { pfn } => write!(f, "page at pfn {pfn:#x} is not lent"),
             Pool(e) => write!(f, "cleancache: {e}"),
+            RangeOutside { pfn, count } => {
+                write!(
+                    f,
+                    "range of {count} pages at pfn {pfn:#x} is outside every area"
+                )
+            }
+            RangeSpansAreas { pfn, count } => write!(
+                f,
+                "range of {count} pages at pfn {pfn:#x} is not inside one area"
+            ),
+            RangeAllocated { pfn, count, first } => write!(
+                f,
+                "range of {count} pages at pfn {pfn:#x}: page {first:#x} is allocated"
+            ),
+            RangeInCma { pfn, count } => write!(
+                f,
+                "range of {count} pages at pfn {pfn:#x} is in a CMA area (explicit ranges: GCMA and carveouts)"
+            ),
         }
     }
 }

@@ -152,3 +152,5 @@ impl PoolBackend for Faulty {
         self.cc.cached_pages(pool)
     }
 }
+
+mod range;
