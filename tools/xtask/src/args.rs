@@ -10,8 +10,8 @@ pub fn usage() -> &'static str {
      \x20      cargo xtask fuzz [--seconds N] (every fuzz target; --help there)\n\
      \n\
      test: checks the source structure, runs the host tests of kernel/crates/* and\n\
-     xtask, checks that contig and cleancache document, package and run their host\n\
-     examples, builds both boards, boots each under QEMU in self-test and fault mode\n\
+     xtask, checks that contig, cleancache and pagecache document, package and run\n\
+     their host examples, builds both boards, boots each under QEMU in self-test and fault mode\n\
      and checks every result line, then runs a quick demo on virt and checks its\n\
      tables and bench.json fields, and a 2-minute soak (--skip-demo skips both).\n\
      structure: fails on an import cycle between the modules of kernel/src or a\n\
