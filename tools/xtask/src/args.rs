@@ -10,11 +10,11 @@ pub fn usage() -> &'static str {
      \x20      cargo xtask fuzz [--seconds N] (every fuzz target; --help there)\n\
      \n\
      test: checks the source structure, runs the host tests of kernel/crates/* and\n\
-     xtask, checks that contig and cleancache document, package and run their host\n\
-     examples, builds both boards, boots each under QEMU in self-test and fault mode\n\
-     and checks every result line, then runs a quick demo on each board (raspi4b:\n\
-     from the self-test SD image) and checks its tables and bench.json fields,\n\
-     and a 2-minute soak on virt (--skip-demo skips the demos and the soak).\n\
+     xtask, checks that contig, cleancache and pagecache document, package and run\n\
+     their host examples, builds both boards, boots each under QEMU in self-test and\n\
+     fault mode and checks every result line, then runs a quick demo on each board\n\
+     (raspi4b: from the self-test SD image) and checks its tables and bench.json\n\
+     fields, and a 2-minute soak on virt (--skip-demo skips the demos and the soak).\n\
      structure: fails on an import cycle between the modules of kernel/src or a\n\
      source file over 800 lines outside tests that tools/xtask/structure-allow.txt\n\
      does not list; --graph prints the module graph it reads.\n\

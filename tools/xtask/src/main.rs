@@ -3,8 +3,8 @@
 //! `cargo xtask test` is the project's one test command:
 //! 1. the host unit and property tests of every crate under `kernel/crates/`,
 //!    and `real-dtbs` (src/realtrees.rs) when build/cache holds Debian's
-//!    kernel package; then contig's and cleancache's docs (no warnings),
-//!    packages and host examples (src/cratechecks.rs);
+//!    kernel package; then contig's, cleancache's and pagecache's docs (no
+//!    warnings), packages and host examples (src/cratechecks.rs);
 //! 2. both boards built for aarch64-unknown-none;
 //! 3. each board booted under QEMU in self-test mode: every `@test` line must
 //!    say pass, the kernel must announce as many tests as it runs, report the
