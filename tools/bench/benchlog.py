@@ -67,7 +67,20 @@ ROW_KEYS = {
 }
 # Log tag -> JSON section.
 TAG_SECTION = {"@alloc": "alloc", "@frames": "frames", "@util": "utilization"}
-TOP_KEYS = ("commit", "board", "accel", "alloc", "frames", "utilization", "per_page", "linux_cma")
+TOP_KEYS = ("commit", "board", "accel", "alloc", "frames", "utilization", "per_page", "linux_cma",
+            "tag_storage")
+# The tag-storage step (`@tagstore`): explicit pfn ranges of the second GCMA
+# donor; "tag_storage": null when the tree had no tags@ region (no line).
+TAG_STORAGE_FIELDS = (
+    ("requests", int),
+    ("taken", int),
+    ("overlapped", int),
+    ("failed", int),
+    ("p50_us", float),
+    ("p99_us", float),
+    ("max_us", float),
+    ("dropped", int),
+)
 # A row of results/linux-cma.json (`cargo xtask linux-cma`): Linux 6.12's own
 # CMA timed under the same conditions; bench.json keeps a copy of the rows
 # the run was compared with ("linux_cma": null when there was none).
@@ -81,6 +94,7 @@ class Parsed:
 
     def __init__(self):
         self.meta = {}  # the @bench line's fields
+        self.tag_storage = None  # the @tagstore line's fields, typed
         self.rows = {section: {} for section in ROW_FIELDS}  # key tuple -> row
         self.row_lines = {section: {} for section in ROW_FIELDS}  # key -> line no
         self.per_page = None  # dict, or None when there was no @perpage
@@ -201,7 +215,7 @@ def record_per_page(parsed, line_no, raw):
 def parse_line(parsed, line_no, line):
     tag, raw, bad = split_fields(line)
     section = TAG_SECTION.get(tag)
-    known = section or tag in ("@latency", "@perpage", "@bench", "@exit", "@progress")
+    known = section or tag in ("@latency", "@perpage", "@bench", "@exit", "@progress", "@tagstore")
     if known and bad:
         shown = " ".join(b[:40] for b in bad[:3])
         parsed.problems.append(f"line {line_no}: {tag}: not key=value: {shown}")
@@ -213,6 +227,8 @@ def parse_line(parsed, line_no, line):
         record_per_page(parsed, line_no, raw)
     elif tag == "@bench":
         parsed.meta = raw
+    elif tag == "@tagstore":
+        parsed.tag_storage = typed_fields(TAG_STORAGE_FIELDS, raw, f"line {line_no}: @tagstore", parsed.problems)
     elif tag == "@exit":
         parsed.exit = raw
     elif tag == "@progress":
@@ -269,6 +285,7 @@ def build_json(parsed, commit, board, accel, linux_cma=None):
     per_page = parsed.per_page or {}
     data["per_page"] = {name: per_page.get(name) for name, _ in PER_PAGE_FIELDS}
     data["linux_cma"] = linux_cma
+    data["tag_storage"] = parsed.tag_storage
     return data
 
 
@@ -469,6 +486,22 @@ def check_linux_cma(ref):
     return problems
 
 
+def check_tag_storage(row):
+    """null, or every field present and typed, the counts adding up
+    (taken + overlapped + failed == requests) and p50 <= p99 <= max when
+    anything was taken."""
+    if row is None:
+        return []
+    problems = check_fields("tag_storage", TAG_STORAGE_FIELDS, row)
+    if problems or not isinstance(row, dict):
+        return problems
+    if row["taken"] + row["overlapped"] + row["failed"] != row["requests"]:
+        problems.append("tag_storage: taken + overlapped + failed != requests")
+    if row["taken"] and not row["p50_us"] <= row["p99_us"] <= row["max_us"]:
+        problems.append("tag_storage: p50 <= p99 <= max does not hold")
+    return problems
+
+
 def validate(data):
     """Every way `data` breaks the bench.json contract, one line each."""
     if not isinstance(data, dict):
@@ -488,4 +521,6 @@ def validate(data):
         problems += check_per_page(data["per_page"])
     if "linux_cma" in data:
         problems += check_linux_cma(data["linux_cma"])
+    if "tag_storage" in data:
+        problems += check_tag_storage(data["tag_storage"])
     return problems

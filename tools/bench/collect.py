@@ -52,7 +52,8 @@ def parse_args(argv):
                         "and has no problems; used by `cargo xtask publish`")
     p.add_argument("--commit", help="commit to record (default: git rev-parse --short HEAD, +-dirty)")
     p.add_argument("--linux-cma", metavar="FILE",
-                   help="Linux CMA reference to compare with (default: <repo>/results/linux-cma.json, "
+                   help="Linux CMA reference to compare with (default: <repo>/results/linux-cma-align256.json, "
+                        "Linux aligning each request as our demo does; "
                         "written by `cargo xtask linux-cma`); 'none' for no comparison")
     return p.parse_args(argv)
 
@@ -141,7 +142,7 @@ def load_linux_cma(flag, warnings):
     or None with a warning saying why there is none."""
     if flag == "none":
         return None
-    path = flag or os.path.join(REPO_ROOT, "results", "linux-cma.json")
+    path = flag or os.path.join(REPO_ROOT, "results", "linux-cma-align256.json")
     rel = os.path.relpath(os.path.abspath(path), REPO_ROOT)
     shown = rel.replace(os.sep, "/") if not rel.startswith("..") else os.path.basename(path)
     try:

@@ -88,10 +88,11 @@ def make_log(skip=(), extra=(), replace=None):
         lines.append(f"@util setup={setup} seconds=12.3 read_sectors={READS[setup]} "
                      f"page_cache_hit_ratio=0.42 cleancache_hit_ratio={cc} future_key=1")
     lines.append(
-        "@perpage gcma_alloc_ns=210.5 cma_alloc_ns=9050.2 carveout_alloc_ns=150.1 take_back_ns=20.5"
+        "@perpage gcma_alloc_ns=60.5 cma_alloc_ns=9050.2 carveout_alloc_ns=150.1 take_back_ns=20.5"
         " memset_ns=1980.0 memcpy_ns=2290.0 clear_page_ns=900.0 copy_page_ns=1500.0"
         " cc_store_ns=1700.0 cc_restore_ns=1600.0 cc_evict_ns=2100.0"
     )
+    lines.append("@tagstore requests=60 taken=21 overlapped=39 failed=0 p50_us=15.6 p99_us=64.1 max_us=64.1 dropped=324")
     lines.append("@future tag=ignored")
     lines.extend(extra)
     lines.append("@exit status=0 reason=success")
@@ -202,7 +203,9 @@ class JsonTest(Workspace):
         self.assertIn("alloc 20/20 x 1 size(s)", out)
         data = self.bench_json()
         self.assertEqual(list(data), ["commit", "board", "accel", "alloc", "frames", "utilization", "per_page",
-                                      "linux_cma"])
+                                      "linux_cma", "tag_storage"])
+        self.assertEqual(data["tag_storage"], {"requests": 60, "taken": 21, "overlapped": 39, "failed": 0,
+                                               "p50_us": 15.6, "p99_us": 64.1, "max_us": 64.1, "dropped": 324})
         self.assertEqual((data["commit"], data["board"], data["accel"]), ("abc1234", "qemu-virt", "tcg"))
         types = {
             "alloc": {"allocator": str, "condition": str, "pages": int, "attempts": int, "successes": int,
@@ -432,11 +435,23 @@ class ReportTest(Workspace):
         lines = {l.split("|")[1].strip(): l for l in page.splitlines() if l.startswith("| GCMA") or l.startswith("| no ")}
         self.assertIn("| met ", lines["GCMA success 100% in every condition"])
         self.assertIn("| met ", lines["no GCMA frame dropped"])
-        self.assertIn("| met ", lines["GCMA per-page cost < 1/4 of memset"])
+        self.assertIn("| met ", lines["GCMA per-page cost ≤ 1/20 of memset"])
+        self.assertIn("| met ", lines["GCMA p99 below CMA's in every condition and size, idle included"])
+        # The fixture's carveout is about 2.5x faster than GCMA at p99.
+        self.assertIn("| not met ", lines["GCMA p99 ≤ 2x the carveout's, every condition and size"])
         self.assertIn("| met ", lines["GCMA device reads within 15% of none, below carveout"])
         # longpin: CMA ~2000-4000 µs vs GCMA ~12-24 µs: ~ 100-300x, depends on the samples.
         self.assertRegex(lines["GCMA p99 ≥100x below CMA p99, longpin, every size"], r"\| (met|not met) ")
         self.assertIn("| met ", lines["GCMA p99 ≥15x below CMA p99, pagecache, every size"])
+
+    def test_tag_storage_table_and_its_checks(self):
+        page = self.page()
+        self.assertIn("## Tag storage: a second donor, explicit ranges", page)
+        self.assertRegex(page, r"\|\s+60 \|\s+21 \|\s+39 \|\s+0 \|")
+        bad = "@tagstore requests=60 taken=21 overlapped=30 failed=0 p50_us=15.6 p99_us=64.1 max_us=64.1 dropped=324"
+        code, out, _ = self.run_collect(make_log(replace={"@tagstore": bad}), "--check")
+        self.assertEqual(code, 1, out)
+        self.assertIn("tag_storage: taken + overlapped + failed != requests", out)
 
     def test_notes_follow_the_data(self):
         tail = alloc_line("gcma", "anon", p50_us=10.0, p99_us=30.0, max_us=45.0, successes=19)
@@ -446,7 +461,7 @@ class ReportTest(Workspace):
         self.assertIn("GCMA under anon, 768 pages, succeeded 19/20", page)
         self.assertIn("more device sectors than `none`", page)
         self.assertRegex(page, r"\| GCMA success 100% in every condition +\| not met")
-        self.assertRegex(page, r"\| GCMA max ≤ 3x its p50, every size +\| not met")
+        self.assertRegex(page, r"\| GCMA max ≤ 2x its p50, every size +\| not met")
 
     def test_tables_are_aligned(self):
         page = self.page()
