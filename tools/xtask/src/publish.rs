@@ -23,7 +23,9 @@ pub fn usage() -> &'static str {
      build/results/<board>/full/demo.log, written by `cargo run -- scale=full`\n\
      or `cargo run-rpi4 -- scale=full`) into results/<board>/ and, for\n\
      qemu-virt, updates the README headline. Refuses a run that did not\n\
-     finish, is not full-scale, or whose collector reported problems."
+     finish, is not full-scale, or whose collector reported problems.\n\
+     The commit and accelerator recorded are the run's (from the bench.json\n\
+     the run wrote beside its log), not the tree's at publish time."
 }
 
 /// The board whose run becomes the README headline.
@@ -82,6 +84,20 @@ pub fn publish(args: &[String]) -> ExitCode {
         .arg(&log)
         .args(["--publish", "--board", &board, "--out"])
         .arg(&out);
+    // The run's own commit and accelerator, as its collector recorded them.
+    let run_json = log.with_file_name("bench.json");
+    let recorded = fs::read_to_string(&run_json).unwrap_or_default();
+    for (key, flag) in [("commit", "--commit"), ("accel", "--accel")] {
+        match json_string(&recorded, key) {
+            Some(v) => {
+                cmd.args([flag, &v]);
+            }
+            None => eprintln!(
+                "xtask publish: no {key} in {}: collect.py records today's instead",
+                run_json.display()
+            ),
+        }
+    }
     if board == HEADLINE_BOARD {
         cmd.arg("--readme").arg(root.join("README.md"));
     }
@@ -113,6 +129,27 @@ pub fn publish(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The string value of a top-level `"key": "value"` in a bench.json.
+fn json_string(text: &str, key: &str) -> Option<String> {
+    let at = text.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = text[at..].trim_start().strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].to_string())
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_string;
+
+    #[test]
+    fn reads_the_runs_commit_and_accel() {
+        let j = "{\n  \"commit\": \"93d0ead\",\n  \"board\": \"qemu-virt\",\n  \"accel\": \"tcg\",\n  \"alloc\": []\n}";
+        assert_eq!(json_string(j, "commit").as_deref(), Some("93d0ead"));
+        assert_eq!(json_string(j, "accel").as_deref(), Some("tcg"));
+        assert_eq!(json_string(j, "missing"), None);
+        assert_eq!(json_string("{\"commit\": null}", "commit"), None);
+    }
 }
