@@ -81,9 +81,9 @@ pub fn publish(args: &[String]) -> ExitCode {
     let mut cmd = Command::new(bench_python());
     cmd.current_dir(&root)
         .arg("tools/bench/collect.py")
-        .arg(&log)
+        .arg(rel(&log))
         .args(["--publish", "--board", &board, "--out"])
-        .arg(&out);
+        .arg(rel(&out));
     // The run's own commit and accelerator, as its collector recorded them.
     let run_json = log.with_file_name("bench.json");
     let recorded = fs::read_to_string(&run_json).unwrap_or_default();
@@ -99,7 +99,7 @@ pub fn publish(args: &[String]) -> ExitCode {
         }
     }
     if board == HEADLINE_BOARD {
-        cmd.arg("--readme").arg(root.join("README.md"));
+        cmd.arg("--readme").arg("README.md");
     }
     match cmd.status() {
         Ok(s) if s.success() => {}
@@ -134,6 +134,11 @@ fn json_string(text: &str, key: &str) -> Option<String> {
     let at = text.find(&format!("\"{key}\":"))? + key.len() + 3;
     let rest = text[at..].trim_start().strip_prefix('"')?;
     Some(rest[..rest.find('"')?].to_string())
+}
+
+/// `p` relative to the repository (the results page records the command).
+fn rel(p: &Path) -> &Path {
+    p.strip_prefix(root()).unwrap_or(p)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
