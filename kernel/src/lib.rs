@@ -3,7 +3,8 @@
 //! A small arm64 kernel whose reason to exist is GCMA, the Guaranteed
 //! Contiguous Memory Allocator. This crate holds everything shared by the
 //! boards: boot (`arch`), the console, the device tree's memory map, page
-//! frames and the heap (`mm`), timing probes, the self-tests and the demo.
+//! frames and the heap (`mm`), timing probes, the self-tests, the demo and
+//! the soak, and the workloads they share (`workload`).
 //! The allocator, cleancache and page-cache logic live in the `no_std`
 //! crates under `kernel/crates/`, tested on the host.
 //!
@@ -41,6 +42,7 @@ pub mod selftest;
 pub mod soak;
 pub mod storage;
 pub mod sync;
+pub mod workload;
 
 use core::ops::Range;
 

@@ -1,13 +1,14 @@
-//! The soak (`mode=soak minutes=N`): the demo's workloads in a loop over
-//! every allocator, with the kernel's invariants checked every second.
+//! The soak (`mode=soak minutes=N`): the demo's workloads (`workload`) in a
+//! loop over every allocator, with the kernel's invariants checked every
+//! second.
 //!
 //! One cycle runs, for each allocator (GCMA, CMA, carveout) and each loaded
 //! condition (page-cache pressure, anonymous pressure, the `odirect` and
-//! `longpin` pin patterns), the demo's camera pipeline for [`PHASE_FRAMES`]
-//! frames on that allocator's area while the demo's background tasks load
-//! the system (`demo::load`: file reads, anonymous memory, direct-I/O
-//! readers, long pins), the page cache set up as the demo sets it up for
-//! that allocator (`demo::setup_for`). Cycles
+//! `longpin` pin patterns), the camera pipeline (`workload::camera`) for
+//! [`PHASE_FRAMES`] frames on that allocator's area while the background
+//! tasks load the system (`workload::load`: file reads, anonymous memory,
+//! direct-I/O readers, long pins), the page cache set up as the demo sets
+//! it up for that allocator (`workload::setup::setup_for`). Cycles
 //! repeat until N minutes have passed (the phase under way is finished).
 //!
 //! Checked every second while a phase runs and once after it (between
@@ -52,14 +53,16 @@ use alloc::vec::Vec;
 use core::fmt::Write as _;
 use core::sync::atomic::Ordering;
 
-use contig::{AreaKind, PfnState};
+use contig::{AreaKind, CmaPolicy, PfnState};
 use frames::{FrameState, Pfn};
 use testdata::Content;
 
 use crate::arch::timer;
-use crate::demo;
-use crate::demo::load::{self, Condition, DataSet};
 use crate::exit::ExitStatus;
+use crate::workload::camera;
+use crate::workload::kinds::{AREA_KINDS, kind_name};
+use crate::workload::load::{self, Condition, DataSet};
+use crate::workload::setup::{apply, load_manifest, setup_for};
 use crate::{BootInfo, memsys, mm, println, sched};
 
 /// Camera frames per phase: 3 s at 30 fps, six stream sessions (ring and
@@ -134,7 +137,7 @@ impl core::fmt::Display for Place {
             "{} into the soak, cycle {}, {}/{}",
             mmss(elapsed(self.t0)),
             self.cycle + 1,
-            demo::kind_name(self.kind),
+            kind_name(self.kind),
             self.cond.name()
         )
     }
@@ -160,11 +163,11 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
         println!("soak: no timer interrupt (GIC not found): the workloads need the scheduler");
         return ExitStatus::BootFailed;
     }
-    if let Err(e) = memsys::mount(demo::setup_for(Some(AreaKind::Carveout), 0)) {
+    if let Err(e) = memsys::mount(setup_for(Some(AreaKind::Carveout), 0)) {
         println!("soak: no data disk ({e}); qemu-run.sh attaches build/demo-data.img in soak mode");
         return ExitStatus::BootFailed;
     }
-    let data: &'static DataSet = match demo::load_manifest() {
+    let data: &'static DataSet = match load_manifest() {
         Ok(d) => alloc::boxed::Box::leak(alloc::boxed::Box::new(d)),
         Err(e) => {
             println!("soak: the data disk has no usable manifest: {e}");
@@ -184,7 +187,7 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
         data.files.len(),
         total >> 20,
         PHASE_FRAMES,
-        demo::AREA_KINDS.len() * CONDITIONS.len()
+        AREA_KINDS.len() * CONDITIONS.len()
     );
     load::CHECK_ALL.store(true, Ordering::Relaxed);
     load::BYTES_CHECKED.store(0, Ordering::Relaxed);
@@ -202,19 +205,19 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
         cond: Condition::PageCache,
     };
     'soak: loop {
-        for (k, kind) in demo::AREA_KINDS.into_iter().enumerate() {
+        for (k, kind) in AREA_KINDS.into_iter().enumerate() {
             for cond in CONDITIONS {
                 if elapsed(t0) >= end {
                     break 'soak;
                 }
                 place.kind = kind;
                 place.cond = cond;
-                demo::apply(demo::setup_for(Some(kind), cma_pages));
+                apply(setup_for(Some(kind), cma_pages));
                 let phase_seed = seed ^ tally.phases.wrapping_mul(0x9e37_79b9);
                 let tasks = load::start(cond, data, phase_seed);
-                let cam = demo::spawn_camera(kind, PHASE_FRAMES);
+                let cam = camera::spawn(kind, CmaPolicy::Linux, PHASE_FRAMES);
                 let mut last_check = timer::ticks();
-                while !demo::camera_done() {
+                while !camera::done() {
                     sched::sleep_ns(50_000_000);
                     if elapsed(last_check) < CHECK_NS {
                         continue;
@@ -231,7 +234,7 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
                 }
                 sched::join(cam);
                 load::stop(tasks);
-                let st = demo::camera_result().unwrap_or_default();
+                let st = camera::take_result().unwrap_or_default();
                 let a = &mut tally.allocs[k];
                 a.attempts += st.frame_attempts + st.photo_attempts;
                 a.successes += st.frame_successes + st.photo_successes;
@@ -247,7 +250,7 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
                         "{} of {} {} allocations failed (frames {}/{}, photos {}/{}): a guaranteed allocator refused a request that fits",
                         failed,
                         st.frame_attempts + st.photo_attempts,
-                        demo::kind_name(kind),
+                        kind_name(kind),
                         st.frame_successes,
                         st.frame_attempts,
                         st.photo_successes,
@@ -259,7 +262,7 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
                     let what = format!(
                         "{} camera frames read back other bytes than were captured into their {} buffer",
                         st.corrupt_frames,
-                        demo::kind_name(kind)
+                        kind_name(kind)
                     );
                     return violation(&place, &tally, &what);
                 }
@@ -269,7 +272,7 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
         place.cycle = tally.cycles;
     }
     // Everything written back and unmounted cleanly, then one last check.
-    demo::apply(demo::setup_for(Some(AreaKind::Carveout), 0));
+    apply(setup_for(Some(AreaKind::Carveout), 0));
     if let Err(what) = check(&files, &mut cursor, &mut tally) {
         return violation(&place, &tally, &what);
     }
@@ -358,7 +361,7 @@ fn progress(place: &Place, tally: &Tally, minutes: u32, cc_before: (u64, u64)) {
         mmss(elapsed(place.t0)),
         minutes,
         place.cycle + 1,
-        demo::kind_name(place.kind),
+        kind_name(place.kind),
         place.cond.name(),
         tally.checks,
         ok,
@@ -383,11 +386,11 @@ fn summary(tally: &Tally, ns: u64, (restores, ra_restores): (u64, u64)) {
         format!("{} ({})", tally.cycles, tally.phases),
     );
     row(&mut t, "camera frames", format!("{}", tally.frames));
-    for (i, kind) in demo::AREA_KINDS.into_iter().enumerate() {
+    for (i, kind) in AREA_KINDS.into_iter().enumerate() {
         let a = tally.allocs[i];
         row(
             &mut t,
-            &format!("allocations {} (ok/attempts)", demo::kind_name(kind)),
+            &format!("allocations {} (ok/attempts)", kind_name(kind)),
             format!("{}/{}", a.successes, a.attempts),
         );
     }

@@ -33,7 +33,7 @@
 //       the oldest pipe is drained and refilled with new random pages, so
 //       each page is held for HOLD_MS and the pinned set turns over.
 //
-// The random choices use the demo's xorshift64* (kernel/src/demo/load.rs).
+// The random choices use the demo's xorshift64* (kernel/src/workload/load.rs).
 
 #define _GNU_SOURCE
 #include <dirent.h>

@@ -7,7 +7,7 @@
 //!    Android sleep-and-rescan policy (`cma-retry`), carveout) and condition
 //!    (idle, page-cache pressure, anonymous pressure, `odirect`: direct-I/O
 //!    readers pinning each 1 MiB request's pages while it runs, `longpin`:
-//!    pages held for seconds and turning over; see `load`): the camera
+//!    pages held for seconds and turning over; see `workload::load`): the camera
 //!    pipeline at 30 fps with sensor timing and its allocations timed,
 //!    while the background load runs;
 //! 4. utilization: the file workload alone under each setup (no
@@ -21,27 +21,20 @@
 //! qemu-run.sh hands the log to tools/bench/collect.py, which writes
 //! results/bench.json, plots and the results page.
 //!
-//! Setups (page cache budget B = [`BUDGET_PAGES`], area size A):
-//! | setup    | page cache frames        | cleancache | reserved memory while idle |
-//! |----------|--------------------------|------------|----------------------------|
-//! | none     | B + A ordinary           | off        | (none: given to the cache) |
-//! | carveout | B                        | off        | wasted                     |
-//! | cma      | B ordinary + A CMA-lent  | off        | holds movable file pages   |
-//! | gcma     | B                        | on (A)     | holds clean file copies    |
+//! The setups (none, carveout, CMA, GCMA: page-cache budget, CMA lending,
+//! cleancache) are `workload::setup`'s.
 //!
-//! Files: this one runs the steps in order (and the camera as a task);
-//! `setup` (the setups above, prefill, the manifest), `scan` (step 2),
-//! `camera` (the pipeline), `load` (the background load), `report` (the
-//! runs' lines and summary), `utilization` (step 4), `per_page` (step 5),
-//! `tags` (step 6).
+//! Files: this one runs the steps in order; `scan` (step 2), `report` (the
+//! runs' lines and summary), `utilization` (step 4), `per_page` (step 5)
+//! with `cc_costs` (cleancache's own costs), `tags` (step 6). The camera
+//! pipeline, the background load, the setups, the manifest and the area
+//! kinds' names are in `crate::workload`, which the soak shares; nothing
+//! outside this directory imports the demo.
 
-pub(crate) mod camera;
 mod cc_costs;
-pub(crate) mod load;
 mod per_page;
 mod report;
 mod scan;
-mod setup;
 mod tags;
 mod utilization;
 
@@ -53,15 +46,14 @@ use contig::{AreaKind, CmaPolicy};
 
 use crate::exit::ExitStatus;
 use crate::memsys;
+use crate::workload::camera::{self, CameraStats};
+use crate::workload::kinds::kind_name;
+use crate::workload::load::{self, Condition, DataSet};
+use crate::workload::setup::{BUDGET_PAGES, apply, load_manifest, prefill, setup_for};
 use crate::{BootInfo, println, probes};
-use camera::CameraStats;
-use load::{Condition, DataSet};
 use per_page::per_page;
 use report::{print_run, summary};
 use scan::scan;
-pub use setup::BUDGET_PAGES;
-use setup::prefill;
-pub(crate) use setup::{apply, load_manifest, setup_for};
 use utilization::utilization;
 
 /// Run length (`scale=quick|full`; parsed by the bootargs crate).
@@ -108,18 +100,6 @@ fn row_name(kind: AreaKind, policy: CmaPolicy) -> &'static str {
     match kind {
         AreaKind::Cma => policy.row_name(),
         k => kind_name(k),
-    }
-}
-
-/// The three kinds of area, one row each in the soak (which runs CMA with
-/// Linux's policy only).
-pub(crate) const AREA_KINDS: [AreaKind; 3] = [AreaKind::Gcma, AreaKind::Cma, AreaKind::Carveout];
-
-pub(crate) fn kind_name(k: AreaKind) -> &'static str {
-    match k {
-        AreaKind::Gcma => "gcma",
-        AreaKind::Cma => "cma",
-        AreaKind::Carveout => "carveout",
     }
 }
 
@@ -220,7 +200,7 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
             }
             let tasks = load::start(cond, data, seed);
             crate::sched::sleep_ns(scale.warmup_ms() * 1_000_000);
-            let stats = camera_task(kind, policy, scale.frames());
+            let stats = camera::run_task(kind, policy, scale.frames());
             let bytes_read = load::BYTES_READ.load(core::sync::atomic::Ordering::Relaxed);
             load::stop(tasks);
             print_run(row_name(kind, policy), cond, &stats);
@@ -273,49 +253,11 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
     }
 }
 
-/// Stats of the last camera task, set when it ends.
-static CAMERA_RESULT: crate::sync::IrqLock<Option<CameraStats>> = crate::sync::IrqLock::new(None);
-
-/// Starts the camera as its own high-priority task; its stats appear in
-/// [`camera_result`] when it ends. One camera task at a time.
-pub(crate) fn spawn_camera(kind: AreaKind, frames: usize) -> crate::sched::TaskId {
-    spawn_camera_with(kind, CmaPolicy::Linux, frames)
-}
-
-/// [`spawn_camera`] with a CMA policy (ignored for the other kinds).
-fn spawn_camera_with(kind: AreaKind, policy: CmaPolicy, frames: usize) -> crate::sched::TaskId {
-    *CAMERA_RESULT.lock() = None;
-    crate::sched::spawn("camera", camera::PRIO_CAMERA, move || {
-        let st = match policy {
-            CmaPolicy::Linux => camera::run(kind, frames),
-            p => camera::run_with(kind, p, frames),
-        };
-        *CAMERA_RESULT.lock() = Some(st);
-    })
-}
-
-/// The stats of the camera task once it has ended (taken once).
-pub(crate) fn camera_result() -> Option<CameraStats> {
-    CAMERA_RESULT.lock().take()
-}
-
-/// Whether the camera task [`spawn_camera`] started has ended.
-pub(crate) fn camera_done() -> bool {
-    CAMERA_RESULT.lock().is_some()
-}
-
-/// Runs the camera as its own high-priority task and returns its stats.
-fn camera_task(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats {
-    let id = spawn_camera_with(kind, policy, frames);
-    crate::sched::join(id);
-    camera_result().unwrap_or_default()
-}
-
 fn idle_only(seed: u64) -> ExitStatus {
     let _ = seed;
     let mut rows = Vec::new();
     for (kind, policy) in ALLOCATORS {
-        let stats = camera_task(kind, policy, 60);
+        let stats = camera::run_task(kind, policy, 60);
         print_run(row_name(kind, policy), Condition::Idle, &stats);
         rows.push(RunRow {
             kind,

@@ -7,11 +7,11 @@ use alloc::vec::Vec;
 
 use contig::AreaKind;
 
-use super::camera;
-use super::load::{self, Condition, DataSet};
-use super::setup::{apply, setup_for};
 use crate::arch::page_ops::{clear_page, copy_page, zva_block_bytes};
 use crate::arch::timer;
+use crate::workload::camera;
+use crate::workload::load::{self, Condition, DataSet};
+use crate::workload::setup::{apply, setup_for};
 use crate::{memsys, println};
 
 /// Per-page cost of contiguous allocations against zeroing and copying.

@@ -7,9 +7,9 @@ use core::fmt::Write as _;
 
 use contig::{AreaKind, CmaPolicy};
 
-use super::camera::{self, CameraStats};
-use super::load::Condition;
 use super::{RunRow, row_name};
+use crate::workload::camera::{self, CameraStats};
+use crate::workload::load::Condition;
 use crate::{print, println};
 
 fn percentiles(samples: &[u64]) -> (f64, f64, f64) {

@@ -9,10 +9,10 @@ use core::fmt::Write as _;
 
 use contig::AreaKind;
 
-use super::load::{self, DataSet};
-use super::setup::{BUDGET_PAGES, setup_for};
 use crate::arch::timer;
 use crate::memsys::{self, Setup};
+use crate::workload::load::{self, DataSet};
+use crate::workload::setup::{BUDGET_PAGES, setup_for};
 use crate::{print, println};
 
 /// The scan: every file read once in order, cold, with readahead and

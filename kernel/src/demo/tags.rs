@@ -21,12 +21,12 @@ use alloc::vec::Vec;
 
 use contig::{Allocation, ContigError};
 
-use super::load::{self, Condition, DataSet, Rng};
-use super::setup::{apply, setup_for};
 use crate::arch::page_ops::clear_page;
 use crate::arch::timer;
 use crate::memsys::{self, AreaInfo};
 use crate::println;
+use crate::workload::load::{self, Condition, DataSet, Rng};
+use crate::workload::setup::{apply, setup_for};
 
 /// Tag pages per 4 MiB block of RAM (one per 32 pages).
 const BLOCK_TAG_PAGES: usize = 1024 / 32;

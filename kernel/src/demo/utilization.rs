@@ -6,11 +6,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 
-use super::load::{self, DataSet};
-use super::setup::apply;
 use crate::arch::timer;
 use crate::memsys::{self, Setup};
 use crate::println;
+use crate::workload::load::{self, DataSet};
+use crate::workload::setup::apply;
 
 /// The file workload alone under one setup, the same fixed sequence of
 /// file reads (from the seed) every time: device reads and hit ratios.

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use crate::{root, run_cmd, step};
 
-/// The demo's buffer sizes in pages (kernel/src/demo/camera.rs: FRAME_PAGES,
+/// The demo's buffer sizes in pages (kernel/src/workload/camera.rs: FRAME_PAGES,
 /// 1080p NV12, and PHOTO_PAGES, 4K NV12).
 const DEFAULT_PAGES: [u64; 2] = [760, 3038];
 /// The demo's buffer alignment in pages (camera.rs ALIGN_PAGES: 64 KiB).

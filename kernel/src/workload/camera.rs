@@ -32,6 +32,11 @@
 //! same for every allocator.
 //! Capture writes each page with the arch `copy_page` from a per-frame
 //! template, plus a per-page tag word.
+//!
+//! The pipeline runs as its own task at [`PRIO_CAMERA`], above every load
+//! task ([`spawn`], [`run_task`]). Rule: one camera task at a time; its
+//! stats go to one shared slot when it ends, taken once by the caller
+//! ([`take_result`]).
 
 use alloc::vec::Vec;
 
@@ -41,6 +46,7 @@ use frames::{PAGE_SIZE, PageBytes, Pfn};
 
 use crate::arch::page_ops::copy_page;
 use crate::arch::timer;
+use crate::sync::IrqLock;
 use crate::{memsys, sched};
 
 /// 1920 x 1080 NV12 (12 bits per pixel), in pages.
@@ -302,4 +308,38 @@ pub fn run_with(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats
     st.hardware_ns = timer::ticks_to_ns(clock.hardware);
     st.wake_late_ns = timer::ticks_to_ns(clock.wake_late);
     st
+}
+
+/// Stats of the last camera task, set when it ends.
+static CAMERA_RESULT: IrqLock<Option<CameraStats>> = IrqLock::new(None);
+
+/// Starts the camera as its own high-priority task with a CMA policy
+/// (ignored for the other kinds); its stats appear in [`take_result`] when
+/// it ends. One camera task at a time.
+pub fn spawn(kind: AreaKind, policy: CmaPolicy, frames: usize) -> sched::TaskId {
+    *CAMERA_RESULT.lock() = None;
+    sched::spawn("camera", PRIO_CAMERA, move || {
+        let st = match policy {
+            CmaPolicy::Linux => run(kind, frames),
+            p => run_with(kind, p, frames),
+        };
+        *CAMERA_RESULT.lock() = Some(st);
+    })
+}
+
+/// The stats of the camera task once it has ended (taken once).
+pub fn take_result() -> Option<CameraStats> {
+    CAMERA_RESULT.lock().take()
+}
+
+/// Whether the camera task [`spawn`] started has ended.
+pub fn done() -> bool {
+    CAMERA_RESULT.lock().is_some()
+}
+
+/// Runs the camera as its own high-priority task and returns its stats.
+pub fn run_task(kind: AreaKind, policy: CmaPolicy, frames: usize) -> CameraStats {
+    let id = spawn(kind, policy, frames);
+    sched::join(id);
+    take_result().unwrap_or_default()
 }

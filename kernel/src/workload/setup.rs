@@ -1,6 +1,15 @@
-//! The page-cache setups the demo compares (the table in the module
-//! documentation), how one is applied, filling the memory a setup can use
-//! before a run under load, and the data set's manifest.
+//! The page-cache setups the allocators are measured under (the demo
+//! compares all four, the soak runs one per allocator), how one is applied,
+//! filling the memory a setup can use before a run under load, and the data
+//! set's manifest.
+//!
+//! Setups (page cache budget B = [`BUDGET_PAGES`], area size A):
+//! | setup    | page cache frames        | cleancache | reserved memory while idle |
+//! |----------|--------------------------|------------|----------------------------|
+//! | none     | B + A ordinary           | off        | (none: given to the cache) |
+//! | carveout | B                        | off        | wasted                     |
+//! | cma      | B ordinary + A CMA-lent  | off        | holds movable file pages   |
+//! | gcma     | B                        | on (A)     | holds clean file copies    |
 //!
 //! Rules: a setup is applied only between runs (no background task
 //! running); applying one syncs and drops every clean page, so each run
@@ -66,7 +75,7 @@ pub(crate) fn apply(s: Setup) {
 /// Reads the data set in order until the memory the setup can use for file
 /// pages is nearly full: the page-cache budget (carveout), the CMA area
 /// lent to the page cache (CMA), cleancache (GCMA). At most one pass.
-pub(super) fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize) {
+pub(crate) fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize) {
     let full = || -> bool {
         let target = area_pages * 95 / 100;
         match kind {

@@ -1,5 +1,5 @@
-//! Background pressure for the demo, each a low-priority task that runs
-//! until [`stop`]:
+//! Background pressure for the demo and the soak, each a low-priority task
+//! that runs until [`stop`]:
 //! - file workload: reads files of the data set (a hot set reread often,
 //!   the rest uniformly), so the page cache churns and evicted clean pages
 //!   go to cleancache (GCMA setup) or CMA-lent frames fill (CMA setup);
@@ -34,7 +34,8 @@ use crate::memsys;
 use crate::sched::{self, TaskId};
 use crate::sync::IrqLock;
 
-/// Priority of background tasks (below the camera and the demo's main).
+/// Priority of background tasks (below the camera and the boot context
+/// that runs the demo or the soak, `PRIO_MAIN`).
 pub const PRIO_BACKGROUND: u8 = 5;
 /// Readers of the `odirect` condition (cmaload: the init script runs two).
 pub const ODIRECT_TASKS: usize = 2;
