@@ -13,7 +13,8 @@
 //!   lossless (the value is 4096).
 //! * A [`Pfn`] is a physical address shifted right by [`PAGE_SHIFT`]. Its
 //!   arithmetic is frame counts: `pfn + n` is the frame `n` frames further,
-//!   `b - a` the number of frames from `a` up to `b` (`a <= b`, as for
+//!   `pfn - n` the frame `n` before it, `b - a` (two frame numbers) the
+//!   number of frames from `a` up to `b` (`a <= b`, as for
 //!   integers: an underflow panics in debug builds), and
 //!   [`Pfn::offset_from`] the same without the precondition (`None` below
 //!   the base).
@@ -102,6 +103,14 @@ impl AddAssign<u64> for Pfn {
     }
 }
 
+/// The frame `n` frames before (`n` at most the frame number).
+impl Sub<u64> for Pfn {
+    type Output = Pfn;
+    fn sub(self, n: u64) -> Pfn {
+        Pfn(self.0 - n)
+    }
+}
+
 /// Frames from `base` up to `self` (`base <= self`).
 impl Sub for Pfn {
     type Output = u64;
@@ -143,6 +152,7 @@ mod tests {
         assert_eq!(p, Pfn(16));
         p += 1;
         assert_eq!(p - Pfn(10), 7);
+        assert_eq!(p - 7, Pfn(10));
         assert_eq!(p.offset_from(Pfn(17)), Some(0));
         assert_eq!(Pfn(9).offset_from(Pfn(10)), None);
         assert_eq!(Pfn(u64::MAX).checked_add(1), None);
