@@ -54,7 +54,7 @@ use core::fmt::Write as _;
 use core::sync::atomic::Ordering;
 
 use contig::{AreaKind, CmaPolicy, PfnState};
-use frames::{FrameState, Pfn};
+use frames::{FrameState, PAGE_SIZE, Pfn};
 use testdata::Content;
 
 use crate::arch::timer;
@@ -494,13 +494,13 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
     }
 
     // Every area page: the area's view against the frame descriptor.
-    let spans: Vec<(u64, usize)> = areas.ids().filter_map(|id| areas.span(id)).collect();
+    let spans: Vec<(Pfn, usize)> = areas.ids().filter_map(|id| areas.span(id)).collect();
     let mut lent = BTreeSet::new();
     let fstats = mm::with_frames(|t| -> Result<frames::FrameStats, String> {
         t.verify()
             .map_err(|c| format!("frame table invariant: {c:?}"))?;
         for &(base, n) in &spans {
-            for pfn in base..base + n as u64 {
+            for pfn in (0..n as u64).map(|i| base + i) {
                 let (_, st) = areas.pfn_state(pfn).ok_or("area page outside its area")?;
                 let want = match st {
                     PfnState::Allocated => FrameState::Allocated,
@@ -516,7 +516,7 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
                         ));
                     }
                 };
-                let got = t.state(Pfn(pfn));
+                let got = t.state(pfn);
                 if got != Some(want) {
                     return Err(format!(
                         "pfn {pfn:#x} is {st:?} in its area but {got:?} in its frame descriptor"
@@ -551,7 +551,7 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
             let f = pc
                 .page_frame(key.0, key.1)
                 .ok_or("LRU names a page not cached")?;
-            let pfn = f.addr() as u64 >> frames::PAGE_SHIFT;
+            let pfn = Pfn::from_addr(f.addr() as u64);
             if let Some(other) = seen.insert(pfn, key) {
                 return Err(format!(
                     "pfn {pfn:#x} caches two pages: file {} page {} and file {} page {}",
@@ -583,7 +583,7 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
         }
         mm::with_frames(|t| -> Result<(), String> {
             for pfn in seen.keys() {
-                let st = t.state(Pfn(*pfn));
+                let st = t.state(*pfn);
                 if st != Some(FrameState::PageCache) {
                     return Err(format!(
                         "pfn {pfn:#x} holds a page-cache page but its descriptor says {st:?}"
@@ -631,11 +631,11 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
         // RAM (no-map regions are never registered), written only by
         // cleancache under the memsys lock, which is held here; read only.
         let copy =
-            unsafe { core::slice::from_raw_parts((pfn << frames::PAGE_SHIFT) as *const u8, 4096) };
-        let at = index as u64 * 4096;
+            unsafe { core::slice::from_raw_parts(pfn.addr() as *const u8, PAGE_SIZE as usize) };
+        let at = index as u64 * PAGE_SIZE;
         let (size, wrong) = if let Some(&i) = files.by_id.get(&file) {
             let (size, path) = &files.data.files[i];
-            let valid = (size.saturating_sub(at)).min(4096) as usize;
+            let valid = (size.saturating_sub(at)).min(PAGE_SIZE) as usize;
             let c = Content::new(files.data.seed, path);
             (
                 *size,
@@ -644,7 +644,7 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
             )
         } else if let Some((_, bytes)) = files.manifest.as_ref().filter(|(id, _)| *id == file) {
             let from = (at as usize).min(bytes.len());
-            let want = &bytes[from..(from + 4096).min(bytes.len())];
+            let want = &bytes[from..(from + PAGE_SIZE as usize).min(bytes.len())];
             let wrong = want
                 .iter()
                 .zip(copy)

@@ -13,7 +13,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use cleancache::PAGE_SIZE;
+use cleancache::{PAGE_SIZE, Pfn};
 
 use crate::arch::timer;
 use crate::memsys;
@@ -26,10 +26,10 @@ pub(super) struct CcCosts {
 }
 
 /// `rounds` rounds of `n` pages each on the pool holding `pool_pfn`.
-pub(super) fn measure(pool_pfn: u64, n: usize, rounds: usize) -> Option<CcCosts> {
+pub(super) fn measure(pool_pfn: Pfn, n: usize, rounds: usize) -> Option<CcCosts> {
     let (mut store, mut restore, mut evict) = (Vec::new(), Vec::new(), Vec::new());
-    let mut page = Box::new([0u8; PAGE_SIZE]);
-    let mut out = Box::new([0u8; PAGE_SIZE]);
+    let mut page = Box::new([0u8; PAGE_SIZE as usize]);
+    let mut out = Box::new([0u8; PAGE_SIZE as usize]);
     let mut m = memsys::lock();
     let cc = m.cleancache_mut();
     let (pool, first) = cc.locate_pfn(pool_pfn)?;

@@ -156,8 +156,8 @@ pub(super) fn run(
 
 /// Zeroes the tag pages of `a` (fresh tags).
 fn zero(a: &Allocation) {
-    for pfn in a.pfn..a.pfn + a.count as u64 {
-        let addr = (pfn << frames::PAGE_SHIFT) as usize;
+    for page in 0..a.count as u64 {
+        let addr = (a.pfn + page).addr() as usize;
         // SAFETY: `a` is a live allocation of identity-mapped reserved RAM
         // (a GCMA area is never no-map) that this task alone owns until it
         // frees it.

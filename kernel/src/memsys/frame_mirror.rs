@@ -25,17 +25,17 @@ fn frame_state(st: PageState) -> FrameState {
 pub(super) struct FrameMirror;
 
 impl cleancache::Observer for FrameMirror {
-    fn on_page(&mut self, pfn: u64, st: PageState) {
+    fn on_page(&mut self, pfn: Pfn, st: PageState) {
         mark(pfn, 1, frame_state(st));
     }
-    fn on_range(&mut self, pfn: u64, count: usize, st: PageState) {
+    fn on_range(&mut self, pfn: Pfn, count: usize, st: PageState) {
         mark(pfn, count, frame_state(st));
     }
 }
 
 /// Sets the descriptors of `count` frames from `pfn` to `state` in one
 /// frame-table lock hold; false if the frame table refused.
-pub(super) fn mark(pfn: u64, count: usize, state: FrameState) -> bool {
-    let range = Pfn(pfn)..Pfn(pfn + count as u64);
+pub(super) fn mark(pfn: Pfn, count: usize, state: FrameState) -> bool {
+    let range = pfn..pfn + count as u64;
     mm::with_frames(|t| t.set_state_range(range, state)).is_ok()
 }

@@ -16,7 +16,7 @@
 
 use cleancache::{Cleancache, FsId};
 use contig::{AllocStep, Allocation, AreaKind, Areas, ContigError, NoMigrator, PfnState, Select};
-use frames::FrameState;
+use frames::{FrameState, Pfn};
 use pagecache::{Frame, PageAllocator};
 
 use super::frame_mirror::mark;
@@ -98,7 +98,7 @@ impl KernelPages {
     /// marks them.
     pub(super) fn alloc_range(
         &mut self,
-        pfn: u64,
+        pfn: Pfn,
         count: usize,
     ) -> Result<Allocation, ContigError> {
         let a = self.areas.alloc_range(pfn, count)?;
@@ -157,7 +157,7 @@ unsafe impl PageAllocator for KernelPages {
             return None;
         }
         let pfn = self.areas.lend_page()?;
-        match Frame::from_addr((pfn << frames::PAGE_SHIFT) as usize) {
+        match Frame::from_addr(pfn.addr() as usize) {
             Some(f) if mark(pfn, 1, FrameState::PageCache) => {
                 self.lent_out += 1;
                 Some(f)
@@ -170,7 +170,7 @@ unsafe impl PageAllocator for KernelPages {
     }
 
     fn free_page(&mut self, frame: Frame) {
-        let pfn = frame.addr() as u64 >> frames::PAGE_SHIFT;
+        let pfn = Pfn::from_addr(frame.addr() as u64);
         if matches!(self.areas.pfn_state(pfn), Some((_, PfnState::Lent))) {
             if self.areas.return_page(pfn).is_ok() {
                 self.lent_out = self.lent_out.saturating_sub(1);

@@ -35,8 +35,7 @@ impl Migrator for PcMigrator<'_> {
         let Some(pc) = self.pc.as_deref_mut() else {
             return Err(MigrateError::Busy);
         };
-        let old = pagecache::Frame::from_addr((pfn << frames::PAGE_SHIFT) as usize)
-            .ok_or(MigrateError::Busy)?;
+        let old = pagecache::Frame::from_addr(pfn.addr() as usize).ok_or(MigrateError::Busy)?;
         let moved = match pc.drop_clean_frame(old) {
             Ok(true) => Moved::Dropped,
             Ok(false) => {

@@ -204,7 +204,7 @@ pub fn init(regions: &[ReservedRegion]) {
     let mut m = lock();
     let env = m.env_mut();
     for r in regions {
-        let pfn = r.range.base >> frames::PAGE_SHIFT;
+        let pfn = frames::Pfn::from_addr(r.range.base);
         let pages = (r.range.size >> frames::PAGE_SHIFT) as usize;
         let areas = &mut env.areas;
         let result = match r.kind {
@@ -312,7 +312,7 @@ fn alloc_cma(
 /// outside every area, one not inside one area, one holding an allocated
 /// page, one in a CMA area (`contig`'s `alloc_range` rules). Freed with
 /// [`free`].
-pub fn alloc_range(pfn: u64, count: usize) -> Result<Allocation, ContigError> {
+pub fn alloc_range(pfn: frames::Pfn, count: usize) -> Result<Allocation, ContigError> {
     let mut m = lock();
     let t = RANGE_ALLOC.start();
     let result = m.env_mut().alloc_range(pfn, count);

@@ -8,7 +8,7 @@ use alloc::string::String;
 use core::fmt::Write as _;
 
 use contig::{AreaId, AreaKind, MemReport};
-use frames::FrameState;
+use frames::{FrameState, Pfn};
 
 use super::lock;
 use crate::{console, mm};
@@ -18,7 +18,7 @@ use crate::{console, mm};
 pub struct AreaInfo {
     pub id: AreaId,
     pub name: String,
-    pub pfn: u64,
+    pub pfn: Pfn,
     pub pages: usize,
 }
 

@@ -31,15 +31,15 @@ fn fill_cleancache(base_file: u64, pages: usize) -> (usize, cleancache::FsId) {
     (cc.stats().cached_now - before, fs)
 }
 
-fn gcma() -> Result<(contig::AreaId, u64, usize), alloc::string::String> {
+fn gcma() -> Result<(contig::AreaId, Pfn, usize), alloc::string::String> {
     let memsys::AreaInfo { id, pfn, pages, .. } =
         memsys::first_of(AreaKind::Gcma).ok_or("no GCMA area registered")?;
     Ok((id, pfn, pages))
 }
 
-fn frames_in(pfn: u64, count: usize, want: FrameState) -> TestResult {
-    for p in pfn..pfn + count as u64 {
-        let st = mm::with_frames(|t| t.state(Pfn(p)));
+fn frames_in(pfn: Pfn, count: usize, want: FrameState) -> TestResult {
+    for p in (0..count as u64).map(|i| pfn + i) {
+        let st = mm::with_frames(|t| t.state(p));
         if st != Some(want) {
             return Err(format!("frame {p:#x}: {st:?}, want {want:?}"));
         }
@@ -70,7 +70,7 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
     // The memory is ours: write and read it back.
     // SAFETY: the allocation owns these identity-mapped frames until freed.
     let mem = unsafe {
-        core::slice::from_raw_parts_mut(Pfn(pfn).addr() as *mut u64, pages * PAGE_SIZE as usize / 8)
+        core::slice::from_raw_parts_mut(pfn.addr() as *mut u64, pages * PAGE_SIZE as usize / 8)
     };
     for (i, w) in mem.iter_mut().enumerate() {
         *w = i as u64 ^ 0xdead_beef;
@@ -221,7 +221,7 @@ pub fn carveout_and_cma_idle(_: &BootInfo) -> TestResult {
             "{kind:?} allocation outside its area"
         );
         check!(
-            a.pfn % 64 == 0,
+            a.pfn.is_aligned(6),
             "{kind:?} allocation at {:#x} not 64-page aligned",
             a.pfn
         );
@@ -296,7 +296,11 @@ pub fn gcma_explicit_range(_: &BootInfo) -> TestResult {
     let (base, pages) = (area.pfn, area.pages);
     check!(pages >= 32, "area '{}' too small: {pages} pages", area.name);
     check!(
-        memsys::alloc_range(0, 1) == Err(ContigError::RangeOutside { pfn: 0, count: 1 }),
+        memsys::alloc_range(Pfn(0), 1)
+            == Err(ContigError::RangeOutside {
+                pfn: Pfn(0),
+                count: 1
+            }),
         "pfn 0 is outside every area"
     );
     let tail = base + pages as u64 - 2;
@@ -336,8 +340,8 @@ pub fn gcma_explicit_range(_: &BootInfo) -> TestResult {
         }),
         "overlapping range: {r:?}"
     );
-    for p in base + 4..base + 8 {
-        let st = mm::with_frames(|t| t.state(Pfn(p)));
+    for p in (4..8).map(|i| base + i) {
+        let st = mm::with_frames(|t| t.state(p));
         check!(
             st != Some(FrameState::Allocated),
             "refused range left frame {p:#x} allocated"
@@ -345,7 +349,7 @@ pub fn gcma_explicit_range(_: &BootInfo) -> TestResult {
     }
     // SAFETY: the allocation owns these identity-mapped frames until freed.
     let mem = unsafe {
-        core::slice::from_raw_parts_mut(Pfn(a.pfn).addr() as *mut u64, 16 * PAGE_SIZE as usize / 8)
+        core::slice::from_raw_parts_mut(a.pfn.addr() as *mut u64, 16 * PAGE_SIZE as usize / 8)
     };
     for (i, w) in mem.iter_mut().enumerate() {
         *w = !(i as u64);

@@ -32,7 +32,7 @@ use crate::arch::timer;
 use crate::memsys::Pc;
 use crate::{BootInfo, memsys, storage};
 
-const PAGE: usize = 4096;
+const PAGE: usize = frames::PAGE_SIZE as usize;
 
 /// Sector runs `(first, count)` of one page.
 type Runs = Vec<(u64, u64)>;

@@ -387,7 +387,7 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
                 let size = pc.file_size(fid).map_err(|e| format!("{e}"))?;
                 for index in 0..size.div_ceil(frames::PAGE_SIZE) as u32 {
                     if let Some(frame) = pc.page_frame(fid, index) {
-                        let pfn = frames::Pfn::from_addr(frame.addr() as u64).0;
+                        let pfn = frames::Pfn::from_addr(frame.addr() as u64);
                         if !(base..base + pages as u64).contains(&pfn) {
                             continue;
                         }

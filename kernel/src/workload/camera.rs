@@ -42,7 +42,7 @@ use alloc::vec::Vec;
 
 use contig::{Allocation, AreaKind, CmaPolicy, Select, linux_cma_align_pages};
 
-use frames::{PAGE_SIZE, PageBytes, Pfn};
+use frames::{PAGE_SIZE, PageBytes};
 
 use crate::arch::page_ops::copy_page;
 use crate::arch::timer;
@@ -127,7 +127,7 @@ fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
             tpl_sum = tpl_sum.wrapping_add(v);
         }
     }
-    let base = Pfn(buf.pfn).addr() as *mut PageBytes;
+    let base = buf.pfn.addr() as *mut PageBytes;
     let mut want = 0u64;
     for p in 0..buf.count {
         // SAFETY: the allocation owns `count` identity-mapped pages until it
@@ -142,7 +142,7 @@ fn capture_and_process(buf: &Allocation, frame: u64) -> bool {
     let words = buf.count * WORDS;
     // SAFETY: as above: the `count` pages of the allocation, read as words
     // (page-aligned, so aligned for u64), only by this task.
-    let mem = unsafe { core::slice::from_raw_parts(Pfn(buf.pfn).addr() as *const u64, words) };
+    let mem = unsafe { core::slice::from_raw_parts(buf.pfn.addr() as *const u64, words) };
     let sum = mem.iter().fold(0u64, |s, w| s.wrapping_add(*w));
     sum == want
 }

@@ -5,17 +5,19 @@
 //! host example runs to its end (every example checks what it prints).
 //!
 //! Publishing stays off (`publish = false`). A crate whose dependencies are
-//! all on crates.io (`cleancache`, `frames`, `blkdev`) is packaged and
-//! verified by cargo as it is. The others depend on crates of this
-//! repository by version (`contig` on `cleancache = "0.1.0"`, `fat32` on
-//! `frames` and `blkdev`, `pagecache` on all three), which no registry has
-//! and which cargo's workspace packaging leaves out of its local registry
-//! because they may not be published; so each is verified with
+//! all on crates.io (`pfn`, `blkdev`) is packaged and verified by cargo as
+//! it is. The others depend on crates of this repository by version
+//! (`cleancache` and `frames` on `pfn = "0.1.0"`, `contig` on `cleancache`,
+//! `fat32` on `frames` and `blkdev`, `pagecache` on those three), which no
+//! registry has and which cargo's workspace packaging leaves out of its
+//! local registry because they may not be published; so each is verified with
 //! command-line `[patch]`es that resolve those dependencies to the archives
 //! cargo has just unpacked under `target/package/`, and without a lock file
 //! (one would record them as path packages). Hence the order of
-//! [`CRATES`]: a crate after its dependencies. `frames`, `blkdev` and
-//! `fat32` are checked only as far as `pagecache`'s verification needs
+//! [`CRATES`]: a crate after its dependencies, and each crate's `deps` name
+//! every unpublished crate below it (a patched archive's own dependencies
+//! resolve through the same patches). `pfn`, `frames`, `blkdev` and `fat32`
+//! are checked only as far as the adoptable crates' verification needs
 //! (their archives verify); they have no README or example of their own.
 //! `--allow-dirty`: the check is about the crates, not about whether the
 //! tree is committed.
@@ -42,20 +44,25 @@ struct Crate {
 const SOURCES: &[&str] = &["Cargo.toml", "README.md", "src/lib.rs"];
 
 /// In dependency order: each crate after the crates it depends on.
-const CRATES: [Crate; 6] = [
+const CRATES: [Crate; 7] = [
+    Crate {
+        name: "pfn",
+        deps: &[],
+        adopt: None,
+    },
     Crate {
         name: "cleancache",
-        deps: &[],
+        deps: &["pfn"],
         adopt: Some((SOURCES, "host_page_cache")),
     },
     Crate {
         name: "contig",
-        deps: &["cleancache"],
+        deps: &["pfn", "cleancache"],
         adopt: Some((SOURCES, "host_kernel")),
     },
     Crate {
         name: "frames",
-        deps: &[],
+        deps: &["pfn"],
         adopt: None,
     },
     Crate {
@@ -65,12 +72,12 @@ const CRATES: [Crate; 6] = [
     },
     Crate {
         name: "fat32",
-        deps: &["frames", "blkdev"],
+        deps: &["pfn", "frames", "blkdev"],
         adopt: None,
     },
     Crate {
         name: "pagecache",
-        deps: &["frames", "blkdev", "fat32"],
+        deps: &["pfn", "frames", "blkdev", "fat32"],
         adopt: Some((SOURCES, "host_slot_fs")),
     },
 ];
@@ -146,7 +153,7 @@ pub fn run(root: &Path, report: &mut Report) {
         let what = if krate.adopt.is_some() {
             format!("package verify: {name}")
         } else {
-            format!("package verify: {name} (a dependency of pagecache)")
+            format!("package verify: {name} (a dependency of the adoptable crates)")
         };
         let patches: Result<Vec<(&str, PathBuf)>, String> = krate
             .deps

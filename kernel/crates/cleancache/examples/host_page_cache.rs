@@ -18,18 +18,18 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use cleancache::{
-    Cleancache, FileId, FsId, Observer, PAGE_SIZE, PageIndex, PageState, Pfn, PoolError,
+    Cleancache, FileId, FsId, Observer, PAGE_SIZE, PageBytes, PageIndex, PageState, Pfn, PoolError,
 };
 
 /// Where the pool's frames sit (pfns of an imaginary machine).
-const POOL_PFN: Pfn = 0x4_0000;
+const POOL_PFN: Pfn = Pfn(0x4_0000);
 const POOL_PAGES: usize = 32;
 /// Pages the page cache holds before it evicts.
 const CACHE_PAGES: usize = 8;
 /// Pages per file on the disk.
 const FILE_PAGES: u32 = 24;
 
-type Page = [u8; PAGE_SIZE];
+type Page = PageBytes;
 
 /// What the kernel's frame descriptor says of a pool frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +127,7 @@ impl PageCache {
             return **page;
         }
         // A miss: cleancache before the device (an exclusive get).
-        let mut page = Box::new([0u8; PAGE_SIZE]);
+        let mut page = Box::new([0u8; PAGE_SIZE as usize]);
         if !cc.get_page(self.fs, file, index, &mut page) {
             *page = disk.read(file, index);
         }
@@ -147,7 +147,7 @@ impl PageCache {
     /// any) is stale from now on, so it goes before the new data lands.
     fn overwrite(&mut self, cc: &mut Cleancache, disk: &mut Disk, file: FileId, index: u32) {
         cc.invalidate_page(self.fs, file, index);
-        let new: Page = [0xee; PAGE_SIZE];
+        let new: Page = [0xee; PAGE_SIZE as usize];
         disk.files.get_mut(&file).unwrap()[index as usize] = new;
         if let Some(page) = self.pages.get_mut(&(file, index)) {
             **page = new;
@@ -176,7 +176,8 @@ fn read_all(pc: &mut PageCache, cc: &mut Cleancache, disk: &mut Disk, files: &[F
 
 fn main() -> Result<(), PoolError> {
     // 1. The pool: page-aligned memory the kernel hands over for good.
-    let layout = Layout::from_size_align(POOL_PAGES * PAGE_SIZE, PAGE_SIZE).expect("layout");
+    let layout = Layout::from_size_align(POOL_PAGES * PAGE_SIZE as usize, PAGE_SIZE as usize)
+        .expect("layout");
     // SAFETY: the layout has a non-zero size.
     let base = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("host memory");
     let mut cc = Cleancache::new();
@@ -213,7 +214,10 @@ fn main() -> Result<(), PoolError> {
     assert!(cc.contains(pc.fs, 1, 20));
     pc.overwrite(&mut cc, &mut disk, 1, 20);
     assert!(!cc.contains(pc.fs, 1, 20));
-    assert_eq!(pc.read(&mut cc, &mut disk, 1, 20), [0xee; PAGE_SIZE]);
+    assert_eq!(
+        pc.read(&mut cc, &mut disk, 1, 20),
+        [0xee; PAGE_SIZE as usize]
+    );
 
     // 5. GCMA needs 16 contiguous frames: taken back at once, copies
     //    dropped, no I/O. The frames are the allocation's until given back.
@@ -221,7 +225,7 @@ fn main() -> Result<(), PoolError> {
     assert_eq!(frames.count(Frame::Allocated), 16);
     // SAFETY: pages 0..16 of the pool are taken back: cleancache does not
     // touch them until they are given back, so they are ours.
-    let buffer = unsafe { std::slice::from_raw_parts_mut(base.as_ptr(), 16 * PAGE_SIZE) };
+    let buffer = unsafe { std::slice::from_raw_parts_mut(base.as_ptr(), 16 * PAGE_SIZE as usize) };
     buffer.fill(0x5a);
     read_all(&mut pc, &mut cc, &mut disk, &[1, 2]);
     assert!(
@@ -241,7 +245,7 @@ fn main() -> Result<(), PoolError> {
     let dropped = pc.unmount(&mut cc);
     assert_eq!(cc.stats().cached_now, 0);
     let rejected = cc.stats().put_rejected;
-    cc.put_page(old, 1, 0, &[0; PAGE_SIZE]);
+    cc.put_page(old, 1, 0, &[0; PAGE_SIZE as usize]);
     assert_eq!(cc.stats().put_rejected, rejected + 1);
     let mut pc = PageCache::mount(&mut cc, 0xcafe_f00d);
     assert_ne!(pc.fs, old);

@@ -13,7 +13,8 @@ use core::ptr::NonNull;
 
 use crate::bits::{self, WORD};
 use crate::{
-    FileId, FsId, Key, Observer, PAGE_SIZE, PageIndex, PageState, Pfn, PoolError, PoolId, Stats,
+    FileId, FsId, Key, Observer, PAGE_SIZE, PageBytes, PageIndex, PageState, Pfn, PoolError,
+    PoolId, Stats,
 };
 
 /// The key of a slot never used: generation 0 is never registered, so no
@@ -72,9 +73,9 @@ pub struct Cleancache {
 /// Copies one whole page (`dst`, `src`): how pages enter and leave the
 /// pools. The default is `copy_from_slice`; a kernel sets its fast page
 /// copy with [`Cleancache::set_page_copy`].
-pub type PageCopy = fn(&mut [u8; PAGE_SIZE], &[u8; PAGE_SIZE]);
+pub type PageCopy = fn(&mut PageBytes, &PageBytes);
 
-fn slice_copy(dst: &mut [u8; PAGE_SIZE], src: &[u8; PAGE_SIZE]) {
+fn slice_copy(dst: &mut PageBytes, src: &PageBytes) {
     dst.copy_from_slice(src);
 }
 
@@ -146,12 +147,12 @@ impl Cleancache {
             return Err(PoolError::TooManyPages);
         }
         let end = base_pfn
-            .checked_add(pages as Pfn)
+            .checked_add(pages as u64)
             .ok_or(PoolError::Overlap { base_pfn, pages })?;
         if self
             .pools
             .iter()
-            .any(|p| base_pfn < p.base_pfn + p.pages as Pfn && p.base_pfn < end)
+            .any(|p| base_pfn < p.base_pfn + p.pages as u64 && p.base_pfn < end)
         {
             return Err(PoolError::Overlap { base_pfn, pages });
         }
@@ -202,8 +203,9 @@ impl Cleancache {
     /// The pool and page number holding `pfn`, if a pool covers it.
     pub fn locate_pfn(&self, pfn: Pfn) -> Option<(PoolId, usize)> {
         self.pools.iter().enumerate().find_map(|(i, p)| {
-            (pfn >= p.base_pfn && pfn - p.base_pfn < p.pages as Pfn)
-                .then(|| (PoolId(i as u32), (pfn - p.base_pfn) as usize))
+            pfn.offset_from(p.base_pfn)
+                .filter(|&page| page < p.pages as u64)
+                .map(|page| (PoolId(i as u32), page as usize))
         })
     }
 
@@ -331,7 +333,7 @@ impl Cleancache {
     /// (a free slot, or else a cached one CLOCK picks, whose copy is
     /// dropped). Rejected if `fs` is not registered (unmounted) or every slot
     /// is taken back.
-    pub fn put_page(&mut self, fs: FsId, file: FileId, index: PageIndex, data: &[u8; PAGE_SIZE]) {
+    pub fn put_page(&mut self, fs: FsId, file: FileId, index: PageIndex, data: &PageBytes) {
         if !self.mounts.contains(&fs) {
             self.put_rejected += 1;
             return;
@@ -381,7 +383,7 @@ impl Cleancache {
         // SAFETY: `dst` is a pool page of a cached slot, valid for writes
         // (add_pool's contract) and untouched by others while not taken back;
         // `data` is a distinct Rust borrow, so the ranges do not overlap.
-        let dst = unsafe { &mut *(dst as *mut [u8; PAGE_SIZE]) };
+        let dst = unsafe { &mut *(dst as *mut PageBytes) };
         (self.copy)(dst, data);
         self.pool_mut(s).stats.stored += 1;
     }
@@ -394,7 +396,7 @@ impl Cleancache {
         fs: FsId,
         file: FileId,
         index: PageIndex,
-        out: &mut [u8; PAGE_SIZE],
+        out: &mut PageBytes,
     ) -> bool {
         let Some(s) = self.index_take((fs, file, index)) else {
             self.missed += 1;
@@ -405,7 +407,7 @@ impl Cleancache {
         // `index_take`), valid for reads (add_pool's contract) and untouched
         // by others while not taken back; `out` is an exclusive borrow
         // outside pool memory.
-        let src = unsafe { &*(src as *const [u8; PAGE_SIZE]) };
+        let src = unsafe { &*(src as *const PageBytes) };
         (self.copy)(out, src);
         self.drop_copy(s);
         self.pool_mut(s).stats.restored += 1;
@@ -495,7 +497,7 @@ impl Cleancache {
     pub(crate) fn notify(&mut self, s: usize, state: PageState) {
         if let Some(obs) = self.observer.as_mut() {
             let pool = &self.pools[self.word_pool[s / WORD] as usize];
-            obs.on_page(pool.base_pfn + (s - pool.first_slot) as Pfn, state);
+            obs.on_page(pool.base_pfn + (s - pool.first_slot) as u64, state);
         }
     }
 
@@ -529,7 +531,7 @@ impl Cleancache {
         // SAFETY: `page < pool.pages`, so the offset stays inside the pool's
         // `pages * PAGE_SIZE` bytes, one allocation/mapping by the contract
         // of `add_pool`.
-        unsafe { pool.base.as_ptr().add(page * PAGE_SIZE) }
+        unsafe { pool.base.as_ptr().add(page * PAGE_SIZE as usize) }
     }
 }
 

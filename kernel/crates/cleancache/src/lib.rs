@@ -196,10 +196,10 @@ use core::fmt;
 pub type FileId = u64;
 /// Page number inside a file.
 pub type PageIndex = u32;
-/// Physical page frame number.
-pub type Pfn = u64;
-/// Size of a page and of a cleancache slot.
-pub const PAGE_SIZE: usize = 4096;
+/// The physical frame number, the page size (that of a cleancache slot,
+/// a `u64`) and the bytes of a page: the `pfn` crate's, shared with the
+/// kernel's other memory crates.
+pub use pfn::{PAGE_SIZE, PageBytes, Pfn};
 
 /// Identity of one mount of a filesystem, from [`Cleancache::register_fs`];
 /// see the module documentation. Never handed out twice by one `Cleancache`.

@@ -132,8 +132,8 @@ fn model_state(m: &Model, fs: FsId, p: usize, pg: usize) -> PageState {
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut cc = mounted();
     let pools = [
-        new_pool(&mut cc, POOLS[0], 0),
-        new_pool(&mut cc, POOLS[1], 64),
+        new_pool(&mut cc, POOLS[0], Pfn(0)),
+        new_pool(&mut cc, POOLS[1], Pfn(64)),
     ];
     let mut m = Model {
         slots: std::vec![Slot::Free; POOLS.iter().sum()],

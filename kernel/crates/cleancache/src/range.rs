@@ -7,7 +7,7 @@
 //! hears of it in one [`Observer::on_range`](crate::Observer::on_range).
 
 use crate::bits::{self, WORD};
-use crate::{Cleancache, PageState, Pfn, PoolError, PoolId, Reclaimed};
+use crate::{Cleancache, PageState, PoolError, PoolId, Reclaimed};
 
 impl Cleancache {
     /// GCMA reclaims page `page` of `pool`: drops its copy if it holds one;
@@ -106,7 +106,7 @@ impl Cleancache {
         st.lendable_now -= count;
         st.cached_now -= dropped;
         st.dropped_by_take_back += dropped as u64;
-        let pfn = p.base_pfn + first as Pfn;
+        let pfn = p.base_pfn + first as u64;
         if let Some(obs) = self.observer.as_mut() {
             obs.on_range(pfn, count, PageState::TakenBack);
         }
@@ -144,7 +144,7 @@ impl Cleancache {
         let p = &mut self.pools[pool.index()];
         p.stats.given_back += count as u64;
         p.stats.lendable_now += count;
-        let pfn = p.base_pfn + first as Pfn;
+        let pfn = p.base_pfn + first as u64;
         if let Some(obs) = self.observer.as_mut() {
             obs.on_range(pfn, count, PageState::Free);
         }

@@ -27,7 +27,8 @@ pub(crate) fn mounted() -> Cleancache {
 
 /// Leaked host memory standing in for a GCMA area's frames.
 pub(crate) fn pool_mem(pages: usize) -> NonNull<u8> {
-    let mem: &'static mut [u8] = Box::leak(vec![0u8; pages * PAGE_SIZE].into_boxed_slice());
+    let mem: &'static mut [u8] =
+        Box::leak(vec![0u8; pages * PAGE_SIZE as usize].into_boxed_slice());
     NonNull::new(mem.as_mut_ptr()).unwrap()
 }
 
@@ -39,8 +40,8 @@ pub(crate) fn new_pool(cc: &mut Cleancache, pages: usize, base_pfn: Pfn) -> Pool
 
 /// A page whose every 8-byte word depends on the key, the version and its
 /// position, so any mix-up shows.
-pub(crate) fn content(file: FileId, index: PageIndex, version: u64) -> Box<[u8; PAGE_SIZE]> {
-    let mut p = Box::new([0u8; PAGE_SIZE]);
+pub(crate) fn content(file: FileId, index: PageIndex, version: u64) -> Box<PageBytes> {
+    let mut p = Box::new([0u8; PAGE_SIZE as usize]);
     for (i, w) in p.chunks_exact_mut(8).enumerate() {
         let v = version ^ (file << 40) ^ ((index as u64) << 20) ^ (i as u64).wrapping_mul(0x9E37);
         w.copy_from_slice(&v.to_le_bytes());
@@ -48,7 +49,7 @@ pub(crate) fn content(file: FileId, index: PageIndex, version: u64) -> Box<[u8; 
     p
 }
 
-fn get(cc: &mut Cleancache, file: FileId, index: PageIndex) -> Option<Box<[u8; PAGE_SIZE]>> {
+fn get(cc: &mut Cleancache, file: FileId, index: PageIndex) -> Option<Box<PageBytes>> {
     get_from(cc, FS, file, index)
 }
 
@@ -57,15 +58,15 @@ pub(crate) fn get_from(
     fs: FsId,
     file: FileId,
     index: PageIndex,
-) -> Option<Box<[u8; PAGE_SIZE]>> {
-    let mut out = Box::new([0u8; PAGE_SIZE]);
+) -> Option<Box<PageBytes>> {
+    let mut out = Box::new([0u8; PAGE_SIZE as usize]);
     cc.get_page(fs, file, index, &mut out).then_some(out)
 }
 
 #[test]
 fn put_then_get_is_exclusive() {
     let mut cc = mounted();
-    let p = new_pool(&mut cc, 4, 0x100);
+    let p = new_pool(&mut cc, 4, Pfn(0x100));
     cc.put_page(FS, 1, 7, &content(1, 7, 1));
     assert!(cc.contains(FS, 1, 7));
     assert_eq!(get(&mut cc, 1, 7).as_deref(), Some(&*content(1, 7, 1)));
@@ -81,8 +82,8 @@ fn put_then_get_is_exclusive() {
 #[test]
 fn miss_leaves_output_untouched() {
     let mut cc = mounted();
-    new_pool(&mut cc, 1, 0);
-    let mut out = [0xAAu8; PAGE_SIZE];
+    new_pool(&mut cc, 1, Pfn(0));
+    let mut out = [0xAAu8; PAGE_SIZE as usize];
     assert!(!cc.get_page(FS, 3, 3, &mut out));
     assert!(out.iter().all(|&b| b == 0xAA));
 }
@@ -90,7 +91,7 @@ fn miss_leaves_output_untouched() {
 #[test]
 fn second_put_replaces_the_copy() {
     let mut cc = mounted();
-    new_pool(&mut cc, 2, 0);
+    new_pool(&mut cc, 2, Pfn(0));
     cc.put_page(FS, 1, 0, &content(1, 0, 1));
     cc.put_page(FS, 1, 0, &content(1, 0, 2));
     assert_eq!(cc.stats().cached_now, 1);
@@ -100,7 +101,7 @@ fn second_put_replaces_the_copy() {
 #[test]
 fn clock_gives_a_re_put_copy_a_second_chance() {
     let mut cc = mounted();
-    new_pool(&mut cc, 2, 0);
+    new_pool(&mut cc, 2, Pfn(0));
     cc.put_page(FS, 1, 0, &content(1, 0, 1));
     cc.put_page(FS, 1, 1, &content(1, 1, 1));
     cc.put_page(FS, 1, 0, &content(1, 0, 2)); // re-put: (1,0) is referenced, (1,1) is not
@@ -115,7 +116,7 @@ fn clock_gives_a_re_put_copy_a_second_chance() {
 #[test]
 fn invalidate_page_and_file() {
     let mut cc = mounted();
-    new_pool(&mut cc, 16, 0);
+    new_pool(&mut cc, 16, Pfn(0));
     for i in 0..5 {
         cc.put_page(FS, 1, i, &content(1, i, 1));
         cc.put_page(FS, 2, i, &content(2, i, 1));
@@ -141,7 +142,7 @@ fn invalidate_page_and_file() {
 #[test]
 fn take_back_drops_copy_and_errors() {
     let mut cc = mounted();
-    let p = new_pool(&mut cc, 2, 0x40);
+    let p = new_pool(&mut cc, 2, Pfn(0x40));
     cc.put_page(FS, 9, 9, &content(9, 9, 1));
     let page = (0..2)
         .find(|&pg| matches!(cc.page_state(p, pg), Ok(PageState::Cached { .. })))
@@ -194,12 +195,12 @@ fn taken_back_page_is_never_touched() {
     let mem = pool_mem(4);
     // SAFETY: leaked memory of 4 pages; the test only writes page 2 while it
     // is taken back.
-    let p = unsafe { cc.add_pool(mem, 4, 0) }.unwrap();
+    let p = unsafe { cc.add_pool(mem, 4, Pfn(0)) }.unwrap();
     cc.take_back(p, 2).unwrap();
-    let page2 = mem.as_ptr().wrapping_add(2 * PAGE_SIZE);
+    let page2 = mem.as_ptr().wrapping_add(2 * PAGE_SIZE as usize);
     // SAFETY: page 2 lies inside the leaked 4 pages and is taken back, so its
     // owner (this test) may use it; cleancache must not touch it.
-    let owned = unsafe { core::slice::from_raw_parts_mut(page2, PAGE_SIZE) };
+    let owned = unsafe { core::slice::from_raw_parts_mut(page2, PAGE_SIZE as usize) };
     owned.fill(0x5A);
     for i in 0..50 {
         cc.put_page(FS, 1, i, &content(1, i, 1));
@@ -211,7 +212,7 @@ fn taken_back_page_is_never_touched() {
 #[test]
 fn range_take_back_is_all_or_nothing() {
     let mut cc = mounted();
-    let p = new_pool(&mut cc, 8, 0);
+    let p = new_pool(&mut cc, 8, Pfn(0));
     for i in 0..8 {
         cc.put_page(FS, 1, i, &content(1, i, 1));
     }
@@ -240,24 +241,24 @@ fn range_take_back_is_all_or_nothing() {
 fn add_pool_errors_and_lookup() {
     let mut cc = mounted();
     // SAFETY: valid memory; the call fails before using it anyway.
-    let empty = unsafe { cc.add_pool(pool_mem(1), 0, 0) };
+    let empty = unsafe { cc.add_pool(pool_mem(1), 0, Pfn(0)) };
     assert_eq!(empty, Err(PoolError::EmptyPool));
-    let a = new_pool(&mut cc, 4, 100);
-    let b = new_pool(&mut cc, 2, 200);
+    let a = new_pool(&mut cc, 4, Pfn(100));
+    let b = new_pool(&mut cc, 2, Pfn(200));
     // SAFETY: as above.
-    let overlap = unsafe { cc.add_pool(pool_mem(2), 2, 103) };
+    let overlap = unsafe { cc.add_pool(pool_mem(2), 2, Pfn(103)) };
     assert_eq!(
         overlap,
         Err(PoolError::Overlap {
-            base_pfn: 103,
+            base_pfn: Pfn(103),
             pages: 2
         })
     );
     assert_eq!(cc.pool_count(), 2);
-    assert_eq!(cc.pool_span(b), Ok((200, 2)));
-    assert_eq!(cc.locate_pfn(103), Some((a, 3)));
-    assert_eq!(cc.locate_pfn(201), Some((b, 1)));
-    assert_eq!(cc.locate_pfn(104), None);
+    assert_eq!(cc.pool_span(b), Ok((Pfn(200), 2)));
+    assert_eq!(cc.locate_pfn(Pfn(103)), Some((a, 3)));
+    assert_eq!(cc.locate_pfn(Pfn(201)), Some((b, 1)));
+    assert_eq!(cc.locate_pfn(Pfn(104)), None);
     for i in 0..6 {
         cc.put_page(FS, 5, i, &content(5, i, 1));
     }
@@ -269,8 +270,8 @@ fn add_pool_errors_and_lookup() {
 #[test]
 fn machine_lines() {
     let mut cc = mounted();
-    new_pool(&mut cc, 2, 0);
-    new_pool(&mut cc, 3, 8);
+    new_pool(&mut cc, 2, Pfn(0));
+    new_pool(&mut cc, 3, Pfn(8));
     for i in 0..6 {
         cc.put_page(FS, 1, i, &content(1, i, 1));
     }
@@ -303,7 +304,7 @@ fn errors_display() {
         PoolError::EmptyPool,
         PoolError::TooManyPages,
         PoolError::Overlap {
-            base_pfn: 1,
+            base_pfn: Pfn(1),
             pages: 1,
         },
     ];
@@ -332,7 +333,7 @@ fn page_of(cc: &Cleancache, p: PoolId, file: FileId, index: PageIndex) -> usize 
 #[test]
 fn stale_entry_after_take_back_never_hits() {
     let mut cc = mounted();
-    let p = new_pool(&mut cc, 4, 0);
+    let p = new_pool(&mut cc, 4, Pfn(0));
     for i in 0..4 {
         cc.put_page(FS, 1, i, &content(1, i, 1));
     }
@@ -367,7 +368,7 @@ fn stale_entry_after_take_back_never_hits() {
 /// stay in the index until looked up or until their slot is reused.
 fn stale_setup(pages: usize, n: u32, take: &[usize]) -> (Cleancache, PoolId) {
     let mut cc = mounted();
-    let p = new_pool(&mut cc, pages, 0);
+    let p = new_pool(&mut cc, pages, Pfn(0));
     for i in 0..n {
         cc.put_page(FS, 1, i, &content(1, i, 1));
         assert_eq!(
@@ -536,7 +537,7 @@ fn re_put_of_a_key_with_a_stale_entry() {
 #[test]
 fn invalidate_file_over_stale_entries() {
     let mut cc = mounted();
-    let p = new_pool(&mut cc, 12, 0);
+    let p = new_pool(&mut cc, 12, Pfn(0));
     for i in 0..8 {
         cc.put_page(FS, 1, i, &content(1, i, 1));
     }
@@ -572,7 +573,7 @@ fn invalidate_file_over_stale_entries() {
 fn lazy_removal_keeps_the_index_bounded() {
     const PAGES: usize = 16;
     let mut cc = mounted();
-    let p = new_pool(&mut cc, PAGES, 0);
+    let p = new_pool(&mut cc, PAGES, Pfn(0));
     let mut key = 0u32;
     let mut peak = 0;
     for cycle in 0..200 {
@@ -615,7 +616,7 @@ fn lazy_removal_keeps_the_index_bounded() {
 #[test]
 fn the_same_file_on_two_mounts_is_two_keys() {
     let mut cc = mounted();
-    new_pool(&mut cc, 4, 0);
+    new_pool(&mut cc, 4, Pfn(0));
     let other = cc.register_fs(0x1234); // same volume serial
     assert_ne!(other, FS);
     cc.put_page(FS, 1, 0, &content(1, 0, 1));
@@ -637,7 +638,7 @@ fn the_same_file_on_two_mounts_is_two_keys() {
 #[test]
 fn invalidate_fs_drops_the_mount_and_retires_its_id() {
     let mut cc = mounted();
-    let p = new_pool(&mut cc, 8, 0);
+    let p = new_pool(&mut cc, 8, Pfn(0));
     let other = cc.register_fs(7);
     for i in 0..4 {
         cc.put_page(FS, 1, i, &content(1, i, 1));
@@ -761,7 +762,7 @@ impl Observer for Mirror {
     fn on_range(&mut self, first: Pfn, count: usize, st: PageState) {
         assert!(count > 0, "empty range reported");
         let mut frames = self.frames.lock().unwrap();
-        for pfn in first..first + count as Pfn {
+        for pfn in (0..count as u64).map(|i| first + i) {
             let old = frames.insert(pfn, st);
             assert!(old.is_some(), "range outside the pools");
             assert_ne!(old, Some(st), "observer called without a change");
@@ -778,7 +779,7 @@ fn run_model(ops: Vec<Op>, files: FileId, indexes: PageIndex) -> Result<(), Test
     let frames: Arc<Mutex<BTreeMap<Pfn, PageState>>> = Arc::new(Mutex::new(
         (0..3)
             .chain(64..69)
-            .map(|pfn| (pfn, PageState::Free))
+            .map(|pfn| (Pfn(pfn), PageState::Free))
             .collect(),
     ));
     let calls = Arc::new(Mutex::new((0usize, 0usize)));
@@ -786,7 +787,7 @@ fn run_model(ops: Vec<Op>, files: FileId, indexes: PageIndex) -> Result<(), Test
         frames: frames.clone(),
         calls: calls.clone(),
     })));
-    let pools = [new_pool(&mut cc, 3, 0), new_pool(&mut cc, 5, 64)];
+    let pools = [new_pool(&mut cc, 3, Pfn(0)), new_pool(&mut cc, 5, Pfn(64))];
     // Key -> version a hit may return; absent: no hit allowed.
     let mut model: BTreeMap<(FileId, PageIndex), u64> = BTreeMap::new();
     let mut taken = [[false; 5]; 2];
@@ -1014,7 +1015,7 @@ fn bench_take_back() {
             let mut cc = mounted();
             // SAFETY: leaked memory of POOL pages, reused by rounds one after
             // another (each `cc` is dropped before the next uses it).
-            let p = unsafe { cc.add_pool(mem, POOL, 0x40000) }.unwrap();
+            let p = unsafe { cc.add_pool(mem, POOL, Pfn(0x40000)) }.unwrap();
             if observed {
                 cc.set_observer(Some(Box::new(Look)));
             }
@@ -1067,7 +1068,7 @@ fn bench_put() {
         for round in 0..5u64 {
             let mut cc = mounted();
             // SAFETY: leaked memory of POOL pages, used by one round at a time.
-            let p = unsafe { cc.add_pool(mem, POOL, 0) }.unwrap();
+            let p = unsafe { cc.add_pool(mem, POOL, Pfn(0)) }.unwrap();
             for i in 0..POOL as u32 {
                 cc.put_page(FS, round, i, &page);
             }

@@ -30,11 +30,11 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::ptr::NonNull;
 
-use cleancache::{FsId, PAGE_SIZE};
+use cleancache::{FsId, PAGE_SIZE, PageBytes};
 use contig::{Areas, Bitmap, Cleancache, NoMigrator, PageState, Pfn, PoolId, Select};
 
 const POOL: usize = 16384;
-const BASE_PFN: Pfn = 0x40000;
+const BASE_PFN: Pfn = Pfn(0x40000);
 
 /// An observer that looks at every event, as the kernel's does (which then
 /// writes the frame table).
@@ -54,13 +54,14 @@ fn install_observer(cc: &mut Cleancache) {
 }
 
 fn memory(pages: usize) -> NonNull<u8> {
-    let layout = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).expect("layout");
+    let layout =
+        Layout::from_size_align(pages * PAGE_SIZE as usize, PAGE_SIZE as usize).expect("layout");
     // SAFETY: the layout has a non-zero size.
     NonNull::new(unsafe { alloc_zeroed(layout) }).expect("host memory")
 }
 
-fn page(file: u64, index: u32) -> Box<[u8; PAGE_SIZE]> {
-    let mut p = Box::new([0u8; PAGE_SIZE]);
+fn page(file: u64, index: u32) -> Box<PageBytes> {
+    let mut p = Box::new([0u8; PAGE_SIZE as usize]);
     for (i, b) in p.iter_mut().enumerate() {
         *b = (file as usize * 31 + index as usize * 7 + i) as u8;
     }
@@ -111,26 +112,26 @@ fn measure_carveout_alloc(areas: &mut Areas<Cleancache>, n: usize) -> contig::Al
 }
 
 #[inline(always)]
-fn puts(cc: &mut Cleancache, fs: FsId, file: u64, data: &[u8; PAGE_SIZE], n: usize) {
+fn puts(cc: &mut Cleancache, fs: FsId, file: u64, data: &PageBytes, n: usize) {
     for i in 0..n as u32 {
         cc.put_page(fs, file, i, data);
     }
 }
 
 #[inline(never)]
-fn measure_put(cc: &mut Cleancache, fs: FsId, data: &[u8; PAGE_SIZE], n: usize) {
+fn measure_put(cc: &mut Cleancache, fs: FsId, data: &PageBytes, n: usize) {
     puts(cc, fs, 2, data, n);
 }
 
 /// As `measure_put`, another file (a distinct body, so that the linker
 /// cannot fold the two functions into one symbol).
 #[inline(never)]
-fn measure_evict(cc: &mut Cleancache, fs: FsId, data: &[u8; PAGE_SIZE], n: usize) {
+fn measure_evict(cc: &mut Cleancache, fs: FsId, data: &PageBytes, n: usize) {
     puts(cc, fs, 3, data, n);
 }
 
 #[inline(never)]
-fn measure_get(cc: &mut Cleancache, fs: FsId, n: usize, out: &mut [u8; PAGE_SIZE]) -> usize {
+fn measure_get(cc: &mut Cleancache, fs: FsId, n: usize, out: &mut PageBytes) -> usize {
     (0..n as u32)
         .filter(|&i| cc.get_page(fs, 1, i, out))
         .count()
@@ -188,7 +189,7 @@ fn run(op: &str, n: usize) -> Result<(), String> {
         }
         "get" => {
             let (mut areas, fs, _) = gcma(true);
-            let mut out = [0u8; PAGE_SIZE];
+            let mut out = [0u8; PAGE_SIZE as usize];
             let hits = measure_get(areas.backend_mut(), fs, n, &mut out);
             if hits != n || out != *page(1, 0) {
                 return Err(format!("{hits} hits of {n}, or wrong bytes"));

@@ -14,15 +14,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
-use cleancache::PAGE_SIZE;
+use cleancache::{PAGE_SIZE, PageBytes};
 use contig::{
     AreaKind, Areas, Cleancache, ContigError, MigrateError, Migrator, Moved, PageState, Pfn, Select,
 };
 
 /// Where this toy kernel places its areas (pfns of an imaginary machine).
-const GCMA_PFN: Pfn = 0x5_0000;
-const CMA_PFN: Pfn = 0x5_8000;
-const CARVEOUT_PFN: Pfn = 0x5_4000;
+const GCMA_PFN: Pfn = Pfn(0x5_0000);
+const CMA_PFN: Pfn = Pfn(0x5_8000);
+const CARVEOUT_PFN: Pfn = Pfn(0x5_4000);
 const AREA_PAGES: usize = 64;
 
 /// The kernel's frame descriptors, reduced to what the observer reports.
@@ -38,7 +38,7 @@ impl cleancache::Observer for Mirror {
     }
     fn on_range(&mut self, first: Pfn, count: usize, state: PageState) {
         let mut frames = self.0.lock().unwrap();
-        for pfn in first..first + count as Pfn {
+        for pfn in (0..count as u64).map(|i| first + i) {
             frames.insert(pfn, state);
         }
     }
@@ -69,13 +69,14 @@ impl Migrator for PageAllocator {
 
 /// Page-aligned memory that stands for the GCMA area's frames.
 fn area_memory(pages: usize) -> NonNull<u8> {
-    let layout = Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).expect("layout");
+    let layout =
+        Layout::from_size_align(pages * PAGE_SIZE as usize, PAGE_SIZE as usize).expect("layout");
     // SAFETY: the layout has a non-zero size.
     NonNull::new(unsafe { alloc_zeroed(layout) }).expect("host memory")
 }
 
 /// The byte pattern of page `index` of file `file`.
-fn file_page(file: u64, index: u32) -> [u8; PAGE_SIZE] {
+fn file_page(file: u64, index: u32) -> PageBytes {
     core::array::from_fn(|i| (file as usize * 31 + index as usize * 7 + i) as u8)
 }
 
@@ -107,7 +108,7 @@ fn main() -> Result<(), ContigError> {
             .backend_mut()
             .put_page(fs, 1, index, &file_page(1, index));
     }
-    let mut out = [0u8; PAGE_SIZE];
+    let mut out = [0u8; PAGE_SIZE as usize];
     assert!(areas.backend_mut().get_page(fs, 1, 5, &mut out));
     assert_eq!(out, file_page(1, 5), "cleancache returned other bytes");
     assert_eq!(areas.stats(gcma)?.cached, AREA_PAGES - 1);
@@ -132,14 +133,15 @@ fn main() -> Result<(), ContigError> {
         fb.pfn
     );
     let states = frames.lock().unwrap();
-    assert!((fb.pfn..fb.pfn + 16).all(|p| states[&p] == PageState::TakenBack));
+    assert!((0..16).all(|i| states[&(fb.pfn + i)] == PageState::TakenBack));
     drop(states);
     // The driver owns those frames now: what it writes, it reads back.
-    let offset = (fb.pfn - GCMA_PFN) as usize * PAGE_SIZE;
+    let offset = (fb.pfn - GCMA_PFN) as usize * PAGE_SIZE as usize;
     // SAFETY: the allocation's 16 pages lie inside `base`'s memory and are
     // the caller's until freed; cleancache no longer touches them.
-    let buffer =
-        unsafe { std::slice::from_raw_parts_mut(base.as_ptr().add(offset), 16 * PAGE_SIZE) };
+    let buffer = unsafe {
+        std::slice::from_raw_parts_mut(base.as_ptr().add(offset), 16 * PAGE_SIZE as usize)
+    };
     buffer.fill(0xa5);
     assert!(buffer.iter().all(|b| *b == 0xa5));
 
@@ -156,7 +158,7 @@ fn main() -> Result<(), ContigError> {
     for (pfn, data) in &pages.moved {
         assert_eq!(
             data[..],
-            file_page(2, (pfn - CMA_PFN) as u32)[..],
+            file_page(2, (*pfn - CMA_PFN) as u32)[..],
             "migration lost data"
         );
     }

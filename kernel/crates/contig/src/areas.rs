@@ -260,13 +260,13 @@ impl<B: PoolBackend> Areas<B> {
             return Err(ContigError::DuplicateName);
         }
         let bad = ContigError::BadRange { base_pfn, pages };
-        let end = base_pfn.checked_add(pages as Pfn).ok_or(bad)?;
+        let end = base_pfn.checked_add(pages as u64).ok_or(bad)?;
         if pages == 0 {
             return Err(bad);
         }
         for e in &self.areas {
             let (b, n) = e.span();
-            if base_pfn < b + n as Pfn && b < end {
+            if base_pfn < b + n as u64 && b < end {
                 return Err(bad);
             }
         }
@@ -523,7 +523,7 @@ impl<B: PoolBackend> Areas<B> {
         for e in &mut self.areas {
             if let AreaImpl::Cma(c) = &mut e.imp {
                 let (b, n) = c.span();
-                if pfn >= b && pfn - b < n as Pfn {
+                if pfn >= b && pfn - b < n as u64 {
                     return c.return_page(pfn);
                 }
             }
@@ -545,7 +545,7 @@ impl<B: PoolBackend> Areas<B> {
     pub fn pfn_state(&self, pfn: Pfn) -> Option<(AreaId, PfnState)> {
         let i = self.areas.iter().position(|e| {
             let (b, n) = e.span();
-            pfn >= b && pfn - b < n as Pfn
+            pfn >= b && pfn - b < n as u64
         })?;
         let state = match &self.areas[i].imp {
             AreaImpl::Gcma(g) if g.is_allocated(pfn) => PfnState::Allocated,

@@ -186,8 +186,8 @@ impl Bitmap {
 /// Smallest index `>= i` whose pfn `base_pfn + index` is a multiple of
 /// `align`.
 fn align_index(i: usize, align: usize, base_pfn: Pfn) -> Option<usize> {
-    let pfn = base_pfn.checked_add(i as Pfn)?;
-    let aligned = pfn.checked_next_multiple_of(align as Pfn)?;
+    let pfn = base_pfn.checked_add(i as u64)?;
+    let aligned = Pfn(pfn.0.checked_next_multiple_of(align as u64)?);
     usize::try_from(aligned - base_pfn).ok()
 }
 
@@ -219,11 +219,11 @@ mod tests {
     fn fit_honours_physical_alignment() {
         let b = Bitmap::new(64);
         // pfn 0x1003 + 5 = 0x1008 is the first multiple of 8.
-        assert_eq!(b.find_fit(0, 4, 8, 0x1003), Some(5));
-        assert_eq!(b.find_fit(0, 4, 1, 0x1003), Some(0));
+        assert_eq!(b.find_fit(0, 4, 8, Pfn(0x1003)), Some(5));
+        assert_eq!(b.find_fit(0, 4, 1, Pfn(0x1003)), Some(0));
         // Aligned start exists but the range would pass the end.
-        assert_eq!(b.find_fit(0, 60, 8, 0x1003), None);
-        assert_eq!(b.find_fit(0, 59, 8, 0x1003), Some(5));
+        assert_eq!(b.find_fit(0, 60, 8, Pfn(0x1003)), None);
+        assert_eq!(b.find_fit(0, 59, 8, Pfn(0x1003)), Some(5));
     }
 
     #[test]
@@ -231,12 +231,12 @@ mod tests {
         let mut b = Bitmap::new(200);
         b.set(2);
         b.set(70);
-        assert_eq!(b.find_fit(0, 4, 1, 0), Some(3));
-        assert_eq!(b.find_fit(0, 68, 1, 0), Some(71));
-        assert_eq!(b.find_fit(0, 4, 4, 0), Some(4));
-        assert_eq!(b.find_fit(0, 64, 64, 0), Some(128));
-        assert_eq!(b.find_fit(5, 4, 4, 0), Some(8));
-        assert_eq!(b.find_fit(0, 201, 1, 0), None);
+        assert_eq!(b.find_fit(0, 4, 1, Pfn(0)), Some(3));
+        assert_eq!(b.find_fit(0, 68, 1, Pfn(0)), Some(71));
+        assert_eq!(b.find_fit(0, 4, 4, Pfn(0)), Some(4));
+        assert_eq!(b.find_fit(0, 64, 64, Pfn(0)), Some(128));
+        assert_eq!(b.find_fit(5, 4, 4, Pfn(0)), Some(8));
+        assert_eq!(b.find_fit(0, 201, 1, Pfn(0)), None);
     }
 
     /// Word-at-a-time ranges against bit-at-a-time, across word boundaries
@@ -289,11 +289,11 @@ mod tests {
                 b.set(i);
             }
         }
-        for base in [0u64, 1, 3, 0x7F] {
+        for base in [0u64, 1, 3, 0x7F].map(Pfn) {
             for align in [1usize, 2, 4, 8, 16] {
                 for count in 1..12 {
                     let naive = (0..300).find(|&s| {
-                        (base + s as u64).is_multiple_of(align as u64)
+                        (base + s as u64).0.is_multiple_of(align as u64)
                             && s + count <= 300
                             && (s..s + count).all(|i| !b.get(i))
                     });

@@ -35,11 +35,11 @@ impl RangeBook {
     }
 
     pub(crate) fn contains_pfn(&self, pfn: Pfn) -> bool {
-        pfn >= self.base_pfn && pfn - self.base_pfn < self.pages as Pfn
+        pfn >= self.base_pfn && pfn - self.base_pfn < self.pages as u64
     }
 
     pub(crate) fn pfn(&self, index: usize) -> Pfn {
-        self.base_pfn + index as Pfn
+        self.base_pfn + index as u64
     }
 
     /// Checks a request against the area: zero count, larger than the area,
@@ -114,8 +114,8 @@ impl RangeBook {
         }
         let inside = self.contains_pfn(pfn)
             && (pfn - self.base_pfn)
-                .checked_add(count as Pfn)
-                .is_some_and(|end| end <= self.pages as Pfn);
+                .checked_add(count as u64)
+                .is_some_and(|end| end <= self.pages as u64);
         if !inside {
             return Err(ContigError::NotAllocated { pfn, count });
         }

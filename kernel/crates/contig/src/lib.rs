@@ -22,18 +22,18 @@
 //! [`Areas::write_machine`]) and reports memory ([`MemReport`]).
 //!
 //! ```
-//! use contig::{AreaKind, Areas, Cleancache, NoMigrator, Select};
+//! use contig::{AreaKind, Areas, Cleancache, NoMigrator, Pfn, Select};
 //! # let frames: &'static mut [u8] = Box::leak(vec![0u8; 16 * 4096].into_boxed_slice());
 //! # let base = core::ptr::NonNull::new(frames.as_mut_ptr()).unwrap();
 //! let mut areas: Areas = Areas::new(Cleancache::new());
 //! // SAFETY: `base` maps 16 frames from pfn 0x40000 that nobody else uses.
-//! let gcma = unsafe { areas.add_gcma_memory("gcma", base, 0x40000, 16) }.unwrap();
+//! let gcma = unsafe { areas.add_gcma_memory("gcma", base, Pfn(0x40000), 16) }.unwrap();
 //! // The page cache evicts a clean page: cleancache keeps a copy.
 //! let fs = areas.backend_mut().register_fs(0); // the page cache's mount
 //! areas.backend_mut().put_page(fs, 7, 0, &[1u8; 4096]);
 //! // A contiguous allocation drops it at once.
 //! let a = areas.alloc(Select::Kind(AreaKind::Gcma), 16, 16, &mut NoMigrator).unwrap();
-//! assert_eq!((a.area, a.pfn), (gcma, 0x40000));
+//! assert_eq!((a.area, a.pfn), (gcma, Pfn(0x40000)));
 //! assert!(!areas.backend().contains(fs, 7, 0));
 //! areas.free(a).unwrap();
 //! assert_eq!(areas.backend().stats().lendable_now, 16);
@@ -145,8 +145,9 @@ pub use memreport::{KindReport, MemReport};
 
 use core::fmt;
 
-/// Physical page frame number.
-pub type Pfn = cleancache::Pfn;
+/// Physical page frame number: the `pfn` crate's newtype, through
+/// `cleancache` (one type for every crate of the kernel).
+pub use cleancache::Pfn;
 
 /// Errors of the contiguous allocators and of the registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

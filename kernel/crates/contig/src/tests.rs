@@ -13,7 +13,7 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
 use alloc::vec::Vec;
-use cleancache::{FileId, FsId, PAGE_SIZE, PageIndex};
+use cleancache::{FileId, FsId, PAGE_SIZE, PageBytes, PageIndex};
 use core::ptr::NonNull;
 
 /// The mount the tests' copies belong to: the first one registered on a
@@ -31,8 +31,13 @@ fn mounted() -> Cleancache {
 }
 
 /// Leaked host memory standing in for reserved frames.
+/// The frames of `range` in order (a `Range<Pfn>` is no iterator).
+fn pfns(range: core::ops::Range<Pfn>) -> impl Iterator<Item = Pfn> + Clone {
+    (range.start.0..range.end.0).map(Pfn)
+}
+
 fn mem(pages: usize) -> NonNull<u8> {
-    let m: &'static mut [u8] = Box::leak(vec![0u8; pages * PAGE_SIZE].into_boxed_slice());
+    let m: &'static mut [u8] = Box::leak(vec![0u8; pages * PAGE_SIZE as usize].into_boxed_slice());
     NonNull::new(m.as_mut_ptr()).unwrap()
 }
 
@@ -45,8 +50,8 @@ fn gcma_registry(pages: usize, base_pfn: Pfn) -> (Areas, AreaId) {
     (areas, id)
 }
 
-fn content(file: FileId, index: PageIndex, version: u64) -> Box<[u8; PAGE_SIZE]> {
-    let mut p = Box::new([0u8; PAGE_SIZE]);
+fn content(file: FileId, index: PageIndex, version: u64) -> Box<PageBytes> {
+    let mut p = Box::new([0u8; PAGE_SIZE as usize]);
     for (i, w) in p.chunks_exact_mut(8).enumerate() {
         let v = version ^ (file << 40) ^ ((index as u64) << 20) ^ (i as u64) << 3;
         w.copy_from_slice(&v.to_le_bytes());

@@ -106,13 +106,9 @@ pub use stats::FrameStats;
 pub use table::FrameTable;
 pub use verify::Corruption;
 
-/// log2 of the frame size.
-pub const PAGE_SHIFT: u32 = 12;
-/// Frame size in bytes (4 KiB): the one page size of the kernel and its
-/// crates (physmap, fat32, pagecache use it; cleancache still has its own).
-pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
-/// The bytes of one page, for `&[u8; ..]` views of a frame.
-pub type PageBytes = [u8; PAGE_SIZE as usize];
+/// The page size, its shift and the bytes of a page: the `pfn` crate's,
+/// the one definition every crate of the kernel uses.
+pub use ::pfn::{PAGE_SHIFT, PAGE_SIZE, PageBytes};
 /// Largest buddy order: blocks of `2^MAX_ORDER` frames (4 MiB).
 pub const MAX_ORDER: u8 = 10;
 /// Number of orders (`0..=MAX_ORDER`), i.e. of free lists.

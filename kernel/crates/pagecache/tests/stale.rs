@@ -27,7 +27,7 @@ fn shared_cleancache(pages: usize) -> Rc<RefCell<Cleancache>> {
     let base = NonNull::new(pool.as_mut_ptr()).unwrap();
     // SAFETY: `pool` is leaked (lives for the rest of the test process), is
     // `pages * P` bytes long and nobody else touches it.
-    unsafe { cc.add_pool(base, pages, 0x1000) }.unwrap();
+    unsafe { cc.add_pool(base, pages, cleancache::Pfn(0x1000)) }.unwrap();
     Rc::new(RefCell::new(cc))
 }
 
@@ -307,7 +307,7 @@ fn mop() -> impl Strategy<Value = MOp> {
 
 fn run_mounts(ops: &[MOp], budget: usize, ra: u32) -> Result<(), TestCaseError> {
     let cc = shared_cleancache(POOL_PAGES);
-    let pool = cc.borrow().locate_pfn(0x1000).unwrap().0;
+    let pool = cc.borrow().locate_pfn(cleancache::Pfn(0x1000)).unwrap().0;
     let mut disks: Vec<Option<RamDisk>> = Vec::new();
     let mut model: Vec<Vec<Vec<u8>>> = Vec::new();
     let mut versions = [0u64; DISKS];

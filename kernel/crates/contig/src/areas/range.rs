@@ -46,12 +46,12 @@ impl<B: PoolBackend> Areas<B> {
             return Err(ContigError::ZeroCount);
         }
         let end = pfn
-            .checked_add(count as Pfn)
+            .checked_add(count as u64)
             .ok_or(ContigError::RangeOutside { pfn, count })?;
         let mut overlaps = false;
         for (i, e) in self.areas.iter().enumerate() {
             let (b, n) = e.span();
-            let area_end = b + n as Pfn;
+            let area_end = b + n as u64;
             if pfn >= b && end <= area_end {
                 return Ok(i);
             }

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 /// size`, computed by the loop, not by the model's bit trick.
 fn get_order(bytes: usize) -> u32 {
     let mut order = 0;
-    while (PAGE_SIZE << order) < bytes {
+    while ((PAGE_SIZE as usize) << order) < bytes {
         order += 1;
     }
     order
@@ -40,13 +40,13 @@ fn passes_are_five_attempts_of_ten() {
         (MIGRATE_ATTEMPTS, MIGRATE_PASSES, DEFAULT_MAX_PASSES),
         (5, 10, 50)
     );
-    let mut cma = CmaArea::new(0x4000, 16);
+    let mut cma = CmaArea::new(Pfn(0x4000), 16);
     let mut mig = FakeMigrator::default();
     for _ in 0..16 {
         mig.in_use.insert(cma.lend_page().unwrap());
     }
     for r in 0..4 {
-        mig.pinned.insert(0x4000 + 4 * r + 2);
+        mig.pinned.insert(Pfn(0x4000 + 4 * r + 2));
     }
     let mut job = cma.begin(4, 4, CmaPolicy::Linux).unwrap();
     let mut steps = 0u32;
@@ -72,14 +72,14 @@ fn passes_are_five_attempts_of_ten() {
 #[test]
 fn android_retry_sleeps_and_rescans() {
     assert_eq!((ANDROID_MAX_RETRIES, ANDROID_RETRY_SLEEP_MS), (5, 100));
-    let mut cma = CmaArea::new(0x4000, 8);
+    let mut cma = CmaArea::new(Pfn(0x4000), 8);
     cma.set_max_passes(2);
     let mut mig = FakeMigrator::default();
     for _ in 0..8 {
         mig.in_use.insert(cma.lend_page().unwrap());
     }
-    mig.pinned.insert(0x4001);
-    mig.pinned.insert(0x4005);
+    mig.pinned.insert(Pfn(0x4001));
+    mig.pinned.insert(Pfn(0x4005));
     let mut job = cma.begin(4, 4, CmaPolicy::AndroidRetry).unwrap();
     let mut sleeps = 0;
     let r = loop {
@@ -112,23 +112,23 @@ fn android_retry_sleeps_and_rescans() {
             CmaStep::Again => {}
             CmaStep::Sleep { .. } => {
                 // The pinning task runs while the allocator sleeps.
-                mig.pinned.remove(&0x4005);
+                mig.pinned.remove(&Pfn(0x4005));
             }
             CmaStep::Done(r) => break r,
         }
     };
-    assert_eq!(r, Ok(0x4004));
+    assert_eq!(r, Ok(Pfn(0x4004)));
     assert_eq!(job.rescans(), 1);
     // A finished job answers its outcome again, counted once.
     let allocations = cma.stats().allocations;
-    assert_eq!(cma.step(&mut job, &mut mig), CmaStep::Done(Ok(0x4004)));
+    assert_eq!(cma.step(&mut job, &mut mig), CmaStep::Done(Ok(Pfn(0x4004))));
     assert_eq!(cma.stats().allocations, allocations);
 }
 
 /// A free area with nothing lent: `NoSpace`, never a sleep.
 #[test]
 fn android_retry_does_not_sleep_without_busy() {
-    let mut cma = CmaArea::new(0x4000, 8);
+    let mut cma = CmaArea::new(Pfn(0x4000), 8);
     let a = cma.alloc(&mut NoMigrator, 8, 1).unwrap();
     let mut job = cma.begin(4, 4, CmaPolicy::AndroidRetry).unwrap();
     assert_eq!(
@@ -150,7 +150,7 @@ enum JOp {
 }
 
 const JPAGES: usize = 48;
-const JBASE: Pfn = 0x8003;
+const JBASE: Pfn = Pfn(0x8003);
 
 fn jop() -> impl Strategy<Value = JOp> {
     prop_oneof![
@@ -169,7 +169,7 @@ proptest! {
     /// 8)`, for every size up to 64 MiB.
     #[test]
     fn alignment_matches_linux_formula(count in 1usize..=16384) {
-        let want = 1usize << get_order(count * PAGE_SIZE).min(8);
+        let want = 1usize << get_order(count * PAGE_SIZE as usize).min(8);
         prop_assert_eq!(linux_cma_align_pages(count), want);
         prop_assert!(want.is_power_of_two() && want <= 256);
     }
@@ -182,17 +182,17 @@ proptest! {
         clean in proptest::collection::btree_set(0usize..32, 0..32),
         count in 1usize..=32,
     ) {
-        let mut cma = CmaArea::new(0x1000, 32);
+        let mut cma = CmaArea::new(Pfn(0x1000), 32);
         let mut mig = FakeMigrator::default();
         for _ in 0..lend {
             mig.in_use.insert(cma.lend_page().unwrap());
         }
-        mig.clean = clean.iter().map(|&p| 0x1000 + p as Pfn).collect();
+        mig.clean = clean.iter().map(|&p| Pfn(0x1000) + p as u64).collect();
         let align = linux_cma_align_pages(count).min(32);
         let pfn = cma.alloc(&mut mig, count, align).unwrap();
-        prop_assert_eq!(pfn, 0x1000);
-        let range: Vec<Pfn> = (0x1000..0x1000 + count as Pfn).collect();
-        let lent_in: Vec<Pfn> = range.iter().copied().filter(|p| *p < 0x1000 + lend as Pfn).collect();
+        prop_assert_eq!(pfn, Pfn(0x1000));
+        let range: Vec<Pfn> = pfns(Pfn(0x1000)..Pfn(0x1000) + count as u64).collect();
+        let lent_in: Vec<Pfn> = range.iter().copied().filter(|p| *p < Pfn(0x1000) + lend as u64).collect();
         let want_dropped: BTreeSet<Pfn> =
             lent_in.iter().copied().filter(|p| mig.clean.contains(p)).collect();
         let want_copied: BTreeSet<Pfn> =
@@ -238,7 +238,7 @@ proptest! {
                     {
                         prop_assert!(j.isolated().is_none());
                         if let Ok(pfn) = r {
-                            prop_assert!(pfn.is_multiple_of(align as Pfn));
+                            prop_assert!(pfn.0.is_multiple_of(align as u64));
                             allocated += count;
                         }
                         job = None;
@@ -261,9 +261,9 @@ proptest! {
                         mig.in_use.remove(&pfn);
                     }
                 }
-                JOp::Pin(p) => { mig.pinned.insert(JBASE + p as Pfn); }
-                JOp::Unpin(p) => { mig.pinned.remove(&(JBASE + p as Pfn)); }
-                JOp::NoMemory(p) => { mig.no_memory.insert(JBASE + p as Pfn); }
+                JOp::Pin(p) => { mig.pinned.insert(JBASE + p as u64); }
+                JOp::Unpin(p) => { mig.pinned.remove(&(JBASE + p as u64)); }
+                JOp::NoMemory(p) => { mig.no_memory.insert(JBASE + p as u64); }
                 JOp::Abort => {
                     if let Some(mut j) = job.take() {
                         cma.abort(&mut j);
@@ -278,7 +278,7 @@ proptest! {
             prop_assert!(mig.bogus.is_empty(), "moved a page not lent: {:?}", mig.bogus);
             if job.is_none() {
                 for p in 0..JPAGES {
-                    prop_assert!(!cma.is_isolated(JBASE + p as Pfn));
+                    prop_assert!(!cma.is_isolated(JBASE + p as u64));
                 }
             }
         }
@@ -305,7 +305,7 @@ proptest! {
         prealloc in proptest::collection::vec((0usize..64, 1usize..8), 0..4),
         count in 1usize..=20,
     ) {
-        const BASE: Pfn = 0x10005;
+        const BASE: Pfn = Pfn(0x10005);
         let mut cma = CmaArea::new(BASE, 64);
         let mut mig = FakeMigrator::default();
         let mut used = [false; 64];
@@ -325,25 +325,25 @@ proptest! {
                 mig.in_use.insert(p);
             }
         }
-        mig.pinned = pins.iter().map(|&p| BASE + p as Pfn).collect();
+        mig.pinned = pins.iter().map(|&p| BASE + p as u64).collect();
         let align = linux_cma_align_pages(count);
         let candidates: Vec<usize> = (0..64)
             .filter(|&s| {
-                (BASE + s as Pfn).is_multiple_of(align as Pfn)
+                (BASE + s as u64).0.is_multiple_of(align as u64)
                     && s + count <= 64
                     && used[s..s + count].iter().all(|u| !u)
             })
             .collect();
         let unmovable = |s: usize| {
             (s..s + count).any(|i| {
-                let p = BASE + i as Pfn;
+                let p = BASE + i as u64;
                 mig.in_use.contains(&p) && mig.pinned.contains(&p)
             })
         };
         let want = candidates.iter().copied().find(|&s| !unmovable(s));
         let r = cma.alloc(&mut mig, count, align);
         match want {
-            Some(s) => prop_assert_eq!(r, Ok(BASE + s as Pfn)),
+            Some(s) => prop_assert_eq!(r, Ok(BASE + s as u64)),
             None if candidates.is_empty() => {
                 prop_assert_eq!(r, Err(ContigError::NoSpace { count, align }))
             }

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 /// Naive first fit over a model of allocated pages, aligned on the pfn.
 fn model_fit(used: &[bool], from: usize, base: Pfn, count: usize, align: usize) -> Option<usize> {
     (from..used.len()).find(|&s| {
-        (base + s as Pfn).is_multiple_of(align as Pfn)
+        (base + s as u64).0.is_multiple_of(align as u64)
             && s + count <= used.len()
             && used[s..s + count].iter().all(|u| !u)
     })
@@ -34,7 +34,7 @@ fn gop() -> impl Strategy<Value = GOp> {
 }
 
 const GPAGES: usize = 48;
-const GBASE: Pfn = 0x1003;
+const GBASE: Pfn = Pfn(0x1003);
 
 proptest! {
     /// GCMA never fails while the request fits a free range, whatever
@@ -77,7 +77,7 @@ proptest! {
                     }
                 }
                 GOp::Get(f, i) => {
-                    let mut out = Box::new([0u8; PAGE_SIZE]);
+                    let mut out = Box::new([0u8; PAGE_SIZE as usize]);
                     let v = model.remove(&(f, i));
                     if areas.backend_mut().get_page(fs(), f, i, &mut out) {
                         prop_assert!(v.is_some(), "hit without a valid copy");
@@ -99,8 +99,8 @@ proptest! {
                     match expect {
                         Some(s) => {
                             let a = r.expect("GCMA failed although the request fits");
-                            prop_assert_eq!(a.pfn, GBASE + s as Pfn);
-                            prop_assert_eq!(a.pfn % align as Pfn, 0);
+                            prop_assert_eq!(a.pfn, GBASE + s as u64);
+                            prop_assert_eq!(a.pfn.0 % align as u64, 0);
                             used[s..s + count].iter_mut().for_each(|u| *u = true);
                             live.push(a);
                         }
@@ -137,7 +137,7 @@ proptest! {
                         PageState::TakenBack => PfnState::Inconsistent,
                     }
                 };
-                prop_assert_eq!(areas.pfn_state(GBASE + p as Pfn), Some((g, want)));
+                prop_assert_eq!(areas.pfn_state(GBASE + p as u64), Some((g, want)));
             }
             let s = areas.stats(g).unwrap();
             prop_assert_eq!(s.allocated + s.cached + s.idle, GPAGES);
@@ -157,7 +157,7 @@ enum COp {
 }
 
 const CPAGES: usize = 40;
-const CBASE: Pfn = 0x2002;
+const CBASE: Pfn = Pfn(0x2002);
 
 fn cop() -> impl Strategy<Value = COp> {
     prop_oneof![
@@ -189,9 +189,9 @@ proptest! {
             match op {
                 COp::Lend => {
                     let want = (0..CPAGES)
-                        .find(|&p| !used[p] && !mig.in_use.contains(&(CBASE + p as Pfn)));
+                        .find(|&p| !used[p] && !mig.in_use.contains(&(CBASE + p as u64)));
                     let got = areas.lend_page();
-                    prop_assert_eq!(got, want.map(|p| CBASE + p as Pfn));
+                    prop_assert_eq!(got, want.map(|p| CBASE + p as u64));
                     if let Some(pfn) = got {
                         mig.in_use.insert(pfn);
                     }
@@ -202,12 +202,12 @@ proptest! {
                         mig.in_use.remove(&pfn);
                     }
                     if let Some(s) = used.iter().position(|&u| u) {
-                        let pfn = CBASE + s as Pfn;
+                        let pfn = CBASE + s as u64;
                         prop_assert_eq!(areas.return_page(pfn), Err(ContigError::NotLent { pfn }));
                     }
                 }
-                COp::Pin(p) => { mig.pinned.insert(CBASE + p as Pfn); }
-                COp::Unpin(p) => { mig.pinned.remove(&(CBASE + p as Pfn)); }
+                COp::Pin(p) => { mig.pinned.insert(CBASE + p as u64); }
+                COp::Unpin(p) => { mig.pinned.remove(&(CBASE + p as u64)); }
                 COp::Alloc(count, alog) => {
                     let align = 1usize << alog;
                     // Model of the candidate walk.
@@ -219,8 +219,8 @@ proptest! {
                         let Some(s) = model_fit(&used, from, CBASE, count, align) else {
                             break None;
                         };
-                        let range = CBASE + s as Pfn..CBASE + (s + count) as Pfn;
-                        let lent: Vec<Pfn> = range.clone().filter(|p| in_use.contains(p)).collect();
+                        let range = CBASE + s as u64..CBASE + (s + count) as u64;
+                        let lent: Vec<Pfn> = pfns(range.clone()).filter(|p| in_use.contains(p)).collect();
                         let pinned = lent.iter().filter(|p| mig.pinned.contains(p)).count() as u64;
                         for p in lent.iter().filter(|p| !mig.pinned.contains(p)) {
                             prop_assert!(migrated_now.insert(*p), "model migrates twice");
@@ -238,7 +238,7 @@ proptest! {
                     match outcome {
                         Some(s) => {
                             let a = r.expect("a range without pinned pages must succeed");
-                            prop_assert_eq!(a.pfn, CBASE + s as Pfn);
+                            prop_assert_eq!(a.pfn, CBASE + s as u64);
                             used[s..s + count].iter_mut().for_each(|u| *u = true);
                             live.push(a);
                         }
@@ -271,7 +271,7 @@ proptest! {
             prop_assert!(mig.bogus.is_empty(), "migrate() of a page not lent: {:?}", mig.bogus);
             // Lent and allocated pages: as the model says, never both.
             for (p, &u) in used.iter().enumerate() {
-                let pfn = CBASE + p as Pfn;
+                let pfn = CBASE + p as u64;
                 let want = if u {
                     prop_assert!(!mig.in_use.contains(&pfn));
                     PfnState::Allocated
@@ -324,11 +324,11 @@ proptest! {
     fn mem_report_adds_up(ops in proptest::collection::vec(mop(), 1..200)) {
         let mut areas: Areas = Areas::new(mounted());
         // SAFETY: leaked memory of 24 pages, never freed, used by nobody else.
-        unsafe { areas.add_gcma_memory("g0", mem(24), 0x100, 24) }.unwrap();
-        areas.add_cma("c0", 0x200, 24).unwrap();
-        areas.add_carveout("v0", 0x300, 12).unwrap();
+        unsafe { areas.add_gcma_memory("g0", mem(24), Pfn(0x100), 24) }.unwrap();
+        areas.add_cma("c0", Pfn(0x200), 24).unwrap();
+        areas.add_carveout("v0", Pfn(0x300), 12).unwrap();
         // SAFETY: as above, 8 pages.
-        unsafe { areas.add_gcma_memory("g1", mem(8), 0x400, 8) }.unwrap();
+        unsafe { areas.add_gcma_memory("g1", mem(8), Pfn(0x400), 8) }.unwrap();
         let mut mig = FakeMigrator::default();
         let mut live: Vec<Allocation> = Vec::new();
         for op in ops {
@@ -358,7 +358,7 @@ proptest! {
                 }
                 MOp::Put(f, i) => areas.backend_mut().put_page(fs(), f, i, &content(f, i, 0)),
                 MOp::Get(f, i) => {
-                    let mut out = Box::new([0u8; PAGE_SIZE]);
+                    let mut out = Box::new([0u8; PAGE_SIZE as usize]);
                     areas.backend_mut().get_page(fs(), f, i, &mut out);
                 }
                 MOp::InvalidateFile(f) => areas.backend_mut().invalidate_file(fs(), f, 0),
@@ -387,7 +387,7 @@ proptest! {
                 };
                 k.areas += 1;
                 k.size += n;
-                for pfn in base..base + n as Pfn {
+                for pfn in pfns(base..base + n as u64) {
                     match areas.pfn_state(pfn).unwrap().1 {
                         PfnState::Allocated => k.allocated += 1,
                         PfnState::Cached { .. } => k.cached += 1,

@@ -8,12 +8,12 @@ use proptest::prelude::*;
 /// 0x1020 (so a range can straddle two areas), cma 32 at 0x2000, carveout 16
 /// at 0x3000.
 fn areas4() -> (Areas, [AreaId; 4]) {
-    let (mut areas, g) = gcma_registry(32, 0x1000);
+    let (mut areas, g) = gcma_registry(32, Pfn(0x1000));
     // SAFETY: freshly leaked memory of 16 pages, never freed, touched by
     // nobody else.
-    let g2 = unsafe { areas.add_gcma_memory("gcma2", mem(16), 0x1020, 16) }.unwrap();
-    let c = areas.add_cma("cma", 0x2000, 32).unwrap();
-    let v = areas.add_carveout("carve", 0x3000, 16).unwrap();
+    let g2 = unsafe { areas.add_gcma_memory("gcma2", mem(16), Pfn(0x1020), 16) }.unwrap();
+    let c = areas.add_cma("cma", Pfn(0x2000), 32).unwrap();
+    let v = areas.add_carveout("carve", Pfn(0x3000), 16).unwrap();
     (areas, [g, g2, c, v])
 }
 
@@ -23,12 +23,18 @@ fn each_error_is_distinct_and_changes_nothing() {
     let before: Vec<_> = [g, g2, c, v]
         .map(|id| areas.stats(id).unwrap().allocated)
         .into();
-    assert_eq!(areas.alloc_range(0x1000, 0), Err(ContigError::ZeroCount));
+    assert_eq!(
+        areas.alloc_range(Pfn(0x1000), 0),
+        Err(ContigError::ZeroCount)
+    );
     // Overlaps no area: below, between, above, and a wrapping range.
-    for (pfn, count) in [(0x10, 4), (0x1030, 16), (0x4000, 1), (Pfn::MAX, 2)] {
+    for (pfn, count) in [(0x10, 4), (0x1030, 16), (0x4000, 1), (u64::MAX, 2)] {
         assert_eq!(
-            areas.alloc_range(pfn, count),
-            Err(ContigError::RangeOutside { pfn, count }),
+            areas.alloc_range(Pfn(pfn), count),
+            Err(ContigError::RangeOutside {
+                pfn: Pfn(pfn),
+                count
+            }),
             "{pfn:#x}+{count}"
         );
     }
@@ -36,15 +42,18 @@ fn each_error_is_distinct_and_changes_nothing() {
     // the CMA area.
     for (pfn, count) in [(0x101e, 4), (0x300e, 4), (0x1ffe, 4)] {
         assert_eq!(
-            areas.alloc_range(pfn, count),
-            Err(ContigError::RangeSpansAreas { pfn, count }),
+            areas.alloc_range(Pfn(pfn), count),
+            Err(ContigError::RangeSpansAreas {
+                pfn: Pfn(pfn),
+                count
+            }),
             "{pfn:#x}+{count}"
         );
     }
     assert_eq!(
-        areas.alloc_range(0x2004, 4),
+        areas.alloc_range(Pfn(0x2004), 4),
         Err(ContigError::RangeInCma {
-            pfn: 0x2004,
+            pfn: Pfn(0x2004),
             count: 4
         })
     );
@@ -61,21 +70,21 @@ fn partly_allocated_range_is_refused_whole() {
     fill_cleancache(&mut areas, |b| b);
     let cached = areas.backend().stats().cached_now;
     for (id, base) in [(g, 0x1000), (v, 0x3000)] {
-        let a = areas.alloc_range(base + 6, 2).unwrap();
-        assert_eq!((a.area, a.pfn, a.count), (id, base + 6, 2));
+        let a = areas.alloc_range(Pfn(base + 6), 2).unwrap();
+        assert_eq!((a.area, a.pfn, a.count), (id, Pfn(base + 6), 2));
         // 4..12 holds the allocated 6 and 7.
         assert_eq!(
-            areas.alloc_range(base + 4, 8),
+            areas.alloc_range(Pfn(base + 4), 8),
             Err(ContigError::RangeAllocated {
-                pfn: base + 4,
+                pfn: Pfn(base + 4),
                 count: 8,
-                first: base + 6
+                first: Pfn(base + 6)
             })
         );
         assert_eq!(areas.stats(id).unwrap().allocated, 2, "nothing else taken");
         // The neighbours on both sides are still free.
-        let left = areas.alloc_range(base, 6).unwrap();
-        let right = areas.alloc_range(base + 8, 8).unwrap();
+        let left = areas.alloc_range(Pfn(base), 6).unwrap();
+        let right = areas.alloc_range(Pfn(base + 8), 8).unwrap();
         for x in [a, left, right] {
             areas.free(x).unwrap();
         }
@@ -92,15 +101,15 @@ fn partly_allocated_range_is_refused_whole() {
 fn gcma_range_drops_exactly_its_copies_and_frees_as_usual() {
     let (mut areas, [g, g2, ..]) = areas4();
     fill_cleancache(&mut areas, |b| b);
-    let a = areas.alloc_range(0x1024, 5).unwrap();
+    let a = areas.alloc_range(Pfn(0x1024), 5).unwrap();
     assert_eq!(a.area, g2);
     for p in 0x1020..0x1030 {
         let want = if (0x1024..0x1029).contains(&p) {
             PfnState::Allocated
         } else {
-            areas.pfn_state(p).unwrap().1
+            areas.pfn_state(Pfn(p)).unwrap().1
         };
-        assert_eq!(areas.pfn_state(p).unwrap(), (g2, want));
+        assert_eq!(areas.pfn_state(Pfn(p)).unwrap(), (g2, want));
         if !(0x1024..0x1029).contains(&p) {
             assert!(matches!(want, PfnState::Cached { .. }), "{p:#x}: {want:?}");
         }
@@ -111,7 +120,7 @@ fn gcma_range_drops_exactly_its_copies_and_frees_as_usual() {
     assert_eq!(
         areas.free(part),
         Err(ContigError::PartialFree {
-            pfn: 0x1024,
+            pfn: Pfn(0x1024),
             count: 4
         })
     );
@@ -119,7 +128,7 @@ fn gcma_range_drops_exactly_its_copies_and_frees_as_usual() {
     assert_eq!(
         areas.free(a),
         Err(ContigError::DoubleFree {
-            pfn: 0x1024,
+            pfn: Pfn(0x1024),
             count: 5
         })
     );
@@ -128,7 +137,7 @@ fn gcma_range_drops_exactly_its_copies_and_frees_as_usual() {
     let all = areas
         .alloc(Select::Id(g2), 16, 16, &mut NoMigrator)
         .unwrap();
-    assert_eq!(all.pfn, 0x1020);
+    assert_eq!(all.pfn, Pfn(0x1020));
     areas.free(all).unwrap();
     areas.check().unwrap();
 }
@@ -137,7 +146,7 @@ fn gcma_range_drops_exactly_its_copies_and_frees_as_usual() {
 fn range_refused_by_the_pool_rolls_back() {
     let mut cc = mounted();
     // SAFETY: leaked memory of 16 pages, never freed.
-    let pool = unsafe { cc.add_pool(mem(16), 16, 0x400) }.unwrap();
+    let pool = unsafe { cc.add_pool(mem(16), 16, Pfn(0x400)) }.unwrap();
     let mut areas = Areas::new(Faulty {
         cc,
         fail_take_in: None,
@@ -146,12 +155,12 @@ fn range_refused_by_the_pool_rolls_back() {
     let g = areas.add_gcma("g", pool).unwrap();
     areas.backend_mut().fail_take_in = Some(2);
     assert!(matches!(
-        areas.alloc_range(0x402, 6),
+        areas.alloc_range(Pfn(0x402), 6),
         Err(ContigError::Pool(_))
     ));
     assert_eq!(areas.stats(g).unwrap().allocated, 0);
     areas.check().unwrap();
-    let a = areas.alloc_range(0x402, 6).unwrap();
+    let a = areas.alloc_range(Pfn(0x402), 6).unwrap();
     areas.free(a).unwrap();
     areas.check().unwrap();
 }
@@ -166,7 +175,7 @@ proptest! {
         fill_cleancache(&mut areas, |b| b);
         let spans: Vec<(Pfn, Pfn, bool)> = areas.ids().map(|id| {
             let (b, n) = areas.span(id).unwrap();
-            (b, b + n as Pfn, areas.kind(id) != Some(AreaKind::Cma))
+            (b, b + n as u64, areas.kind(id) != Some(AreaKind::Cma))
         }).collect();
         let mut used = BTreeSet::new();
         let mut live: Vec<Allocation> = Vec::new();
@@ -174,23 +183,24 @@ proptest! {
             if free_one && !live.is_empty() {
                 let a = live.swap_remove(pfn as usize % live.len());
                 areas.free(a).unwrap();
-                for p in a.pfn..a.pfn + a.count as Pfn {
+                for p in pfns(a.pfn..a.pfn + a.count as u64) {
                     used.remove(&p);
                 }
                 continue;
             }
-            let end = pfn + count as Pfn;
+            let pfn = Pfn(pfn);
+            let end = pfn + count as u64;
             let inside = spans.iter().find(|(b, e, _)| pfn >= *b && end <= *e);
             let r = areas.alloc_range(pfn, count);
             match inside {
-                Some((_, _, true)) if (pfn..end).all(|p| !used.contains(&p)) => {
+                Some((_, _, true)) if pfns(pfn..end).all(|p| !used.contains(&p)) => {
                     let a = r.unwrap();
                     prop_assert_eq!((a.pfn, a.count), (pfn, count));
-                    used.extend(pfn..end);
+                    used.extend(pfns(pfn..end));
                     live.push(a);
                 }
                 Some((_, _, true)) => {
-                    let first = (pfn..end).find(|p| used.contains(p)).unwrap();
+                    let first = pfns(pfn..end).find(|p| used.contains(p)).unwrap();
                     prop_assert_eq!(r, Err(ContigError::RangeAllocated { pfn, count, first }));
                 }
                 Some((_, _, false)) => prop_assert_eq!(r, Err(ContigError::RangeInCma { pfn, count })),
@@ -201,7 +211,7 @@ proptest! {
             }
             for id in areas.ids() {
                 let (b, n) = areas.span(id).unwrap();
-                let want = (b..b + n as Pfn).filter(|p| used.contains(p)).count();
+                let want = pfns(b..b + n as u64).filter(|p| used.contains(p)).count();
                 prop_assert_eq!(areas.stats(id).unwrap().allocated, want);
             }
             prop_assert!(areas.check().is_ok());

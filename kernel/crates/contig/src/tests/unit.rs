@@ -8,9 +8,9 @@ use std::string::String;
 /// A registry with one area of each kind: gcma 32 pages at 0x1000, cma 32
 /// at 0x2000, carveout 16 at 0x3000.
 fn mixed() -> (Areas, AreaId, AreaId, AreaId) {
-    let (mut areas, g) = gcma_registry(32, 0x1000);
-    let c = areas.add_cma("cma", 0x2000, 32).unwrap();
-    let v = areas.add_carveout("carve", 0x3000, 16).unwrap();
+    let (mut areas, g) = gcma_registry(32, Pfn(0x1000));
+    let c = areas.add_cma("cma", Pfn(0x2000), 32).unwrap();
+    let v = areas.add_carveout("carve", Pfn(0x3000), 16).unwrap();
     (areas, g, c, v)
 }
 
@@ -51,7 +51,7 @@ fn no_space_each_kind() {
             Err(ContigError::NoSpace { count: 2, align: 1 })
         );
         let last = areas.alloc(Select::Id(id), 1, 1, m).unwrap();
-        assert_eq!(last.pfn, a.pfn + (size - 1) as Pfn);
+        assert_eq!(last.pfn, a.pfn + (size - 1) as u64);
         areas.free(a).unwrap();
         areas.free(last).unwrap();
         assert_eq!(areas.stats(id).unwrap().allocated, 0);
@@ -101,9 +101,9 @@ fn free_errors_each_kind() {
             })
         );
         assert_eq!(
-            areas.free(with(0x9000, 1)),
+            areas.free(with(Pfn(0x9000), 1)),
             Err(ContigError::NotAllocated {
-                pfn: 0x9000,
+                pfn: Pfn(0x9000),
                 count: 1
             })
         );
@@ -137,7 +137,7 @@ fn unknown_area() {
         areas.alloc(Select::Name("nope"), 1, 1, m),
         Err(ContigError::UnknownArea)
     );
-    let (mut only_gcma, _) = gcma_registry(4, 0);
+    let (mut only_gcma, _) = gcma_registry(4, Pfn(0));
     assert_eq!(
         only_gcma.alloc(Select::Kind(AreaKind::Cma), 1, 1, m),
         Err(ContigError::UnknownArea)
@@ -157,38 +157,38 @@ fn unknown_area() {
 fn registration_errors() {
     let (mut areas, _, _, _) = mixed();
     assert_eq!(
-        areas.add_cma("cma", 0x5000, 4),
+        areas.add_cma("cma", Pfn(0x5000), 4),
         Err(ContigError::DuplicateName)
     );
     let overlap = ContigError::BadRange {
-        base_pfn: 0x101f,
+        base_pfn: Pfn(0x101f),
         pages: 2,
     };
-    assert_eq!(areas.add_carveout("x", 0x101f, 2), Err(overlap));
+    assert_eq!(areas.add_carveout("x", Pfn(0x101f), 2), Err(overlap));
     assert_eq!(
-        areas.add_carveout("x", 0x5000, 0),
+        areas.add_carveout("x", Pfn(0x5000), 0),
         Err(ContigError::BadRange {
-            base_pfn: 0x5000,
+            base_pfn: Pfn(0x5000),
             pages: 0
         })
     );
     // SAFETY: leaked memory; the call is refused before using it.
-    let r = unsafe { areas.add_gcma_memory("g2", mem(4), 0x2002, 4) };
+    let r = unsafe { areas.add_gcma_memory("g2", mem(4), Pfn(0x2002), 4) };
     assert_eq!(
         r,
         Err(ContigError::BadRange {
-            base_pfn: 0x2002,
+            base_pfn: Pfn(0x2002),
             pages: 4
         })
     );
     assert_eq!(areas.backend().pool_count(), 1, "refused area adds no pool");
     for i in areas.len()..MAX_AREAS {
         areas
-            .add_carveout(&format!("c{i}"), 0x10_000 + 16 * i as Pfn, 16)
+            .add_carveout(&format!("c{i}"), Pfn(0x10_000 + 16 * i as u64), 16)
             .unwrap();
     }
     assert_eq!(
-        areas.add_carveout("one-more", 0x90_000, 16),
+        areas.add_carveout("one-more", Pfn(0x90_000), 16),
         Err(ContigError::TooManyAreas)
     );
     assert_eq!(areas.len(), MAX_AREAS);
@@ -202,7 +202,7 @@ fn registration_errors() {
 fn gcma_area_needs_a_fully_lendable_pool() {
     let mut cc = mounted();
     // SAFETY: leaked memory of 4 pages, never freed.
-    let pool = unsafe { cc.add_pool(mem(4), 4, 0x40) }.unwrap();
+    let pool = unsafe { cc.add_pool(mem(4), 4, Pfn(0x40)) }.unwrap();
     cc.take_back(pool, 2).unwrap();
     let mut areas = Areas::new(cc);
     assert_eq!(
@@ -226,12 +226,16 @@ fn not_lent() {
         Err(ContigError::NotLent { pfn: a.pfn })
     );
     assert_eq!(
-        areas.return_page(0x1000),
-        Err(ContigError::NotLent { pfn: 0x1000 }),
+        areas.return_page(Pfn(0x1000)),
+        Err(ContigError::NotLent { pfn: Pfn(0x1000) }),
         "a GCMA pfn is never lent"
     );
     let p = areas.lend_page().unwrap();
-    assert_eq!(p, 0x2002, "lowest idle CMA page, allocated pages skipped");
+    assert_eq!(
+        p,
+        Pfn(0x2002),
+        "lowest idle CMA page, allocated pages skipped"
+    );
     areas.return_page(p).unwrap();
     assert_eq!(areas.return_page(p), Err(ContigError::NotLent { pfn: p }));
     let s = areas.stats(c).unwrap();
@@ -241,7 +245,7 @@ fn not_lent() {
 #[test]
 fn cma_busy_when_every_range_is_pinned() {
     let mut areas: Areas = Areas::new(mounted());
-    let c = areas.add_cma("cma", 0x2000, 16).unwrap();
+    let c = areas.add_cma("cma", Pfn(0x2000), 16).unwrap();
     let mut mig = FakeMigrator::default();
     for _ in 0..16 {
         mig.in_use.insert(areas.lend_page().unwrap());
@@ -249,7 +253,7 @@ fn cma_busy_when_every_range_is_pinned() {
     assert_eq!(areas.lend_page(), None, "everything lent");
     // One pinned page in every 4-page aligned range.
     for r in 0..4 {
-        mig.pinned.insert(0x2000 + 4 * r + 1);
+        mig.pinned.insert(Pfn(0x2000 + 4 * r + 1));
     }
     assert_eq!(
         areas.alloc(Select::Id(c), 4, 4, &mut mig),
@@ -265,26 +269,26 @@ fn cma_busy_when_every_range_is_pinned() {
     assert!(mig.migrated.values().all(|&n| n == 1));
     assert!(mig.bogus.is_empty());
     // Unpin one range: the next attempt migrates its last lent page only.
-    mig.pinned.remove(&0x2009);
+    mig.pinned.remove(&Pfn(0x2009));
     let a = areas.alloc(Select::Id(c), 4, 4, &mut mig).unwrap();
-    assert_eq!(a.pfn, 0x2008);
-    assert_eq!(mig.migrated.get(&0x2009), Some(&1));
+    assert_eq!(a.pfn, Pfn(0x2008));
+    assert_eq!(mig.migrated.get(&Pfn(0x2009)), Some(&1));
     assert_eq!(areas.stats(c).unwrap().migrated, 13);
 }
 
 #[test]
 fn cma_skips_pinned_range_by_alignment() {
     let mut areas: Areas = Areas::new(mounted());
-    let c = areas.add_cma("cma", 0x2000, 32).unwrap();
+    let c = areas.add_cma("cma", Pfn(0x2000), 32).unwrap();
     let mut mig = FakeMigrator::default();
     for _ in 0..32 {
         mig.in_use.insert(areas.lend_page().unwrap());
     }
-    mig.pinned.insert(0x2003);
+    mig.pinned.insert(Pfn(0x2003));
     areas.set_cma_max_passes(c, 2).unwrap();
     // Candidates 0x2000 (pinned), 0x2002 (pinned), 0x2004: taken.
     let a = areas.alloc(Select::Id(c), 4, 2, &mut mig).unwrap();
-    assert_eq!(a.pfn, 0x2004);
+    assert_eq!(a.pfn, Pfn(0x2004));
     let s = areas.stats(c).unwrap();
     assert_eq!((s.ranges_given_up, s.busy_retries), (2, 4));
     // 0x2000..0x2003 minus the pin, then 0x2004..0x2008: each migrated once.
@@ -295,14 +299,14 @@ fn cma_skips_pinned_range_by_alignment() {
 #[test]
 fn cma_transient_busy_is_retried() {
     let mut areas: Areas = Areas::new(mounted());
-    let c = areas.add_cma("cma", 0x2000, 8).unwrap();
+    let c = areas.add_cma("cma", Pfn(0x2000), 8).unwrap();
     let mut mig = FakeMigrator::default();
     for _ in 0..8 {
         mig.in_use.insert(areas.lend_page().unwrap());
     }
-    mig.busy_for.insert(0x2001, DEFAULT_MAX_PASSES - 1);
+    mig.busy_for.insert(Pfn(0x2001), DEFAULT_MAX_PASSES - 1);
     let a = areas.alloc(Select::Id(c), 8, 1, &mut mig).unwrap();
-    assert_eq!(a.pfn, 0x2000);
+    assert_eq!(a.pfn, Pfn(0x2000));
     let s = areas.stats(c).unwrap();
     assert_eq!(
         (s.migrated, s.busy_retries, s.ranges_given_up),
@@ -314,15 +318,15 @@ fn cma_transient_busy_is_retried() {
 #[test]
 fn cma_migration_out_of_memory() {
     let mut areas: Areas = Areas::new(mounted());
-    let c = areas.add_cma("cma", 0x2000, 8).unwrap();
+    let c = areas.add_cma("cma", Pfn(0x2000), 8).unwrap();
     let mut mig = FakeMigrator::default();
     for _ in 0..8 {
         mig.in_use.insert(areas.lend_page().unwrap());
     }
-    mig.no_memory.insert(0x2002);
+    mig.no_memory.insert(Pfn(0x2002));
     assert_eq!(
         areas.alloc(Select::Id(c), 4, 1, &mut mig),
-        Err(ContigError::MigrationNoMemory { pfn: 0x2002 })
+        Err(ContigError::MigrationNoMemory { pfn: Pfn(0x2002) })
     );
     let s = areas.stats(c).unwrap();
     assert_eq!((s.migrated, s.failures, s.allocated, s.lent), (2, 1, 0, 6));
@@ -332,24 +336,24 @@ fn cma_migration_out_of_memory() {
 
 #[test]
 fn gcma_alloc_drops_cached_copies_and_aligns_physically() {
-    let (mut areas, g) = gcma_registry(32, 0x1003);
+    let (mut areas, g) = gcma_registry(32, Pfn(0x1003));
     fill_cleancache(&mut areas, |b| b);
     let a = areas
         .alloc(Select::Kind(AreaKind::Gcma), 8, 8, &mut NoMigrator)
         .unwrap();
-    assert_eq!(a.pfn, 0x1008, "aligned pfn, not aligned index");
+    assert_eq!(a.pfn, Pfn(0x1008), "aligned pfn, not aligned index");
     let s = areas.stats(g).unwrap();
     assert_eq!((s.allocated, s.cached, s.dropped_copies), (8, 24, 8));
     let cc = areas.backend_mut();
     assert_eq!(cc.stats().cached_now, 24);
     assert_eq!(cc.stats().taken_back, 8);
     // Copies in the taken pages are gone; others still hit.
-    let mut out = [0u8; PAGE_SIZE];
+    let mut out = [0u8; PAGE_SIZE as usize];
     let hits = (0..32)
         .filter(|&i| cc.get_page(fs(), 1000, i, &mut out))
         .count();
     assert_eq!(hits, 24);
-    for p in a.pfn..a.pfn + 8 {
+    for p in pfns(a.pfn..a.pfn + 8) {
         assert_eq!(areas.pfn_state(p), Some((g, PfnState::Allocated)));
     }
     areas.free(a).unwrap();
@@ -361,7 +365,7 @@ fn gcma_alloc_drops_cached_copies_and_aligns_physically() {
 fn gcma_alloc_rolls_back_on_take_back_failure() {
     let mut cc = mounted();
     // SAFETY: leaked memory of 16 pages, never freed.
-    let pool = unsafe { cc.add_pool(mem(16), 16, 0x400) }.unwrap();
+    let pool = unsafe { cc.add_pool(mem(16), 16, Pfn(0x400)) }.unwrap();
     let mut areas = Areas::new(Faulty {
         cc,
         fail_take_in: None,
@@ -395,7 +399,7 @@ fn gcma_alloc_rolls_back_on_take_back_failure() {
     areas.check().unwrap();
     // Without the fault the same request succeeds at the same place.
     let a = areas.alloc(Select::Id(g), 8, 1, &mut NoMigrator).unwrap();
-    assert_eq!(a.pfn, 0x402);
+    assert_eq!(a.pfn, Pfn(0x402));
     areas.free(keep).unwrap();
     areas.check().unwrap();
 }
@@ -404,7 +408,7 @@ fn gcma_alloc_rolls_back_on_take_back_failure() {
 fn gcma_free_rolls_back_on_give_back_failure() {
     let mut cc = mounted();
     // SAFETY: leaked memory of 8 pages, never freed.
-    let pool = unsafe { cc.add_pool(mem(8), 8, 0x800) }.unwrap();
+    let pool = unsafe { cc.add_pool(mem(8), 8, Pfn(0x800)) }.unwrap();
     let mut areas = Areas::new(Faulty {
         cc,
         fail_take_in: None,
@@ -434,9 +438,9 @@ fn gcma_free_rolls_back_on_give_back_failure() {
 
 #[test]
 fn gcma_alloc_over_a_page_taken_behind_its_back_changes_nothing() {
-    let (mut areas, g) = gcma_registry(8, 0x800);
+    let (mut areas, g) = gcma_registry(8, Pfn(0x800));
     fill_cleancache(&mut areas, |cc| cc);
-    let pool = areas.backend().locate_pfn(0x800).unwrap().0;
+    let pool = areas.backend().locate_pfn(Pfn(0x800)).unwrap().0;
     // Someone took a page back behind GCMA's back: cleancache's range
     // take-back refuses the whole range before touching any page.
     areas.backend_mut().take_back(pool, 5).unwrap();
@@ -463,17 +467,17 @@ fn gcma_alloc_over_a_page_taken_behind_its_back_changes_nothing() {
 
 #[test]
 fn gcma_free_refuses_pages_not_taken_back() {
-    let (mut areas, g) = gcma_registry(8, 0x800);
+    let (mut areas, g) = gcma_registry(8, Pfn(0x800));
     let a = areas.alloc(Select::Id(g), 4, 1, &mut NoMigrator).unwrap();
-    let pool = areas.backend().locate_pfn(0x800).unwrap().0;
+    let pool = areas.backend().locate_pfn(Pfn(0x800)).unwrap().0;
     // Someone gave a page back behind GCMA's back: the free is refused whole.
     areas.backend_mut().give_back(pool, 2).unwrap();
     assert_eq!(
         areas.free(a),
         Err(ContigError::Pool(PoolError::NotTakenBack { pool, page: 2 }))
     );
-    assert_eq!(areas.check(), Err(0x802));
-    assert_eq!(areas.pfn_state(0x803), Some((g, PfnState::Allocated)));
+    assert_eq!(areas.check(), Err(Pfn(0x802)));
+    assert_eq!(areas.pfn_state(Pfn(0x803)), Some((g, PfnState::Allocated)));
     assert_eq!(
         areas.backend().page_state(pool, 3),
         Ok(PageState::TakenBack)
@@ -483,13 +487,13 @@ fn gcma_free_refuses_pages_not_taken_back() {
 #[test]
 fn select_by_kind_falls_through() {
     let mut areas: Areas = Areas::new(mounted());
-    let c1 = areas.add_carveout("small", 0x100, 4).unwrap();
-    let c2 = areas.add_carveout("big", 0x200, 16).unwrap();
+    let c1 = areas.add_carveout("small", Pfn(0x100), 4).unwrap();
+    let c2 = areas.add_carveout("big", Pfn(0x200), 16).unwrap();
     let m = &mut NoMigrator;
     let a = areas
         .alloc(Select::Kind(AreaKind::Carveout), 8, 1, m)
         .unwrap();
-    assert_eq!((a.area, a.pfn), (c2, 0x200));
+    assert_eq!((a.area, a.pfn), (c2, Pfn(0x200)));
     let b = areas
         .alloc(Select::Kind(AreaKind::Carveout), 4, 1, m)
         .unwrap();
@@ -509,19 +513,28 @@ fn errors_display_distinct() {
         ContigError::TooLarge { count: 2, size: 1 },
         ContigError::BadAlignment { align: 3, size: 8 },
         ContigError::NoSpace { count: 1, align: 1 },
-        ContigError::DoubleFree { pfn: 1, count: 1 },
-        ContigError::NotAllocated { pfn: 1, count: 1 },
-        ContigError::PartialFree { pfn: 1, count: 1 },
+        ContigError::DoubleFree {
+            pfn: Pfn(1),
+            count: 1,
+        },
+        ContigError::NotAllocated {
+            pfn: Pfn(1),
+            count: 1,
+        },
+        ContigError::PartialFree {
+            pfn: Pfn(1),
+            count: 1,
+        },
         ContigError::Busy { ranges_given_up: 1 },
-        ContigError::MigrationNoMemory { pfn: 1 },
+        ContigError::MigrationNoMemory { pfn: Pfn(1) },
         ContigError::UnknownArea,
         ContigError::TooManyAreas,
         ContigError::DuplicateName,
         ContigError::BadRange {
-            base_pfn: 1,
+            base_pfn: Pfn(1),
             pages: 1,
         },
-        ContigError::NotLent { pfn: 1 },
+        ContigError::NotLent { pfn: Pfn(1) },
         ContigError::Pool(PoolError::EmptyPool),
     ];
     let texts: Vec<String> = all.iter().map(|e| format!("{e}")).collect();
@@ -632,7 +645,7 @@ fn bench_gcma_alloc() {
         let mut areas = Areas::new(mounted());
         // SAFETY: leaked memory of POOL pages; the rounds use it one after
         // another (each registry is dropped before the next is made).
-        let g = unsafe { areas.add_gcma_memory("gcma", frames, 0x40000, POOL) }.unwrap();
+        let g = unsafe { areas.add_gcma_memory("gcma", frames, Pfn(0x40000), POOL) }.unwrap();
         let cc = areas.backend_mut();
         cc.set_observer(Some(Box::new(Look)));
         for i in 0..POOL as u32 {
@@ -656,7 +669,7 @@ fn bench_gcma_alloc() {
     let (mut best_alloc, mut best_free) = (f64::MAX, f64::MAX);
     for _ in 0..15 {
         let mut areas = Areas::new(mounted());
-        let v = areas.add_carveout("carve", 0x40000, POOL).unwrap();
+        let v = areas.add_carveout("carve", Pfn(0x40000), POOL).unwrap();
         let t = Instant::now();
         let a = areas
             .alloc(Select::Id(v), TAKE, 1, &mut NoMigrator)
