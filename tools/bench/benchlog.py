@@ -68,7 +68,22 @@ ROW_KEYS = {
 # Log tag -> JSON section.
 TAG_SECTION = {"@alloc": "alloc", "@frames": "frames", "@util": "utilization"}
 TOP_KEYS = ("commit", "board", "accel", "alloc", "frames", "utilization", "per_page", "linux_cma",
-            "tag_storage")
+            "tag_storage", "interleaved")
+# The interleaved step (`@interleaved`): GCMA and the carveout allocating in
+# strict alternation, one row per condition and size ([] when not run).
+INTERLEAVED_FIELDS = (
+    ("condition", CONDITIONS),
+    ("pages", int),
+    ("pairs", int),
+    ("gcma_p50_us", float),
+    ("gcma_p99_us", float),
+    ("gcma_max_us", float),
+    ("carveout_p50_us", float),
+    ("carveout_p99_us", float),
+    ("carveout_max_us", float),
+    ("gcma_tails", int),
+    ("carveout_tails", int),
+)
 # The tag-storage step (`@tagstore`): explicit pfn ranges of the second GCMA
 # donor; "tag_storage": null when the tree had no tags@ region (no line).
 TAG_STORAGE_FIELDS = (
@@ -95,6 +110,7 @@ class Parsed:
     def __init__(self):
         self.meta = {}  # the @bench line's fields
         self.tag_storage = None  # the @tagstore line's fields, typed
+        self.interleaved = []  # the @interleaved lines' fields, typed
         self.rows = {section: {} for section in ROW_FIELDS}  # key tuple -> row
         self.row_lines = {section: {} for section in ROW_FIELDS}  # key -> line no
         self.per_page = None  # dict, or None when there was no @perpage
@@ -215,7 +231,8 @@ def record_per_page(parsed, line_no, raw):
 def parse_line(parsed, line_no, line):
     tag, raw, bad = split_fields(line)
     section = TAG_SECTION.get(tag)
-    known = section or tag in ("@latency", "@perpage", "@bench", "@exit", "@progress", "@tagstore")
+    known = section or tag in ("@latency", "@perpage", "@bench", "@exit", "@progress", "@tagstore",
+                                "@interleaved")
     if known and bad:
         shown = " ".join(b[:40] for b in bad[:3])
         parsed.problems.append(f"line {line_no}: {tag}: not key=value: {shown}")
@@ -227,6 +244,9 @@ def parse_line(parsed, line_no, line):
         record_per_page(parsed, line_no, raw)
     elif tag == "@bench":
         parsed.meta = raw
+    elif tag == "@interleaved":
+        parsed.interleaved.append(
+            typed_fields(INTERLEAVED_FIELDS, raw, f"line {line_no}: @interleaved", parsed.problems))
     elif tag == "@tagstore":
         parsed.tag_storage = typed_fields(TAG_STORAGE_FIELDS, raw, f"line {line_no}: @tagstore", parsed.problems)
     elif tag == "@exit":
@@ -286,6 +306,7 @@ def build_json(parsed, commit, board, accel, linux_cma=None):
     data["per_page"] = {name: per_page.get(name) for name, _ in PER_PAGE_FIELDS}
     data["linux_cma"] = linux_cma
     data["tag_storage"] = parsed.tag_storage
+    data["interleaved"] = parsed.interleaved
     return data
 
 
@@ -502,6 +523,23 @@ def check_tag_storage(row):
     return problems
 
 
+def check_interleaved(rows):
+    """A list of rows, every field typed, p50 <= p99 <= max on both sides."""
+    if not isinstance(rows, list):
+        return ["interleaved: expected a list"]
+    problems = []
+    for i, row in enumerate(rows):
+        label = f"interleaved[{i}]"
+        bad = check_fields(label, INTERLEAVED_FIELDS, row)
+        problems += bad
+        if bad:
+            continue
+        for side in ("gcma", "carveout"):
+            if not row[f"{side}_p50_us"] <= row[f"{side}_p99_us"] <= row[f"{side}_max_us"]:
+                problems.append(f"{label}: {side} p50 <= p99 <= max does not hold")
+    return problems
+
+
 def validate(data):
     """Every way `data` breaks the bench.json contract, one line each."""
     if not isinstance(data, dict):
@@ -523,4 +561,6 @@ def validate(data):
         problems += check_linux_cma(data["linux_cma"])
     if "tag_storage" in data:
         problems += check_tag_storage(data["tag_storage"])
+    if "interleaved" in data:
+        problems += check_interleaved(data["interleaved"])
     return problems

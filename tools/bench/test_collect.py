@@ -92,6 +92,10 @@ def make_log(skip=(), extra=(), replace=None):
         " memset_ns=1980.0 memcpy_ns=2290.0 clear_page_ns=900.0 copy_page_ns=1500.0"
         " cc_store_ns=1700.0 cc_restore_ns=1600.0 cc_evict_ns=2100.0"
     )
+    for cond in ("idle", "pagecache"):
+        lines.append(f"@interleaved condition={cond} pages=760 pairs=60 gcma_p50_us=50.1 gcma_p99_us=90.2"
+                     " gcma_max_us=120.0 carveout_p50_us=45.0 carveout_p99_us=80.0 carveout_max_us=110.5"
+                     " gcma_tails=0 carveout_tails=0")
     lines.append("@tagstore requests=60 taken=21 overlapped=39 failed=0 p50_us=15.6 p99_us=64.1 max_us=64.1 dropped=324")
     lines.append("@future tag=ignored")
     lines.extend(extra)
@@ -203,7 +207,9 @@ class JsonTest(Workspace):
         self.assertIn("alloc 20/20 x 1 size(s)", out)
         data = self.bench_json()
         self.assertEqual(list(data), ["commit", "board", "accel", "alloc", "frames", "utilization", "per_page",
-                                      "linux_cma", "tag_storage"])
+                                      "linux_cma", "tag_storage", "interleaved"])
+        self.assertEqual([(r["condition"], r["pairs"], r["gcma_p99_us"]) for r in data["interleaved"]],
+                         [("idle", 60, 90.2), ("pagecache", 60, 90.2)])
         self.assertEqual(data["tag_storage"], {"requests": 60, "taken": 21, "overlapped": 39, "failed": 0,
                                                "p50_us": 15.6, "p99_us": 64.1, "max_us": 64.1, "dropped": 324})
         self.assertEqual((data["commit"], data["board"], data["accel"]), ("abc1234", "qemu-virt", "tcg"))
@@ -443,6 +449,16 @@ class ReportTest(Workspace):
         # longpin: CMA ~2000-4000 µs vs GCMA ~12-24 µs: ~ 100-300x, depends on the samples.
         self.assertRegex(lines["GCMA p99 ≥100x below CMA p99, longpin, every size"], r"\| (met|not met) ")
         self.assertIn("| met ", lines["GCMA p99 ≥15x below CMA p99, pagecache, every size"])
+
+    def test_interleaved_table_and_its_checks(self):
+        page = self.page()
+        self.assertIn("## GCMA and the carveout, interleaved", page)
+        self.assertRegex(page, r"\| idle\s+\|\s+760 \|\s+60 \|")
+        bad = ("@interleaved condition=idle pages=760 pairs=60 gcma_p50_us=50.1 gcma_p99_us=40.0 gcma_max_us=120.0"
+               " carveout_p50_us=45.0 carveout_p99_us=80.0 carveout_max_us=110.5 gcma_tails=0 carveout_tails=0")
+        code, out, _ = self.run_collect(make_log(replace={"@interleaved condition=idle": bad}), "--check")
+        self.assertEqual(code, 1, out)
+        self.assertIn("interleaved[0]: gcma p50 <= p99 <= max does not hold", out)
 
     def test_tag_storage_table_and_its_checks(self):
         page = self.page()

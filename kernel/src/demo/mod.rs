@@ -13,9 +13,11 @@
 //! 4. utilization: the file workload alone under each setup (no
 //!    reservation, carveout, CMA, GCMA): device reads and hit ratios;
 //! 5. per-page cost of GCMA and CMA allocations against memset/memcpy;
-//! 6. tag storage: the second GCMA donor (`tags@`), taken back by explicit
+//! 6. GCMA and the carveout allocating in strict alternation, idle and
+//!    under page-cache load (`interleaved`), so host noise hits both alike;
+//! 7. tag storage: the second GCMA donor (`tags@`), taken back by explicit
 //!    pfn ranges while the page-cache load runs;
-//! 7. per-area statistics and the memory report.
+//! 8. per-area statistics and the memory report.
 //!
 //! Every table has machine-readable `@` lines (see tools/bench/README.md);
 //! qemu-run.sh hands the log to tools/bench/collect.py, which writes
@@ -26,12 +28,13 @@
 //!
 //! Files: this one runs the steps in order; `scan` (step 2), `report` (the
 //! runs' lines and summary), `utilization` (step 4), `per_page` (step 5)
-//! with `cc_costs` (cleancache's own costs), `tags` (step 6). The camera
+//! with `cc_costs` (cleancache's own costs), `interleaved` (step 6), `tags` (step 7). The camera
 //! pipeline, the background load, the setups, the manifest and the area
 //! kinds' names are in `crate::workload`, which the soak shares; nothing
 //! outside this directory imports the demo.
 
 mod cc_costs;
+mod interleaved;
 mod per_page;
 mod report;
 mod scan;
@@ -180,7 +183,7 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
         BUDGET_PAGES / 256
     );
 
-    let steps = 1 + ALLOCATORS.len() * Condition::ALL.len() + 4 + 1 + 1;
+    let steps = 1 + ALLOCATORS.len() * Condition::ALL.len() + 4 + 1 + 1 + 1;
     let mut step = 0;
     progress(&mut step, steps, "scan");
     scan(data);
@@ -233,6 +236,9 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
 
     progress(&mut step, steps, "per-page");
     per_page(data, seed, cma_pages);
+
+    progress(&mut step, steps, "interleaved");
+    interleaved::interleaved(data, seed, cma_pages, scale.frames());
 
     progress(&mut step, steps, "tag-storage");
     let _tags_held = tags::run(tags_held, data, seed, scale.frames());
