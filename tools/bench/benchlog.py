@@ -312,7 +312,7 @@ def build_json(parsed, commit, board, accel, linux_cma=None):
 
 def linux_cma_reference(doc, source):
     """The part of a results/linux-cma.json document that bench.json keeps:
-    {"source", "what", "align_pages", "rows"}; raises ValueError when `doc`
+    {"source", "what", "align_pages", "rows", "memory"}; raises ValueError when `doc`
     is not such a document."""
     if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
         raise ValueError("no 'rows' list")
@@ -323,6 +323,9 @@ def linux_cma_reference(doc, source):
         "what": doc.get("what"),
         "align_pages": 1 << order if isinstance(order, int) and 0 <= order < 32 else None,
         "rows": doc["rows"],
+        # /proc/meminfo per condition as the allocations began (CmaTotal,
+        # CmaFree, anonymous and cached memory): what Linux's CMA area held.
+        "memory": doc.get("memory") if isinstance(doc.get("memory"), list) else [],
     }
 
 

@@ -6,7 +6,7 @@ honest notes, and the top-level README block (the targets are in
 import os
 
 from benchlog import ALLOCATORS, CONDITIONS, SETUPS
-from targets import (CALIBRATION_FACTOR, READS_SLACK, TAIL_FACTOR, targets, within)
+from targets import (CALIBRATION_FACTOR, READS_SLACK, TAIL_FACTOR, calibration_pairs, targets, within)
 from view import (DASH, END_MARKER, NAMES, SHORT, START_MARKER, View, accel_note, fmt_num, fmt_pct,
                   fmt_ratio, is_num, md_table, ratio, success_pct)
 
@@ -278,6 +278,47 @@ INTERLEAVED_NOTE = (
 )
 
 
+def calibration_notes(v):
+    """Per condition with a pair outside the calibration band: what Linux's
+    CMA area held when its allocations ran (its meminfo, recorded by
+    `cargo xtask linux-cma`), and the cause where the data shows one."""
+    mem = {m.get("condition"): m for m in (v.linux_ref.get("memory") or []) if isinstance(m, dict)}
+    out = []
+    for c in CONDITIONS:
+        pairs = [(p, a, b) for cc, p, a, b in calibration_pairs(v) if cc == c]
+        off = [(p, a, b) for p, a, b in pairs if not (within(a) and within(b))]
+        if not off:
+            continue
+        shown = ", ".join(f"{p} pages p50 {fmt_ratio(a)}, p99 {fmt_ratio(b)}" for p, a, b in off)
+        m = mem.get(c)
+        line = f"{c}: our CMA / Linux CMA outside {CALIBRATION_FACTOR:.0f}x ({shown})."
+        if m and is_num(m.get("cmatotal_kb")) and is_num(m.get("cmafree_kb")):
+            total, free = m["cmatotal_kb"] / 1024, m["cmafree_kb"] / 1024
+            line += (f" Linux's CMA area held {fmt_num(total - free)} of {fmt_num(total)} MiB when its "
+                     f"allocations began (anonymous {fmt_num((m.get('anon_kb') or 0) / 1024)} MiB, "
+                     f"page cache {fmt_num((m.get('cached_kb') or 0) / 1024)} MiB system-wide).")
+            if c == "anon":
+                line += (" Our anonymous memory never gets CMA-lent frames (only the page cache does), so "
+                         "under anon our CMA area holds only the clean page-cache pages of the prefill, which "
+                         "an allocation drops without a copy, where Linux must migrate (copy) the anonymous "
+                         "pages its area holds: the cause.")
+            elif c == "idle" and free >= 0.95 * total:
+                p, a, _ = off[0]
+                lx, ours = v.lx(c, p, "p50_us"), v.s("cma", c, p, "p50_us")
+                if is_num(lx) and is_num(ours) and p:
+                    line += (f" Linux's area was free, so its {fmt_num(lx, ' µs')} p50 for {p} pages "
+                             f"({fmt_num(1000 * lx / p)} ns per page) is `alloc_contig_range()`'s own work on "
+                             f"free pages (isolating pageblocks, draining per-CPU lists, taking each page out "
+                             f"of the buddy lists); our model keeps free CMA pages in a bitmap "
+                             f"({fmt_num(1000 * ours / p)} ns per page).")
+            else:
+                line += " Cause not measured yet."
+        else:
+            line += " Cause not measured yet (no Linux meminfo in the reference)."
+        out.append(line)
+    return out
+
+
 def tag_storage_table(v):
     t = v.data.get("tag_storage")
     if not isinstance(t, dict):
@@ -498,6 +539,10 @@ def results_page(data, run):
         "## Linux CMA beside our CMA model",
         "",
         linux_table(v) if v.linux else "*No Linux CMA reference in this run's data.*",
+        "",
+    ]
+    parts += [f"- {line}" for line in calibration_notes(v)]
+    parts += [
         "",
         "## Camera frames",
         "",
