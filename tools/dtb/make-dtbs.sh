@@ -194,45 +194,13 @@ reserved_fragment() {
         echo "		#size-cells = <$sc>;"
         echo "		ranges;"
     fi
-    if ((GCMA_SIZE > 0)); then
-        cat <<EOF
-
-		/* GCMA: lent to cleancache, taken back at once on allocation. */
-		gcma@$(printf '%x' "$gcma_at") {
-			compatible = "shared-dma-pool";
-			reusable;
-			guarantee;
-			reg = <$(cells "$gcma_at" "$ac") $(cells "$GCMA_SIZE" "$sc")>;
-		};
-EOF
-        say "  $board: gcma@$(printf '%x' "$gcma_at")      $(hex "$gcma_at")..$(hex $((gcma_at + GCMA_SIZE))) ($((GCMA_SIZE / MIB)) MiB)"
-    fi
-    if ((CARVEOUT_SIZE > 0)); then
-        cat <<EOF
-
-		/* Static carveout: never lent, always free for its device. */
-		carveout@$(printf '%x' "$carve_at") {
-			compatible = "shared-dma-pool";
-			reg = <$(cells "$carve_at" "$ac") $(cells "$CARVEOUT_SIZE" "$sc")>;
-		};
-EOF
-        say "  $board: carveout@$(printf '%x' "$carve_at")  $(hex "$carve_at")..$(hex $((carve_at + CARVEOUT_SIZE))) ($((CARVEOUT_SIZE / MIB)) MiB)"
-    fi
-    if ((TAGS_SIZE > 0)); then
-        cat <<EOF
-
-		/* A second GCMA donor, standing in for MTE tag storage: lent to
-		 * cleancache, taken back by explicit pfn range when the RAM it
-		 * would tag is tagged. */
-		tags@$(printf '%x' "$tags_at") {
-			compatible = "shared-dma-pool";
-			reusable;
-			guarantee;
-			reg = <$(cells "$tags_at" "$ac") $(cells "$TAGS_SIZE" "$sc")>;
-		};
-EOF
-        say "  $board: tags@$(printf '%x' "$tags_at")      $(hex "$tags_at")..$(hex $((tags_at + TAGS_SIZE))) ($((TAGS_SIZE / MIB)) MiB)"
-    fi
+    ((GCMA_SIZE == 0)) || static_node gcma "$gcma_at" "$GCMA_SIZE" \
+        "GCMA: lent to cleancache, taken back at once on allocation." reusable\; guarantee\;
+    ((CARVEOUT_SIZE == 0)) || static_node carveout "$carve_at" "$CARVEOUT_SIZE" \
+        "Static carveout: never lent, always free for its device."
+    ((TAGS_SIZE == 0)) || static_node tags "$tags_at" "$TAGS_SIZE" \
+        "A second GCMA donor standing in for MTE tag storage: lent to cleancache, taken back by explicit pfn range when the RAM it would tag is tagged." \
+        reusable\; guarantee\;
     if ((CMA_SIZE > 0)); then
         cat <<EOF
 
@@ -249,6 +217,19 @@ EOF
     fi
     echo "	};"
     echo "};"
+}
+
+# static_node NAME AT SIZE COMMENT [PROPERTY...]: a /reserved-memory child
+# with a static reg (PROPERTY: extra lines such as "reusable;"), and its
+# line in the layout report. Uses the caller's ac, sc and board.
+static_node() {
+    local name="$1" at="$2" size="$3" comment="$4" p
+    shift 4
+    printf '\n\t\t/* %s */\n\t\t%s@%x {\n\t\t\tcompatible = "shared-dma-pool";\n' \
+        "$comment" "$name" "$at"
+    for p in "$@"; do printf '\t\t\t%s\n' "$p"; done
+    printf '\t\t\treg = <%s %s>;\n\t\t};\n' "$(cells "$at" "$ac")" "$(cells "$size" "$sc")"
+    say "  $board: $(printf '%-18s' "$name@$(printf '%x' "$at")") $(hex "$at")..$(hex $((at + size))) ($((size / MIB)) MiB)"
 }
 
 # compile NAME DTS: DTS -> OUT_DIR/NAME.dtb (+ .dts copy), atomically.

@@ -71,13 +71,10 @@ pub(super) fn measure(pool_pfn: Pfn, n: usize, rounds: usize) -> Option<CcCosts>
     }
     cc.invalidate_fs(fs);
     drop(m);
-    let per = |v: &mut Vec<u64>| {
-        v.sort_unstable();
-        probe::nearest_rank(v, 50, 100).map(|x| x as f64 / n as f64)
-    };
+    let per = |v: &[u64]| Some(super::report::median_per_page(v, n)).filter(|x| !x.is_nan());
     Some(CcCosts {
-        store: per(&mut store)?,
-        restore: per(&mut restore)?,
-        evict: per(&mut evict)?,
+        store: per(&store)?,
+        restore: per(&restore)?,
+        evict: per(&evict)?,
     })
 }

@@ -76,39 +76,31 @@ fn pairs(pages: usize, n: usize) -> (Vec<u64>, Vec<u64>) {
 }
 
 fn report(cond: &str, pages: usize, g: &[u64], c: &[u64]) {
-    let stats = |v: &[u64]| {
-        let mut v = v.to_vec();
-        v.sort_unstable();
-        let q = |p| probe::nearest_rank(&v, p, 100).map(|x| x as f64 / 1000.0);
-        let max = v.last().map(|x| *x as f64 / 1000.0);
-        let over = v.iter().filter(|x| **x > TAIL_US * 1000).count();
-        (q(50), q(99), max, over)
-    };
-    let (g50, g99, gmax, gover) = stats(g);
-    let (c50, c99, cmax, cover) = stats(c);
-    let f = |x: Option<f64>| x.unwrap_or(f64::NAN);
+    let tails = |v: &[u64]| v.iter().filter(|x| **x > TAIL_US * 1000).count();
+    let ((g50, g99, gmax), gover) = (super::report::percentiles(g), tails(g));
+    let ((c50, c99, cmax), cover) = (super::report::percentiles(c), tails(c));
     println!(
         "  {:<9} {:>5} {:>5} | {:>9.1} {:>9.1} {:>9.1} | {:>9.1} {:>9.1} {:>9.1} | {:>5} / {:<5}",
         cond,
         pages,
         g.len().min(c.len()),
-        f(g50),
-        f(g99),
-        f(gmax),
-        f(c50),
-        f(c99),
-        f(cmax),
+        g50,
+        g99,
+        gmax,
+        c50,
+        c99,
+        cmax,
         gover,
         cover
     );
     println!(
         "@interleaved condition={cond} pages={pages} pairs={} gcma_p50_us={:.1} gcma_p99_us={:.1} gcma_max_us={:.1} carveout_p50_us={:.1} carveout_p99_us={:.1} carveout_max_us={:.1} gcma_tails={gover} carveout_tails={cover}",
         g.len().min(c.len()),
-        f(g50),
-        f(g99),
-        f(gmax),
-        f(c50),
-        f(c99),
-        f(cmax)
+        g50,
+        g99,
+        gmax,
+        c50,
+        c99,
+        cmax
     );
 }

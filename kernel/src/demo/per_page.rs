@@ -111,13 +111,7 @@ pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
         }
         copy.push(timer::ticks_to_ns(timer::ticks() - t0));
     }
-    let per = |v: &[u64]| {
-        let mut v = v.to_vec();
-        v.sort_unstable();
-        probe::nearest_rank(&v, 50, 100)
-            .map(|x| x as f64 / pages as f64)
-            .unwrap_or(f64::NAN)
-    };
+    let per = |v: &[u64]| super::report::median_per_page(v, pages);
     let (g, c, v, s, m) = (
         per(&gcma),
         per(&cma),

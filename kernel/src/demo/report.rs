@@ -12,7 +12,8 @@ use crate::workload::camera::{self, CameraStats};
 use crate::workload::load::Condition;
 use crate::{print, println};
 
-fn percentiles(samples: &[u64]) -> (f64, f64, f64) {
+/// p50, p99 and max of `samples` (ns), in µs (nearest rank; 0 when empty).
+pub(super) fn percentiles(samples: &[u64]) -> (f64, f64, f64) {
     let mut v = samples.to_vec();
     v.sort_unstable();
     let us = |x: Option<u64>| x.unwrap_or(0) as f64 / 1000.0;
@@ -21,6 +22,15 @@ fn percentiles(samples: &[u64]) -> (f64, f64, f64) {
         us(probe::nearest_rank(&v, 99, 100)),
         us(v.last().copied()),
     )
+}
+
+/// The median of `samples` (ns) over `pages`: ns per page (NaN when empty).
+pub(super) fn median_per_page(samples: &[u64], pages: usize) -> f64 {
+    let mut v = samples.to_vec();
+    v.sort_unstable();
+    probe::nearest_rank(&v, 50, 100)
+        .map(|x| x as f64 / pages as f64)
+        .unwrap_or(f64::NAN)
 }
 
 pub(super) fn print_run(name: &str, cond: Condition, st: &CameraStats) {

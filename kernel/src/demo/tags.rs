@@ -81,7 +81,7 @@ pub(super) fn run(
     let blocks = (pages / BLOCK_TAG_PAGES).max(1) as u64;
     let mut rng = Rng::new(seed ^ 0x7a65);
     let mut live: Vec<Allocation> = Vec::new();
-    let (mut taken, mut overlapped, mut failed) = (0usize, 0usize, 0usize);
+    let (mut overlapped, mut failed) = (0usize, 0usize);
     let mut ns = Vec::with_capacity(requests);
     let dropped_before = dropped_copies(&area);
     for _ in 0..requests {
@@ -97,7 +97,6 @@ pub(super) fn run(
         match r {
             Ok(a) => {
                 ns.push(dt);
-                taken += 1;
                 zero(&a);
                 live.push(a);
             }
@@ -114,13 +113,8 @@ pub(super) fn run(
     }
     load::stop(tasks);
     let dropped = dropped_copies(&area) - dropped_before;
-    ns.sort_unstable();
-    let q = |p| {
-        probe::nearest_rank(&ns, p, 100)
-            .map(|x| x as f64 / 1000.0)
-            .unwrap_or(f64::NAN)
-    };
-    let max = ns.last().map(|x| *x as f64 / 1000.0).unwrap_or(f64::NAN);
+    let taken = ns.len();
+    let (p50, p99, max) = super::report::percentiles(&ns);
     println!(
         "tag storage: a second GCMA donor of {pages} pages at pfn {base:#x}, taken back by explicit pfn ranges (1 to 4 blocks of {BLOCK_TAG_PAGES} pages) under page-cache load"
     );
@@ -137,19 +131,11 @@ pub(super) fn run(
     );
     println!(
         "  {:>8} {:>6} {:>14} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>14}",
-        requests,
-        taken,
-        overlapped,
-        failed,
-        q(50),
-        q(99),
-        max,
-        dropped
+        requests, taken, overlapped, failed, p50, p99, max, dropped
     );
     println!(
         "@tagstore requests={requests} taken={taken} overlapped={overlapped} failed={failed} p50_us={:.1} p99_us={:.1} max_us={max:.1} dropped={dropped}",
-        q(50),
-        q(99)
+        p50, p99
     );
     hold()
 }

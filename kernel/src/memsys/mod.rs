@@ -256,8 +256,11 @@ pub fn alloc_with(
     align: usize,
     policy: CmaPolicy,
 ) -> Result<Allocation, ContigError> {
+    // One lock hold names the area's kind and, for GCMA or a carveout (or
+    // no such area: the error comes from the areas), allocates: no window
+    // between finding the area and taking its range.
+    let mut m = lock();
     let kind = {
-        let m = lock();
         let areas = m.areas();
         match sel {
             Select::Kind(k) => Some(k),
@@ -267,12 +270,10 @@ pub fn alloc_with(
     };
     if kind == Some(AreaKind::Cma) {
         let t = CMA_ALLOC.start();
-        let result = alloc_cma(sel, count, align, policy);
+        let result = alloc_cma(m, sel, count, align, policy);
         CMA_ALLOC.stop(t);
         return result;
     }
-    // GCMA or a carveout (or no such area): no migration, one lock hold.
-    let mut m = lock();
     let probe = match kind {
         Some(AreaKind::Carveout) => &CARVEOUT_ALLOC,
         _ => &GCMA_ALLOC,
@@ -287,15 +288,15 @@ pub fn alloc_with(
 /// the lock released between passes: other tasks may run (`cond_resched`),
 /// and the Android policy's sleeps are real sleeps.
 fn alloc_cma(
+    mut m: IrqLockGuard<'static, MemSys>,
     sel: Select<'_>,
     count: usize,
     align: usize,
     policy: CmaPolicy,
 ) -> Result<Allocation, ContigError> {
-    let mut job = lock()
-        .env_mut()
-        .areas
-        .cma_begin(sel, count, align, policy)?;
+    // `cma_begin` in the hold that found the area; then one pass per hold.
+    let mut job = m.env_mut().areas.cma_begin(sel, count, align, policy)?;
+    drop(m);
     loop {
         let step = lock().cma_pass(&mut job);
         match step {

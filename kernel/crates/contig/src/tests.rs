@@ -134,6 +134,22 @@ fn countdown(c: &mut Option<usize>) -> bool {
     }
 }
 
+/// A registry whose one GCMA area `"g"` (`pages` pages from `base_pfn`)
+/// sits on a [`Faulty`] backend with no fault armed; its pool id and area.
+fn faulty_gcma(pages: usize, base_pfn: Pfn) -> (Areas<Faulty>, PoolId, AreaId) {
+    let mut cc = mounted();
+    // SAFETY: freshly leaked memory of `pages` pages, never freed, touched
+    // by nobody else.
+    let pool = unsafe { cc.add_pool(mem(pages), pages, base_pfn) }.unwrap();
+    let mut areas = Areas::new(Faulty {
+        cc,
+        fail_take_in: None,
+        fail_give_in: None,
+    });
+    let g = areas.add_gcma("g", pool).unwrap();
+    (areas, pool, g)
+}
+
 impl PoolBackend for Faulty {
     fn pool_span(&self, pool: PoolId) -> Result<(Pfn, usize), PoolError> {
         self.cc.pool_span(pool)

@@ -144,15 +144,7 @@ fn gcma_range_drops_exactly_its_copies_and_frees_as_usual() {
 
 #[test]
 fn range_refused_by_the_pool_rolls_back() {
-    let mut cc = mounted();
-    // SAFETY: leaked memory of 16 pages, never freed.
-    let pool = unsafe { cc.add_pool(mem(16), 16, Pfn(0x400)) }.unwrap();
-    let mut areas = Areas::new(Faulty {
-        cc,
-        fail_take_in: None,
-        fail_give_in: None,
-    });
-    let g = areas.add_gcma("g", pool).unwrap();
+    let (mut areas, _, g) = faulty_gcma(16, Pfn(0x400));
     areas.backend_mut().fail_take_in = Some(2);
     assert!(matches!(
         areas.alloc_range(Pfn(0x402), 6),

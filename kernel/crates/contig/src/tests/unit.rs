@@ -363,15 +363,7 @@ fn gcma_alloc_drops_cached_copies_and_aligns_physically() {
 
 #[test]
 fn gcma_alloc_rolls_back_on_take_back_failure() {
-    let mut cc = mounted();
-    // SAFETY: leaked memory of 16 pages, never freed.
-    let pool = unsafe { cc.add_pool(mem(16), 16, Pfn(0x400)) }.unwrap();
-    let mut areas = Areas::new(Faulty {
-        cc,
-        fail_take_in: None,
-        fail_give_in: None,
-    });
-    let g = areas.add_gcma("g", pool).unwrap();
+    let (mut areas, pool, g) = faulty_gcma(16, Pfn(0x400));
     fill_cleancache(&mut areas, |f| &mut f.cc);
     let keep = areas.alloc(Select::Id(g), 2, 1, &mut NoMigrator).unwrap();
     // The 4th take-back of the next allocation fails.
@@ -406,15 +398,7 @@ fn gcma_alloc_rolls_back_on_take_back_failure() {
 
 #[test]
 fn gcma_free_rolls_back_on_give_back_failure() {
-    let mut cc = mounted();
-    // SAFETY: leaked memory of 8 pages, never freed.
-    let pool = unsafe { cc.add_pool(mem(8), 8, Pfn(0x800)) }.unwrap();
-    let mut areas = Areas::new(Faulty {
-        cc,
-        fail_take_in: None,
-        fail_give_in: None,
-    });
-    let g = areas.add_gcma("g", pool).unwrap();
+    let (mut areas, pool, g) = faulty_gcma(8, Pfn(0x800));
     let a = areas.alloc(Select::Id(g), 6, 1, &mut NoMigrator).unwrap();
     areas.backend_mut().fail_give_in = Some(4);
     assert_eq!(
