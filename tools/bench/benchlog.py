@@ -68,7 +68,26 @@ ROW_KEYS = {
 # Log tag -> JSON section.
 TAG_SECTION = {"@alloc": "alloc", "@frames": "frames", "@util": "utilization"}
 TOP_KEYS = ("commit", "board", "accel", "alloc", "frames", "utilization", "per_page", "linux_cma",
-            "tag_storage", "interleaved")
+            "tag_storage", "interleaved", "cma_work")
+# Keys a bench.json written before they existed may lack (checked when present).
+OPTIONAL_TOP_KEYS = ("cma_work",)
+# What our CMA did in each CMA run (`@cmawork`), for the calibration against
+# Linux CMA: the area's counter deltas and the CMA time inside and between
+# migration passes, over every allocation of the run ([] when not run).
+CMA_WORK_FIELDS = (
+    ("allocator", ("cma", "cma-retry")),
+    ("condition", CONDITIONS),
+    ("allocations", int),
+    ("failures", int),
+    ("passes", int),
+    ("dropped_clean", int),
+    ("migrated", int),
+    ("busy_retries", int),
+    ("ranges_given_up", int),
+    ("rescans", int),
+    ("pass_ms", float),
+    ("total_ms", float),
+)
 # The interleaved step (`@interleaved`): GCMA and the carveout allocating in
 # strict alternation, one row per condition and size ([] when not run).
 INTERLEAVED_FIELDS = (
@@ -111,6 +130,7 @@ class Parsed:
         self.meta = {}  # the @bench line's fields
         self.tag_storage = None  # the @tagstore line's fields, typed
         self.interleaved = []  # the @interleaved lines' fields, typed
+        self.cma_work = []  # the @cmawork lines' fields, typed
         self.rows = {section: {} for section in ROW_FIELDS}  # key tuple -> row
         self.row_lines = {section: {} for section in ROW_FIELDS}  # key -> line no
         self.per_page = None  # dict, or None when there was no @perpage
@@ -232,7 +252,7 @@ def parse_line(parsed, line_no, line):
     tag, raw, bad = split_fields(line)
     section = TAG_SECTION.get(tag)
     known = section or tag in ("@latency", "@perpage", "@bench", "@exit", "@progress", "@tagstore",
-                                "@interleaved")
+                                "@interleaved", "@cmawork")
     if known and bad:
         shown = " ".join(b[:40] for b in bad[:3])
         parsed.problems.append(f"line {line_no}: {tag}: not key=value: {shown}")
@@ -247,6 +267,8 @@ def parse_line(parsed, line_no, line):
     elif tag == "@interleaved":
         parsed.interleaved.append(
             typed_fields(INTERLEAVED_FIELDS, raw, f"line {line_no}: @interleaved", parsed.problems))
+    elif tag == "@cmawork":
+        parsed.cma_work.append(typed_fields(CMA_WORK_FIELDS, raw, f"line {line_no}: @cmawork", parsed.problems))
     elif tag == "@tagstore":
         parsed.tag_storage = typed_fields(TAG_STORAGE_FIELDS, raw, f"line {line_no}: @tagstore", parsed.problems)
     elif tag == "@exit":
@@ -307,6 +329,7 @@ def build_json(parsed, commit, board, accel, linux_cma=None):
     data["linux_cma"] = linux_cma
     data["tag_storage"] = parsed.tag_storage
     data["interleaved"] = parsed.interleaved
+    data["cma_work"] = parsed.cma_work
     return data
 
 
@@ -526,21 +549,38 @@ def check_tag_storage(row):
     return problems
 
 
-def check_interleaved(rows):
-    """A list of rows, every field typed, p50 <= p99 <= max on both sides."""
+def check_rows(name, schema, rows, check_row):
+    """A list of rows under `name`, every field typed by `schema`; then
+    `check_row(label, row)` (a list of problems) on each well-typed row."""
     if not isinstance(rows, list):
-        return ["interleaved: expected a list"]
+        return [f"{name}: expected a list"]
     problems = []
     for i, row in enumerate(rows):
-        label = f"interleaved[{i}]"
-        bad = check_fields(label, INTERLEAVED_FIELDS, row)
-        problems += bad
-        if bad:
-            continue
-        for side in ("gcma", "carveout"):
-            if not row[f"{side}_p50_us"] <= row[f"{side}_p99_us"] <= row[f"{side}_max_us"]:
-                problems.append(f"{label}: {side} p50 <= p99 <= max does not hold")
+        label = f"{name}[{i}]"
+        bad = check_fields(label, schema, row)
+        problems += bad or check_row(label, row)
     return problems
+
+
+def check_interleaved(rows):
+    """A list of rows, every field typed, p50 <= p99 <= max on both sides."""
+    def ordered(label, row):
+        return [f"{label}: {side} p50 <= p99 <= max does not hold" for side in ("gcma", "carveout")
+                if not row[f"{side}_p50_us"] <= row[f"{side}_p99_us"] <= row[f"{side}_max_us"]]
+    return check_rows("interleaved", INTERLEAVED_FIELDS, rows, ordered)
+
+
+def check_cma_work(rows):
+    """A list of rows, every field typed, counts not negative, the time
+    inside passes not above the total."""
+    def sane(label, row):
+        negative = [k for k, t in CMA_WORK_FIELDS if t in (int, float) and row[k] < 0]
+        if negative:
+            return [f"{label}: negative {', '.join(negative)}"]
+        if row["pass_ms"] > row["total_ms"]:
+            return [f"{label}: pass_ms {row['pass_ms']} > total_ms {row['total_ms']}"]
+        return []
+    return check_rows("cma_work", CMA_WORK_FIELDS, rows, sane)
 
 
 def validate(data):
@@ -548,7 +588,8 @@ def validate(data):
     if not isinstance(data, dict):
         return [f"bench.json: expected an object, got {type(data).__name__}"]
     problems = [f"unexpected top-level key '{k}'" for k in sorted(set(data) - set(TOP_KEYS))]
-    problems += [f"missing top-level key '{k}'" for k in TOP_KEYS if k not in data]
+    problems += [f"missing top-level key '{k}'" for k in TOP_KEYS
+                 if k not in data and k not in OPTIONAL_TOP_KEYS]
     commit = data.get("commit")
     if "commit" in data and not (isinstance(commit, str) and commit):
         problems.append(f"commit: {commit!r} is not a non-empty string")
@@ -566,4 +607,6 @@ def validate(data):
         problems += check_tag_storage(data["tag_storage"])
     if "interleaved" in data:
         problems += check_interleaved(data["interleaved"])
+    if "cma_work" in data:
+        problems += check_cma_work(data["cma_work"])
     return problems

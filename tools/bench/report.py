@@ -278,6 +278,78 @@ INTERLEAVED_NOTE = (
 )
 
 
+def cma_work_rows(v):
+    """(allocator, condition) -> the run's @cmawork row, when the run has them."""
+    rows = v.data.get("cma_work")
+    out = {}
+    for r in rows if isinstance(rows, list) else []:
+        if isinstance(r, dict) and is_num(r.get("allocations")) and r["allocations"] > 0:
+            out[(r.get("allocator"), r.get("condition"))] = r
+    return out
+
+
+def cma_work_table(v):
+    """What our CMA did per allocation in each CMA run."""
+    work = cma_work_rows(v)
+    if not work:
+        return None
+    rows = []
+    for c in CONDITIONS:
+        for a in ("cma", "cma-retry"):
+            r = work.get((a, c))
+            if not r:
+                continue
+            n = r["allocations"]
+            inside = ratio(r["pass_ms"], r["total_ms"])
+            rows.append([NAMES.get(a, a), c, fmt_num(n), fmt_num(r["dropped_clean"] / n),
+                         fmt_num(r["migrated"] / n), fmt_num(r["busy_retries"] / n),
+                         fmt_num(r["ranges_given_up"] / n), fmt_num(r["rescans"] / n),
+                         fmt_num(r["passes"] / n), fmt_num(r["total_ms"] / n),
+                         DASH if inside is None else f"{100 * inside:.0f}%"])
+    return md_table(["allocator", "condition", "allocations", "dropped clean", "copied", "busy answers",
+                     "ranges given up", "rescans", "passes", "ms per allocation", "inside passes"],
+                    rows, right=tuple(range(2, 11)))
+
+
+CMA_WORK_NOTE = (
+    "What our CMA model did per allocation in each CMA run (frame buffers and stills together; "
+    "`@cmawork`, the CMA area's counters and the time counters around the run): clean page-cache "
+    "pages dropped, pages copied, migration attempts answered busy (a pinned page), candidate "
+    "ranges given up after 50 passes, Android rescans, migration passes, and the share of its time "
+    "spent inside passes (the model's own work, lock held) rather than between them (other tasks "
+    "running at `cond_resched`, the Android policy's sleeps)."
+)
+
+
+def cma_work_cause(v, c, off):
+    """The measured part of a calibration note: what our CMA did under `c`."""
+    r = cma_work_rows(v).get(("cma", c))
+    if not r:
+        return " Cause not measured yet (no @cmawork in this run)."
+    n = r["allocations"]
+    moved = r["dropped_clean"] + r["migrated"]
+    inside = ratio(r["pass_ms"], r["total_ms"]) or 0.0
+    line = (f" Measured on our side ({n} allocations): per allocation {fmt_num(r['dropped_clean'] / n)} "
+            f"clean pages dropped, {fmt_num(r['migrated'] / n)} copied, {fmt_num(r['busy_retries'] / n)} "
+            f"busy answers, {fmt_num(r['ranges_given_up'] / n)} ranges given up, {fmt_num(r['passes'] / n)} "
+            f"passes, {fmt_num(r['total_ms'] / n, ' ms')}, {100 * inside:.0f}% of it inside passes.")
+    p, _, _ = off[0]
+    lx = v.lx(c, p, "p50_us")
+    if inside < 0.5:
+        line += (" The largest part is time between passes, while other tasks ran: it follows the "
+                 "scheduler, not the model's work.")
+    elif r["ranges_given_up"] / n >= 0.5:
+        line += (" The largest part is pinned pages: a range holding one is retried for 50 passes "
+                 "and then given up (Linux's -EBUSY); how often Linux's pins outlast its passes is not "
+                 "measured here, so the gap in either direction is the pin pattern's timing.")
+    elif moved and is_num(lx) and p:
+        line += (f" The largest part is the model's own work on the pages it moves: "
+                 f"{fmt_num(1e6 * r['pass_ms'] / moved)} ns per page moved, inside passes, against "
+                 f"Linux's {fmt_num(1000 * lx / p)} ns per page of a {p}-page allocation (its whole p50 "
+                 f"over its size).")
+    return line
+
+
 def calibration_notes(v):
     """Per condition with a pair outside the calibration band: what Linux's
     CMA area held when its allocations ran (its meminfo, recorded by
@@ -312,9 +384,9 @@ def calibration_notes(v):
                              f"of the buddy lists); our model keeps free CMA pages in a bitmap "
                              f"({fmt_num(1000 * ours / p)} ns per page).")
             else:
-                line += " Cause not measured yet."
+                line += cma_work_cause(v, c, off)
         else:
-            line += " Cause not measured yet (no Linux meminfo in the reference)."
+            line += cma_work_cause(v, c, off)
         out.append(line)
     return out
 
@@ -542,6 +614,9 @@ def results_page(data, run):
         "",
     ]
     parts += [f"- {line}" for line in calibration_notes(v)]
+    work = cma_work_table(v)
+    if work:
+        parts += ["", CMA_WORK_NOTE, "", work]
     parts += [
         "",
         "## Camera frames",

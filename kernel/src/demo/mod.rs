@@ -9,7 +9,9 @@
 //!    readers pinning each 1 MiB request's pages while it runs, `longpin`:
 //!    pages held for seconds and turning over; see `workload::load`): the camera
 //!    pipeline at 30 fps with sensor timing and its allocations timed,
-//!    while the background load runs;
+//!    while the background load runs; after each CMA run, what the model
+//!    did (`@cmawork`: pages dropped, copied, busy answers, passes, time
+//!    inside and between passes), for the calibration against Linux CMA;
 //! 4. utilization: the file workload alone under each setup (no
 //!    reservation, carveout, CMA, GCMA): device reads and hit ratios;
 //! 5. per-page cost of GCMA and CMA allocations against memset/memcpy;
@@ -27,13 +29,14 @@
 //! cleancache) are `workload::setup`'s.
 //!
 //! Files: this one runs the steps in order; `scan` (step 2), `report` (the
-//! runs' lines and summary), `utilization` (step 4), `per_page` (step 5)
+//! runs' lines and summary), `cma_work` (the CMA runs' `@cmawork`), `utilization` (step 4), `per_page` (step 5)
 //! with `cc_costs` (cleancache's own costs), `interleaved` (step 6), `tags` (step 7). The camera
 //! pipeline, the background load, the setups, the manifest and the area
 //! kinds' names are in `crate::workload`, which the soak shares; nothing
 //! outside this directory imports the demo.
 
 mod cc_costs;
+mod cma_work;
 mod interleaved;
 mod per_page;
 mod report;
@@ -203,10 +206,14 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
             }
             let tasks = load::start(cond, data, seed);
             crate::sched::sleep_ns(scale.warmup_ms() * 1_000_000);
+            let before = cma_work::snapshot();
             let stats = camera::run_task(kind, policy, scale.frames());
             let bytes_read = load::BYTES_READ.load(core::sync::atomic::Ordering::Relaxed);
             load::stop(tasks);
             print_run(row_name(kind, policy), cond, &stats);
+            if kind == AreaKind::Cma {
+                cma_work::print_since(row_name(kind, policy), cond, &before);
+            }
             rows.push(RunRow {
                 kind,
                 policy,

@@ -9,9 +9,12 @@
 //! Completion is by polling the used ring ([`BlockDevice::poll`], or `wait`,
 //! which spins on it). Why not interrupts: the kernel is a single-core
 //! unikernel whose tasks reach scheduling points often; a completion found at
-//! the next poll costs no more than an interrupt's entry and exit, and the
-//! device's interrupt status is still acknowledged on every poll so it never
-//! stays asserted. The page cache pins a page (UNDER_IO) from submit until
+//! the next poll costs no more than an interrupt's entry and exit. A poll
+//! reads the used ring (memory) first and touches the device's registers
+//! only when it finds a completion: it then acknowledges the interrupt
+//! status before taking it, so the status never stays asserted while
+//! completions are pending, and a poll that finds nothing costs no register
+//! access (the page cache polls once per page it drops or migrates). The page cache pins a page (UNDER_IO) from submit until
 //! its completion is reaped, whichever way it is reaped.
 //!
 //! Bad input: a request beyond the capacity or with a bad buffer is refused
@@ -331,6 +334,12 @@ impl BlockDevice for VirtioBlk {
             return Some(done);
         }
         if self.failed {
+            return None;
+        }
+        // The used ring is memory; the interrupt status is a register, which
+        // under emulation costs an exit to the device model: read it only
+        // when there is a completion to take.
+        if !self.queue.has_used() {
             return None;
         }
         self.transport.ack_interrupts();

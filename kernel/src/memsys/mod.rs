@@ -67,11 +67,13 @@ mod report;
 
 use alloc::boxed::Box;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use cleancache::Cleancache;
 use contig::{AllocStep, Allocation, AreaKind, Areas, CmaAlloc, CmaPolicy, ContigError, Select};
 use physmap::{RegionKind, ReservedRegion};
 
+use crate::arch::timer;
 use crate::sync::{IrqLock, IrqLockGuard};
 
 pub use kernel_pages::KernelPages;
@@ -82,6 +84,44 @@ probe::probe!(pub GCMA_ALLOC = "gcma.alloc");
 probe::probe!(pub CMA_ALLOC = "cma.alloc");
 probe::probe!(pub CARVEOUT_ALLOC = "carveout.alloc");
 probe::probe!(pub RANGE_ALLOC = "range.alloc");
+
+/// Where CMA allocations spend their time, summed over every one since
+/// boot (see [`cma_work`]).
+static CMA_PASSES: AtomicU64 = AtomicU64::new(0);
+static CMA_PASS_TICKS: AtomicU64 = AtomicU64::new(0);
+static CMA_TOTAL_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// CMA allocations' time, summed since boot: subtract two snapshots to get
+/// one run's. `pass_ns` is the time spent inside migration passes (lock
+/// held: the model's own work, isolating, dropping, copying, answering
+/// busy); the rest of `total_ns` went between passes (other tasks ran at
+/// `cond_resched`, the Android policy's sleeps, waits for the lock).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CmaWork {
+    pub passes: u64,
+    pub pass_ns: u64,
+    pub total_ns: u64,
+}
+
+impl CmaWork {
+    /// `self - earlier`.
+    pub fn since(self, earlier: CmaWork) -> CmaWork {
+        CmaWork {
+            passes: self.passes - earlier.passes,
+            pass_ns: self.pass_ns - earlier.pass_ns,
+            total_ns: self.total_ns - earlier.total_ns,
+        }
+    }
+}
+
+/// The CMA time counters now.
+pub fn cma_work() -> CmaWork {
+    CmaWork {
+        passes: CMA_PASSES.load(Ordering::Relaxed),
+        pass_ns: timer::ticks_to_ns(CMA_PASS_TICKS.load(Ordering::Relaxed)),
+        total_ns: timer::ticks_to_ns(CMA_TOTAL_TICKS.load(Ordering::Relaxed)),
+    }
+}
 
 /// Who holds the environment (and so the areas). One lives in a static:
 /// the size of the unboxed `KernelPages` costs nothing, and boxing it would
@@ -270,7 +310,9 @@ pub fn alloc_with(
     };
     if kind == Some(AreaKind::Cma) {
         let t = CMA_ALLOC.start();
+        let t0 = timer::ticks();
         let result = alloc_cma(m, sel, count, align, policy);
+        CMA_TOTAL_TICKS.fetch_add(timer::ticks() - t0, Ordering::Relaxed);
         CMA_ALLOC.stop(t);
         return result;
     }
@@ -298,7 +340,12 @@ fn alloc_cma(
     let mut job = m.env_mut().areas.cma_begin(sel, count, align, policy)?;
     drop(m);
     loop {
-        let step = lock().cma_pass(&mut job);
+        let mut m = lock();
+        let t0 = timer::ticks();
+        let step = m.cma_pass(&mut job);
+        CMA_PASS_TICKS.fetch_add(timer::ticks() - t0, Ordering::Relaxed);
+        CMA_PASSES.fetch_add(1, Ordering::Relaxed);
+        drop(m);
         match step {
             AllocStep::Again => crate::sched::yield_now(),
             AllocStep::Sleep { ms } => crate::sched::sleep_or_spin_ns(ms * 1_000_000),
