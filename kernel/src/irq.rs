@@ -19,7 +19,7 @@ const MAX_HANDLERS: usize = 256;
 
 /// The GIC priority of every registered interrupt: the middle of the range
 /// (lower is more urgent), all equal since handlers never nest.
-const IRQ_PRIORITY: u8 = 0x80;
+pub const IRQ_PRIORITY: u8 = 0x80;
 
 static GIC: Once<Gic> = Once::new();
 /// Runs after every batch of handled interrupts (see [`init`]).

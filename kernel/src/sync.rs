@@ -1,8 +1,10 @@
-//! Locks for a preemptive single-core kernel.
+//! Locks for a preemptive kernel whose tasks run on core 0.
 //!
 //! Rule: a lock shared between tasks is an [`IrqLock`]. Taking it masks IRQs
-//! on this core (saving the previous mask) before spinning, and dropping the
-//! guard restores the mask. So a task never loses the CPU while it holds a
+//! on this core (saving the previous mask) before taking a fair ticket spin
+//! lock (`ticket::TicketLock`: waiters get it in arrival order, and its
+//! contention counters are kept), and dropping the guard releases the lock,
+//! then restores the mask. So a task never loses the CPU while it holds a
 //! lock: the timer interrupt that would preempt it waits until the lock is
 //! released, and no other task (or interrupt handler) can find the lock
 //! taken and spin forever on the only core. Corollary: never sleep, yield or
@@ -10,6 +12,8 @@
 
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicUsize, Ordering};
+
+use ticket::{Contention, TicketGuard, TicketLock};
 
 use crate::arch::exception::asynchronous::{SavedIrqMask, local_irq_mask_save, local_irq_restore};
 
@@ -19,18 +23,18 @@ pub static LOCKS_HELD: AtomicUsize = AtomicUsize::new(0);
 
 /// A spin lock that masks IRQs while held.
 pub struct IrqLock<T> {
-    inner: spin::Mutex<T>,
+    inner: TicketLock<T>,
 }
 
 pub struct IrqLockGuard<'a, T> {
-    guard: Option<spin::MutexGuard<'a, T>>,
+    guard: Option<TicketGuard<'a, T>>,
     saved: SavedIrqMask,
 }
 
 impl<T> IrqLock<T> {
     pub const fn new(value: T) -> Self {
         Self {
-            inner: spin::Mutex::new(value),
+            inner: TicketLock::new(value),
         }
     }
 
@@ -42,6 +46,11 @@ impl<T> IrqLock<T> {
             guard: Some(guard),
             saved,
         }
+    }
+
+    /// How contended the lock has been (acquisitions, waits, longest wait).
+    pub fn contention(&self) -> Contention {
+        self.inner.contention()
     }
 
     /// Breaks the lock on a fatal path (nothing will run after).

@@ -43,6 +43,7 @@ mod fault_tests;
 mod sched_tests;
 mod sd_tests;
 mod smp_tests;
+mod smp_work_tests;
 mod storage_tests;
 
 /// A named in-kernel test.
@@ -79,6 +80,11 @@ const BOOT_TESTS: &[Test] = &[
     ("sched.fp_state_preserved", sched_tests::sched_fp_preserved),
     ("smp.every_core_reported", smp_tests::every_core_reported),
     ("smp.idle_cores_stay_idle", smp_tests::idle_cores_stay_idle),
+    (
+        "smp.sgi_wakes_each_core",
+        smp_work_tests::sgi_wakes_each_core,
+    ),
+    ("smp.lock_torture", smp_work_tests::lock_torture),
 ];
 
 /// Tests of the block device, planned on boards whose device tree lists

@@ -24,7 +24,8 @@
 //! self-test: it records the MPIDR it reads, enables its GIC CPU interface
 //! and its timer interrupt (banked per core), takes one timer interrupt,
 //! increments its own counter and the shared one, reports, and waits in
-//! [`idle`] (`wfi`) for work the scheduler will hand it later.
+//! [`idle`] (`wfi`), where it runs the work core 0 hands it
+//! ([`run_on_secondaries`], smp/work.rs: woken by an SGI).
 //!
 //! Rules for code that runs on a secondary core:
 //! - no heap, no console output, no `IrqLock` (it masks IRQs on one core
@@ -49,6 +50,9 @@
 //! compare-exchange, so exactly one of the two wins.
 
 mod entry;
+mod work;
+
+pub use work::{Handoff, WORK_SGI, WorkError, run_on_secondaries};
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -152,6 +156,14 @@ pub struct CoreSlot {
     idle_wakeups: AtomicU64,
     /// When core 0 started it (counter value).
     started_at: AtomicU64,
+    /// Work core 0 handed over (smp/work.rs): the function (0: none) and
+    /// its argument, the runs finished, the SGIs taken, and the core's
+    /// CPU interface bit (0 until its self-test read it).
+    work_fn: AtomicUsize,
+    work_arg: AtomicUsize,
+    work_done: AtomicU32,
+    sgis: AtomicU32,
+    gic_target: AtomicU8,
 }
 
 impl CoreSlot {
@@ -170,6 +182,11 @@ impl CoreSlot {
             sp: AtomicU64::new(0),
             idle_wakeups: AtomicU64::new(0),
             started_at: AtomicU64::new(0),
+            work_fn: AtomicUsize::new(0),
+            work_arg: AtomicUsize::new(0),
+            work_done: AtomicU32::new(0),
+            sgis: AtomicU32::new(0),
+            gic_target: AtomicU8::new(0),
         }
     }
 }
@@ -579,6 +596,9 @@ fn self_test(me: &CoreSlot) -> bool {
         return false;
     };
     SECONDARY_GIC.call_once(|| gic);
+    gic.enable(WORK_SGI, irq::IRQ_PRIORITY);
+    me.gic_target
+        .store(gic.this_core_target(), Ordering::Relaxed);
     let armed = timer::ticks();
     me.armed_at.store(armed, Ordering::Relaxed);
     timer::arm(armed + timer::ns_to_ticks(SELFTEST_TIMER_NS));
@@ -609,6 +629,7 @@ fn idle() -> ! {
     loop {
         take_pending_interrupts();
         me.idle_wakeups.fetch_add(1, Ordering::Relaxed);
+        work::run_handed_over(me);
     }
 }
 
@@ -620,6 +641,15 @@ pub struct Live {
     pub unexpected_irqs: u32,
     pub count: u32,
     pub idle_wakeups: u64,
+}
+
+/// Work runs finished on slot `i` and the SGIs it took (smp/work.rs).
+pub fn work_counters(i: usize) -> Option<(u32, u32)> {
+    let slot = SLOTS.get(i)?;
+    Some((
+        slot.work_done.load(Ordering::Acquire),
+        slot.sgis.load(Ordering::Relaxed),
+    ))
 }
 
 /// The live counters of slot `i` (the device tree's index).
@@ -641,7 +671,9 @@ fn on_secondary_irq() {
     };
     let timer_intid = TIMER_INTID.load(Ordering::Relaxed);
     while let Some(irq) = gic.acknowledge() {
-        if irq.intid() == timer_intid {
+        if irq.intid() == WORK_SGI {
+            me.sgis.fetch_add(1, Ordering::Relaxed);
+        } else if irq.intid() == timer_intid {
             timer::disarm();
             let armed = me.armed_at.load(Ordering::Relaxed);
             me.irq_ticks

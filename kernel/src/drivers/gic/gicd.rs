@@ -7,7 +7,7 @@
 //! routed with ITARGETSR.
 
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::registers::{ReadOnly, ReadWrite};
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
 
 use crate::drivers::mmio::Mmio;
@@ -27,6 +27,23 @@ register_bitfields! {u32,
         CPUNumber OFFSET(5) NUMBITS(3) [],
         /// Interrupt lines implemented: 32 * (ITLinesNumber + 1).
         ITLinesNumber OFFSET(0) NUMBITS(5) []
+    ]
+}
+
+register_bitfields! {u32,
+    /// Software Generated Interrupt Register.
+    SGIR [
+        /// Which cores receive it: the target list, all but this core, or
+        /// this core only.
+        TargetListFilter OFFSET(24) NUMBITS(2) [
+            TargetList = 0,
+            AllButSelf = 1,
+            SelfOnly = 2
+        ],
+        /// One bit per CPU interface (used with `TargetList`).
+        CPUTargetList OFFSET(16) NUMBITS(8) [],
+        /// The SGI's INTID, 0 to 15.
+        SGIINTID OFFSET(0) NUMBITS(4) []
     ]
 }
 
@@ -51,7 +68,8 @@ register_structs! {
         (0x400 => ipriorityr: [ReadWrite<u8>; 1024]),
         (0x800 => itargetsr: [ReadWrite<u8, ITARGETSR::Register>; 1024]),
         (0xc00 => _reserved3),
-        (0xd00 => @END),
+        (0xf00 => sgir: WriteOnly<u32, SGIR::Register>),
+        (0xf04 => @END),
     }
 }
 
@@ -114,6 +132,24 @@ impl GicDistributor {
         }
         let (reg, bit) = reg_and_bit(intid);
         r.isenabler[reg].set(bit);
+    }
+
+    /// Sends SGI `intid` (0..16) to the CPU interfaces in `targets` (one bit
+    /// each, as [`this_core_target`](Self::this_core_target) reports them).
+    pub fn send_sgi(&self, intid: u32, targets: u8) {
+        // The SGI's write must follow every store the receiver will read.
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
+        self.regs.sgir.write(
+            SGIR::TargetListFilter::TargetList
+                + SGIR::CPUTargetList.val(targets as u32)
+                + SGIR::SGIINTID.val(intid & 0xf),
+        );
+    }
+
+    /// The calling core's bit among the CPU interfaces: the banked target
+    /// byte of an SGI reads as the core's own interface (GICv2, 4.3.12).
+    pub fn this_core_target(&self) -> u8 {
+        self.regs.itargetsr[0].get()
     }
 
     /// Disables `intid` (below [`lines`](Self::lines)).

@@ -2,8 +2,8 @@
 //! Raspberry Pi 4's GIC-400): the distributor ([`gicd`]) and this core's CPU
 //! interface ([`gicc`]).
 //!
-//! Only what a single-core kernel needs: enable an interrupt with a
-//! priority, route it to core 0, acknowledge and end it. The boot code left
+//! Enable an interrupt with a priority, route it to core 0, acknowledge and
+//! end it, and send software-generated interrupts (SGIs) to other cores. The boot code left
 //! interrupts in the group the firmware (or QEMU's direct kernel boot, which
 //! makes them non-secure group 1) chose; both groups are enabled here.
 //!
@@ -13,7 +13,7 @@
 //! disables unexpected ones. A secondary core (arch::smp) touches only what
 //! the GIC banks per core: its CPU interface ([`Gic::init_this_core`],
 //! acknowledge, end) and the enable and priority of its own SGIs and PPIs
-//! (INTID below 32). Every access is a single volatile load or store of its
+//! (INTID below 32). Any core may send an SGI (one write of GICD_SGIR). Every access is a single volatile load or store of its
 //! own register, so none corrupts another's state.
 
 pub mod gicc;
@@ -77,6 +77,17 @@ impl Gic {
         if intid < self.lines {
             self.gicd.disable(intid);
         }
+    }
+
+    /// Sends SGI `intid` (0..16) to the cores whose CPU interface bits are
+    /// in `targets`.
+    pub fn send_sgi(&self, intid: u32, targets: u8) {
+        self.gicd.send_sgi(intid, targets);
+    }
+
+    /// The calling core's CPU interface bit (for [`send_sgi`](Self::send_sgi)).
+    pub fn this_core_target(&self) -> u8 {
+        self.gicd.this_core_target()
     }
 
     /// Acknowledges the most urgent pending interrupt, if any.
