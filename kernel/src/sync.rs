@@ -2,9 +2,8 @@
 //!
 //! Rule: a lock shared between tasks is an [`IrqLock`]. Taking it masks IRQs
 //! on this core (saving the previous mask) before taking a fair ticket spin
-//! lock (`ticket::TicketLock`: waiters get it in arrival order, and its
-//! contention counters are kept), and dropping the guard releases the lock,
-//! then restores the mask. So a task never loses the CPU while it holds a
+//! lock (`ticket::TicketLock`: waiters get it in arrival order), and
+//! dropping the guard releases the lock, then restores the mask. So a task never loses the CPU while it holds a
 //! lock: the timer interrupt that would preempt it waits until the lock is
 //! released, and no other task (or interrupt handler) can find the lock
 //! taken and spin forever on the only core. Corollary: never sleep, yield or
@@ -13,7 +12,7 @@
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use ticket::{Contention, TicketGuard, TicketLock};
+use ticket::{TicketGuard, TicketLock};
 
 use crate::arch::exception::asynchronous::{SavedIrqMask, local_irq_mask_save, local_irq_restore};
 
@@ -46,11 +45,6 @@ impl<T> IrqLock<T> {
             guard: Some(guard),
             saved,
         }
-    }
-
-    /// How contended the lock has been (acquisitions, waits, longest wait).
-    pub fn contention(&self) -> Contention {
-        self.inner.contention()
     }
 
     /// Breaks the lock on a fatal path (nothing will run after).

@@ -79,28 +79,11 @@ fn report(cond: &str, pages: usize, g: &[u64], c: &[u64]) {
     let tails = |v: &[u64]| v.iter().filter(|x| **x > TAIL_US * 1000).count();
     let ((g50, g99, gmax), gover) = (super::report::percentiles(g), tails(g));
     let ((c50, c99, cmax), cover) = (super::report::percentiles(c), tails(c));
+    let pairs = g.len().min(c.len());
     println!(
-        "  {:<9} {:>5} {:>5} | {:>9.1} {:>9.1} {:>9.1} | {:>9.1} {:>9.1} {:>9.1} | {:>5} / {:<5}",
-        cond,
-        pages,
-        g.len().min(c.len()),
-        g50,
-        g99,
-        gmax,
-        c50,
-        c99,
-        cmax,
-        gover,
-        cover
+        "  {cond:<9} {pages:>5} {pairs:>5} | {g50:>9.1} {g99:>9.1} {gmax:>9.1} | {c50:>9.1} {c99:>9.1} {cmax:>9.1} | {gover:>5} / {cover:<5}"
     );
     println!(
-        "@interleaved condition={cond} pages={pages} pairs={} gcma_p50_us={:.1} gcma_p99_us={:.1} gcma_max_us={:.1} carveout_p50_us={:.1} carveout_p99_us={:.1} carveout_max_us={:.1} gcma_tails={gover} carveout_tails={cover}",
-        g.len().min(c.len()),
-        g50,
-        g99,
-        gmax,
-        c50,
-        c99,
-        cmax
+        "@interleaved condition={cond} pages={pages} pairs={pairs} gcma_p50_us={g50:.1} gcma_p99_us={g99:.1} gcma_max_us={gmax:.1} carveout_p50_us={c50:.1} carveout_p99_us={c99:.1} carveout_max_us={cmax:.1} gcma_tails={gover} carveout_tails={cover}"
     );
 }

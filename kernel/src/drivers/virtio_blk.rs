@@ -10,11 +10,13 @@
 //! which spins on it). Why not interrupts: the kernel is a single-core
 //! unikernel whose tasks reach scheduling points often; a completion found at
 //! the next poll costs no more than an interrupt's entry and exit. A poll
-//! reads the used ring (memory) first and touches the device's registers
-//! only when it finds a completion: it then acknowledges the interrupt
-//! status before taking it, so the status never stays asserted while
-//! completions are pending, and a poll that finds nothing costs no register
-//! access (the page cache polls once per page it drops or migrates). The page cache pins a page (UNDER_IO) from submit until
+//! reads the used ring (memory) and touches the device's registers only
+//! when it takes a completion: it then acknowledges the interrupt status,
+//! so the status never stays asserted for long (one a later completion
+//! raises meanwhile may be cleared with it; its entry is in the used ring
+//! for the next poll, and nothing waits for the interrupt), and a poll that
+//! finds nothing costs no register access (the page cache polls once per
+//! page it drops or migrates). The page cache pins a page (UNDER_IO) from submit until
 //! its completion is reaped, whichever way it is reaped.
 //!
 //! Bad input: a request beyond the capacity or with a bad buffer is refused
@@ -337,13 +339,11 @@ impl BlockDevice for VirtioBlk {
             return None;
         }
         // The used ring is memory; the interrupt status is a register, which
-        // under emulation costs an exit to the device model: read it only
+        // under emulation costs an exit to the device model: touch it only
         // when there is a completion to take.
-        if !self.queue.has_used() {
-            return None;
-        }
+        let used = self.queue.pop_used()?;
         self.transport.ack_interrupts();
-        let used = match self.queue.pop_used()? {
+        let used = match used {
             Ok(used) => used,
             Err(e) => {
                 self.fail(e);

@@ -358,26 +358,15 @@ impl VirtQueue {
         Some(chain.head)
     }
 
-    /// Whether the device has returned something [`pop_used`](Self::pop_used)
-    /// would answer (a completion or an error): one read of queue memory,
-    /// no register access.
-    pub fn has_used(&self) -> bool {
-        !matches!(self.book.pending(self.used_idx()), Ok(0))
-    }
-
-    /// The device's used-ring index.
-    fn used_idx(&self) -> u16 {
-        // SAFETY: the used ring lies in queue memory: idx at byte 2, ring at
-        // byte 4; the device writes it, the driver only reads.
-        unsafe { addr_of!(*(self.used.add(2) as *const u16)).read_volatile() }
-    }
-
     /// Takes one completed chain from the used ring, returning its
     /// descriptors to the free list: `None` if the device has returned
     /// nothing new, an error if what it returned names no chain in flight
     /// (then the device must be reset).
     pub fn pop_used(&mut self) -> Option<Result<Used, UsedError>> {
-        match self.book.pending(self.used_idx()) {
+        // SAFETY: the used ring lies in queue memory: idx at byte 2, ring at
+        // byte 4; the device writes it, the driver only reads.
+        let used_idx = unsafe { addr_of!(*(self.used.add(2) as *const u16)).read_volatile() };
+        match self.book.pending(used_idx) {
             Ok(0) => return None,
             Ok(_) => {}
             Err(e) => return Some(Err(e)),

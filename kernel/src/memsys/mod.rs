@@ -67,11 +67,11 @@ mod report;
 
 use alloc::boxed::Box;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use cleancache::Cleancache;
 use contig::{AllocStep, Allocation, AreaKind, Areas, CmaAlloc, CmaPolicy, ContigError, Select};
 use physmap::{RegionKind, ReservedRegion};
+use probe::AnyProbe;
 
 use crate::arch::timer;
 use crate::sync::{IrqLock, IrqLockGuard};
@@ -85,17 +85,16 @@ probe::probe!(pub CMA_ALLOC = "cma.alloc");
 probe::probe!(pub CARVEOUT_ALLOC = "carveout.alloc");
 probe::probe!(pub RANGE_ALLOC = "range.alloc");
 
-/// Where CMA allocations spend their time, summed over every one since
-/// boot (see [`cma_work`]).
-static CMA_PASSES: AtomicU64 = AtomicU64::new(0);
-static CMA_PASS_TICKS: AtomicU64 = AtomicU64::new(0);
-static CMA_TOTAL_TICKS: AtomicU64 = AtomicU64::new(0);
+// One CMA migration pass (lock held); with `cma.alloc` (the whole
+// allocation), the source of `cma_work`.
+probe::probe!(pub CMA_PASS = "cma.pass");
 
-/// CMA allocations' time, summed since boot: subtract two snapshots to get
-/// one run's. `pass_ns` is the time spent inside migration passes (lock
-/// held: the model's own work, isolating, dropping, copying, answering
-/// busy); the rest of `total_ns` went between passes (other tasks ran at
-/// `cond_resched`, the Android policy's sleeps, waits for the lock).
+/// CMA allocations' time, summed since boot (the `cma.pass` and `cma.alloc`
+/// probes' totals): subtract two snapshots to get one run's. `pass_ns` is
+/// the time spent inside migration passes (lock held: the model's own work,
+/// isolating, dropping, copying, answering busy); the rest of `total_ns`
+/// went between passes (other tasks ran at `cond_resched`, the Android
+/// policy's sleeps, waits for the lock).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CmaWork {
     pub passes: u64,
@@ -114,12 +113,14 @@ impl CmaWork {
     }
 }
 
-/// The CMA time counters now.
+/// The CMA time counters now, from the `cma.pass` and `cma.alloc` probes'
+/// totals (never reset).
 pub fn cma_work() -> CmaWork {
+    let (pass, all) = (CMA_PASS.totals(), CMA_ALLOC.totals());
     CmaWork {
-        passes: CMA_PASSES.load(Ordering::Relaxed),
-        pass_ns: timer::ticks_to_ns(CMA_PASS_TICKS.load(Ordering::Relaxed)),
-        total_ns: timer::ticks_to_ns(CMA_TOTAL_TICKS.load(Ordering::Relaxed)),
+        passes: pass.count,
+        pass_ns: timer::ticks_to_ns(pass.sum),
+        total_ns: timer::ticks_to_ns(all.sum),
     }
 }
 
@@ -310,9 +311,7 @@ pub fn alloc_with(
     };
     if kind == Some(AreaKind::Cma) {
         let t = CMA_ALLOC.start();
-        let t0 = timer::ticks();
         let result = alloc_cma(m, sel, count, align, policy);
-        CMA_TOTAL_TICKS.fetch_add(timer::ticks() - t0, Ordering::Relaxed);
         CMA_ALLOC.stop(t);
         return result;
     }
@@ -341,10 +340,9 @@ fn alloc_cma(
     drop(m);
     loop {
         let mut m = lock();
-        let t0 = timer::ticks();
+        let t = CMA_PASS.start();
         let step = m.cma_pass(&mut job);
-        CMA_PASS_TICKS.fetch_add(timer::ticks() - t0, Ordering::Relaxed);
-        CMA_PASSES.fetch_add(1, Ordering::Relaxed);
+        CMA_PASS.stop(t);
         drop(m);
         match step {
             AllocStep::Again => crate::sched::yield_now(),

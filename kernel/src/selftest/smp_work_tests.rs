@@ -95,7 +95,7 @@ pub fn lock_torture(_: &BootInfo) -> TestResult {
         torn == 0,
         "{torn} holders saw another holder's half-done update"
     );
-    let acquired = c.acquisitions - c0.acquisitions;
+    let acquired = u64::from(c.acquisitions.wrapping_sub(c0.acquisitions));
     // +1 for the lock taken to read the end value.
     check!(
         acquired == ROUNDS * cores + 1,

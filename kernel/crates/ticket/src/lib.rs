@@ -14,10 +14,12 @@
 //!   everything the previous holder wrote inside its critical section is
 //!   visible to the next holder. Taking the ticket needs no ordering of
 //!   its own (Relaxed): the Acquire load orders the critical section.
-//! - **Counters.** `acquisitions` counts every lock taken; `contended`
-//!   those that found a ticket ahead of theirs; `max_wait_spins` the most
-//!   spins any one acquisition made. They are Relaxed statistics: exact
-//!   once the lock is quiet, approximate while it is in use.
+//! - **Counters.** The acquisitions are the tickets handed out (`next`,
+//!   modulo 2^32: no counter of their own, so an uncontended lock costs one
+//!   atomic add); `contended` counts those that found a ticket ahead of
+//!   theirs, `max_wait_spins` the most spins any one acquisition made. They
+//!   are Relaxed statistics: exact once the lock is quiet, approximate while
+//!   it is in use.
 //! - **Wrapping.** Tickets are u32 and wrap; the comparison is equality, so
 //!   the lock is correct as long as fewer than 2^32 cores wait at once.
 //! - **No interrupt masking here.** A holder that is interrupted and whose
@@ -37,7 +39,6 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub struct TicketLock<T> {
     next: AtomicU32,
     serving: AtomicU32,
-    acquisitions: AtomicU64,
     contended: AtomicU64,
     max_wait_spins: AtomicU64,
     value: UnsafeCell<T>,
@@ -51,8 +52,9 @@ unsafe impl<T: Send> Sync for TicketLock<T> {}
 /// How contended a lock has been since it was created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Contention {
-    /// Locks taken.
-    pub acquisitions: u64,
+    /// Locks taken (or being waited for), modulo 2^32: compare two
+    /// snapshots with `wrapping_sub`.
+    pub acquisitions: u32,
     /// Of those, the ones that had to wait for another holder.
     pub contended: u64,
     /// The most spins one acquisition made before it got the lock.
@@ -69,7 +71,6 @@ impl<T> TicketLock<T> {
         Self {
             next: AtomicU32::new(0),
             serving: AtomicU32::new(0),
-            acquisitions: AtomicU64::new(0),
             contended: AtomicU64::new(0),
             max_wait_spins: AtomicU64::new(0),
             value: UnsafeCell::new(value),
@@ -84,7 +85,6 @@ impl<T> TicketLock<T> {
             spins += 1;
             core::hint::spin_loop();
         }
-        self.acquisitions.fetch_add(1, Ordering::Relaxed);
         if spins > 0 {
             self.contended.fetch_add(1, Ordering::Relaxed);
             self.max_wait_spins.fetch_max(spins, Ordering::Relaxed);
@@ -104,7 +104,6 @@ impl<T> TicketLock<T> {
                 Ordering::Relaxed,
             )
             .ok()?;
-        self.acquisitions.fetch_add(1, Ordering::Relaxed);
         Some(TicketGuard { lock: self })
     }
 
@@ -123,7 +122,7 @@ impl<T> TicketLock<T> {
     /// The contention counters so far.
     pub fn contention(&self) -> Contention {
         Contention {
-            acquisitions: self.acquisitions.load(Ordering::Relaxed),
+            acquisitions: self.next.load(Ordering::Relaxed),
             contended: self.contended.load(Ordering::Relaxed),
             max_wait_spins: self.max_wait_spins.load(Ordering::Relaxed),
         }

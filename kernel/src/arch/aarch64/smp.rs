@@ -32,8 +32,9 @@
 //!   only, so it does not exclude another core), no scheduler call: the
 //!   core's state lives in its [`CoreSlot`] of atomics, which core 0 reads;
 //! - it touches only its own banked GIC registers (drivers/gic rules), its
-//!   own timer, its own stack and slot, and the shared counter
-//!   [`CHECKINS`] (an atomic add);
+//!   own timer, its own stack and slot, the shared counter [`CHECKINS`]
+//!   (an atomic add), and whatever the work core 0 hands it touches, under
+//!   the rules of smp/work.rs (atomics and `ticket::TicketLock`s only);
 //! - a fatal exception goes through the shared fatal path (exception.rs),
 //!   which breaks the console lock and stops the machine.
 //!
