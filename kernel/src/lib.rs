@@ -87,6 +87,7 @@ fn kernel_image() -> Range<u64> {
 /// the exception level the loader entered the kernel at.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
+    arch::cpu::set_index(0);
     arch::set_boot_el(entry_el);
     let board = board::board();
     let kernel = kernel_image();
@@ -105,7 +106,8 @@ extern "C" fn kernel_entry(dtb_addr: usize, entry_el: u64) -> ! {
     probes::init();
     drivers::pm_wdt::init(dt.pm_wdt);
     interrupts(dt.gic);
-    arch::smp::start_secondaries(&dt.cpus, dt.psci, dt.gic.as_ref().ok());
+    arch::smp::start_secondaries(&dt.cpus, dt.psci, dt.gic.as_ref().ok(), args.smp);
+    arch::smp::join_scheduler();
     storage::init(dt.sdhci, &dt.virtio_mmio);
     memsys::init(&dt.map.reserved);
     let info = BootInfo {

@@ -42,6 +42,7 @@ mod blk_tests;
 mod fault_tests;
 mod sched_tests;
 mod sd_tests;
+mod smp_sched_tests;
 mod smp_tests;
 mod smp_work_tests;
 mod storage_tests;
@@ -85,6 +86,11 @@ const BOOT_TESTS: &[Test] = &[
         smp_work_tests::sgi_wakes_each_core,
     ),
     ("smp.lock_torture", smp_work_tests::lock_torture),
+    (
+        "sched.tasks_run_on_their_core",
+        smp_sched_tests::tasks_run_on_their_core,
+    ),
+    ("sched.cross_core_joins", smp_sched_tests::cross_core_joins),
 ];
 
 /// Tests of the block device, planned on boards whose device tree lists
@@ -129,6 +135,10 @@ const STORAGE_TESTS: &[Test] = &[
     (
         "cma.migrates_under_pressure",
         storage_tests::cma_migrates_under_pressure,
+    ),
+    (
+        "smp.memsys_across_cores",
+        smp_sched_tests::memsys_across_cores,
     ),
     (
         "fault.read_error_on_cleancache_miss",

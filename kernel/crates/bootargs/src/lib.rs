@@ -14,6 +14,7 @@
 //! | `scale=quick|full`    | demo length: about 2.5 or 10 minutes under TCG (default quick) |
 //! | `seed=N`              | demo workload seed (default 42)                      |
 //! | `persist=write:N`, `persist=check:N` | self-test mode: write a file derived from N / check it is on disk (two boots) |
+//! | `smp=N`               | use the first N cores of `/cpus`, 1..=8 (the boot core counts; default: every core) |
 //!
 //! Arguments are separated by ASCII white space; a later argument overrides
 //! an earlier one. Unknown arguments and bad values are reported through the
@@ -71,6 +72,9 @@ pub enum Persist {
 /// Shortest and longest soak (`minutes=N`): one minute to one day.
 pub const SOAK_MINUTES: core::ops::RangeInclusive<u32> = 1..=1440;
 
+/// Fewest and most cores `smp=N` may ask for (the kernel keeps at most 8).
+pub const SMP_CORES: core::ops::RangeInclusive<usize> = 1..=8;
+
 /// A problem with one argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArgError<'a> {
@@ -102,6 +106,9 @@ pub struct BootArgs<'a> {
     /// Soak length (`minutes=N`), within [`SOAK_MINUTES`]; `None` when not
     /// given (the soak chooses its default).
     pub minutes: Option<u32>,
+    /// Cores to use (`smp=N`), within [`SMP_CORES`]; `None`: every core
+    /// the device tree lists.
+    pub smp: Option<usize>,
 }
 
 impl Default for BootArgs<'_> {
@@ -117,6 +124,7 @@ impl Default for BootArgs<'_> {
             scale: Scale::Quick,
             seed: 42,
             minutes: None,
+            smp: None,
         }
     }
 }
@@ -171,6 +179,10 @@ impl<'a> BootArgs<'a> {
             ("minutes", Some(v)) => match v.parse::<u32>() {
                 Ok(n) if SOAK_MINUTES.contains(&n) => self.minutes = Some(n),
                 _ => return Err("expected minutes=N with N from 1 to 1440"),
+            },
+            ("smp", Some(v)) => match v.parse::<usize>() {
+                Ok(n) if SMP_CORES.contains(&n) => self.smp = Some(n),
+                _ => return Err("expected smp=N with N from 1 to 8"),
             },
             ("persist", Some(v)) => {
                 self.persist = match v.split_once(':').map(|(k, n)| (k, n.parse::<u64>())) {

@@ -198,3 +198,21 @@ fn raspberry_pi_firmware_tokens_before_cmdline_txt_are_ignored() {
     let (_, e) = parse("rootwait=1 splashy");
     assert_eq!(e.len(), 2, "{e:?}");
 }
+
+#[test]
+fn smp_cores() {
+    assert_eq!(parse("").0.smp, None);
+    for (line, want) in [("smp=1", 1), ("smp=2", 2), ("smp=8", 8), ("smp=3 smp=4", 4)] {
+        let (a, e) = parse(line);
+        assert!(e.is_empty(), "{line}: {e:?}");
+        assert_eq!(a.smp, Some(want), "{line}");
+    }
+    for bad in ["smp=0", "smp=9", "smp=", "smp=-1", "smp=2x", "smp"] {
+        let (a, e) = parse(bad);
+        assert_eq!(a.smp, None, "{bad}");
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+    }
+    // A bad value keeps the last good one.
+    let (a, e) = parse("smp=2 smp=99");
+    assert_eq!((a.smp, e.len()), (Some(2), 1));
+}

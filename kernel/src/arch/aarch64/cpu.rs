@@ -21,3 +21,22 @@ pub fn execute_undefined_instruction() {
     // undefined-instruction exception, which the vector table handles.
     unsafe { core::arch::asm!("udf #0x4743") };
 }
+
+/// Most cores the kernel runs on (the device tree's list is cut there).
+pub const MAX_CPUS: usize = physmap::MAX_CPUS;
+
+/// This core's index: its position in the device tree's `/cpus` list (the
+/// boot core sets 0 before anything else runs, a secondary core its slot
+/// in its entry code), kept in TPIDR_EL1, which nothing else uses.
+#[inline]
+pub fn index() -> usize {
+    use aarch64_cpu::registers::{Readable, TPIDR_EL1};
+    (TPIDR_EL1.get() as usize).min(MAX_CPUS - 1)
+}
+
+/// Sets this core's index (boot: core 0 before its first lock; a
+/// secondary core on entry).
+pub fn set_index(i: usize) {
+    use aarch64_cpu::registers::{TPIDR_EL1, Writeable};
+    TPIDR_EL1.set(i as u64);
+}

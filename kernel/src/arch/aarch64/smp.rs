@@ -55,6 +55,10 @@ mod work;
 
 pub use work::{Handoff, WORK_SGI, WorkError, run_on_secondaries};
 
+/// The SGI that tells a core in the scheduler that a task of its became
+/// ready on another core (`sched::on_kick`).
+pub const RESCHED_SGI: u32 = 2;
+
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -165,6 +169,13 @@ pub struct CoreSlot {
     work_done: AtomicU32,
     sgis: AtomicU32,
     gic_target: AtomicU8,
+    /// Core 0 asked the core to join the scheduler ([`join_scheduler`]).
+    join_sched: AtomicBool,
+    /// The core's interrupts go to the scheduler (set by the core itself
+    /// just before it joins).
+    in_sched: AtomicBool,
+    /// Reschedule SGIs the core took.
+    kicks: AtomicU32,
 }
 
 impl CoreSlot {
@@ -188,6 +199,9 @@ impl CoreSlot {
             work_done: AtomicU32::new(0),
             sgis: AtomicU32::new(0),
             gic_target: AtomicU8::new(0),
+            join_sched: AtomicBool::new(false),
+            in_sched: AtomicBool::new(false),
+            kicks: AtomicU32::new(0),
         }
     }
 }
@@ -214,6 +228,8 @@ pub enum Outcome {
     NoResponse,
     /// Up, but no report within the timeout.
     NoReport,
+    /// Left off: beyond the `smp=N` of the boot arguments.
+    Off,
 }
 
 /// One core as the boot report and the self-tests see it.
@@ -278,7 +294,18 @@ fn clean_to_poc(addr: usize, len: usize) {
 
 /// Starts every other core `cpus` lists and waits for each to report (see
 /// the module rules); prints the boot report. Once per boot.
-pub fn start_secondaries(cpus: &Cpus<'static>, psci: Option<PsciConduit>, gic: Option<&Gicv2>) {
+///
+/// `max_cores` (`smp=N`): only the first N cores of the list are used (the
+/// boot core counts); the rest stay off and are reported so. The boot core
+/// must be the first one listed for any other core to start: a core's
+/// index (`cpu::index`, its position in the list) must not collide with
+/// the boot core's 0.
+pub fn start_secondaries(
+    cpus: &Cpus<'static>,
+    psci: Option<PsciConduit>,
+    gic: Option<&Gicv2>,
+    max_cores: Option<usize>,
+) {
     if STARTED.swap(true, Ordering::AcqRel) {
         log::error!("smp: start_secondaries called twice; ignored");
         return;
@@ -320,22 +347,41 @@ pub fn start_secondaries(cpus: &Cpus<'static>, psci: Option<PsciConduit>, gic: O
             cpus.dropped
         );
     }
+    let max = max_cores.unwrap_or(MAX_CPUS);
+    for (i, r) in reports.iter_mut().enumerate() {
+        if let Some(r) = r
+            && i >= max
+            && r.outcome != Outcome::Boot
+        {
+            r.outcome = Outcome::Off;
+        }
+    }
+    let boot_first = BOOT_SLOT.load(Ordering::Relaxed) == 0;
     let gic = gic.and_then(|g| (g.timer_intid < 32).then_some(g));
-    match gic {
+    if !boot_first {
+        for r in reports.iter_mut().flatten() {
+            if matches!(r.outcome, Outcome::NotStarted(_)) {
+                r.outcome = Outcome::NotStarted("the boot core is not the first core in /cpus");
+            }
+        }
+    }
+    match gic.filter(|_| boot_first) {
         None => {
-            for r in reports.iter_mut().flatten() {
-                if r.outcome != Outcome::Boot {
-                    r.outcome = Outcome::NotStarted("no GICv2 with a per-core timer interrupt");
+            if boot_first {
+                for r in reports.iter_mut().flatten() {
+                    if matches!(r.outcome, Outcome::NotStarted(_)) {
+                        r.outcome = Outcome::NotStarted("no GICv2 with a per-core timer interrupt");
+                    }
                 }
             }
         }
         Some(g) => {
             TIMER_INTID.store(g.timer_intid, Ordering::Relaxed);
             set_secondary_irq_handler(on_secondary_irq);
-            write_params(cpus, boot);
+            write_params(cpus, boot, max_cores);
             for (i, c) in cpus.list.iter().enumerate() {
                 if let Some(r) = reports[i].as_mut()
-                    && r.outcome != Outcome::Boot
+                    && matches!(r.outcome, Outcome::NotStarted(_))
                 {
                     r.outcome = start_one(i, c, cpus, psci);
                     fill_from_slot(r, &SLOTS[i]);
@@ -355,7 +401,7 @@ fn stack_range(i: usize) -> core::ops::Range<u64> {
 
 /// Fills the entry parameters for every core that may start, and cleans
 /// them to memory.
-fn write_params(cpus: &Cpus, boot: u64) {
+fn write_params(cpus: &Cpus, boot: u64, max_cores: Option<usize>) {
     // SAFETY: core 0 only, before any core is started (STARTED was false):
     // nothing else reads or writes the parameters yet.
     let p = unsafe { &mut *SMP_ENTRY_PARAMS.0.get() };
@@ -365,7 +411,10 @@ fn write_params(cpus: &Cpus, boot: u64) {
     p.sctlr = SCTLR_EL1.get();
     p.vbar = VBAR_EL1.get();
     for (i, c) in cpus.list.iter().enumerate() {
-        let startable = c.available && c.mpidr != Some(boot) && cpus.duplicate != c.mpidr;
+        let startable = c.available
+            && c.mpidr != Some(boot)
+            && cpus.duplicate != c.mpidr
+            && i < max_cores.unwrap_or(MAX_CPUS);
         p.mpidr[i] = match c.mpidr {
             Some(m) if startable => m,
             _ => NO_CORE,
@@ -523,6 +572,11 @@ fn print_report(reports: &[Option<CoreReport>; MAX_CPUS], listed: usize) {
                 r.method,
                 UP_TIMEOUT_NS / 1_000_000
             ),
+            Outcome::Off => crate::println!(
+                "  {:<8} mpidr {mpidr}  {}: left off (smp= in the boot arguments)",
+                r.name,
+                r.method
+            ),
             Outcome::NoReport => crate::println!(
                 "  {:<8} mpidr {mpidr}  {}: came up but did not report within {} ms (timer interrupts {}); going on without it",
                 r.name,
@@ -534,14 +588,19 @@ fn print_report(reports: &[Option<CoreReport>; MAX_CPUS], listed: usize) {
     }
     let max_up = reports.iter().flatten().map(|r| r.up_ns).max().unwrap_or(0);
     crate::println!(
-        "@smp listed={listed} online={online} failed={} checkins={} up_us_max={}",
+        "@smp listed={listed} online={online} failed={} checkins={} up_us_max={} off={}",
         reports
             .iter()
             .flatten()
-            .filter(|r| !matches!(r.outcome, Outcome::Boot | Outcome::Online))
+            .filter(|r| !matches!(r.outcome, Outcome::Boot | Outcome::Online | Outcome::Off))
             .count(),
         CHECKINS.load(Ordering::Relaxed),
-        max_up / 1000
+        max_up / 1000,
+        reports
+            .iter()
+            .flatten()
+            .filter(|r| r.outcome == Outcome::Off)
+            .count()
     );
 }
 
@@ -598,6 +657,7 @@ fn self_test(me: &CoreSlot) -> bool {
     };
     SECONDARY_GIC.call_once(|| gic);
     gic.enable(WORK_SGI, irq::IRQ_PRIORITY);
+    gic.enable(RESCHED_SGI, irq::IRQ_PRIORITY);
     me.gic_target
         .store(gic.this_core_target(), Ordering::Relaxed);
     let armed = timer::ticks();
@@ -631,6 +691,93 @@ fn idle() -> ! {
         take_pending_interrupts();
         me.idle_wakeups.fetch_add(1, Ordering::Relaxed);
         work::run_handed_over(me);
+        if me.join_sched.load(Ordering::Acquire) {
+            me.in_sched.store(true, Ordering::Release);
+            crate::sched::enter_secondary(idle_step);
+        }
+    }
+}
+
+/// One round of a secondary core's idle task in the scheduler: with IRQs
+/// masked, run work handed over (smp/work.rs, which wants them masked) and
+/// wait for an interrupt (`wfi` wakes on a pending one even while masked,
+/// so none is missed between the check and the wait); then unmask, and the
+/// interrupt is taken (its handler may switch to a task that became
+/// ready).
+fn idle_step() {
+    let me = this_slot();
+    let _ = local_irq_mask_save();
+    work::run_handed_over(me);
+    cpu::wait_for_interrupt();
+    me.idle_wakeups.fetch_add(1, Ordering::Relaxed);
+    local_irq_unmask();
+    barrier::isb(barrier::SY);
+}
+
+/// Brings every online secondary core into the scheduler (core 0, once,
+/// after `sched::init` and [`start_secondaries`]): installs the reschedule
+/// kick and core 0's handler for it, asks each core to join and waits up
+/// to [`UP_TIMEOUT_NS`] for it to; a core that does not join is reported
+/// and its tasks stay off it (`sched::spawn_on` falls back). Prints which
+/// cores run tasks, and `@sched cores=N`.
+pub fn join_scheduler() {
+    if !crate::sched::started() {
+        return;
+    }
+    let online: alloc::vec::Vec<usize> = match reports() {
+        Some((reports, _)) => reports
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_some_and(|r| r.outcome == Outcome::Online))
+            .map(|(i, _)| i)
+            .collect(),
+        None => alloc::vec::Vec::new(),
+    };
+    if let Some(gic) = SECONDARY_GIC.get().filter(|_| !online.is_empty()) {
+        SLOTS[0]
+            .gic_target
+            .store(gic.this_core_target(), Ordering::Relaxed);
+        crate::sched::set_kick(kick);
+        irq::register(RESCHED_SGI, crate::sched::on_kick);
+        let mut targets = 0u8;
+        for &i in &online {
+            SLOTS[i].join_sched.store(true, Ordering::Release);
+            targets |= SLOTS[i].gic_target.load(Ordering::Relaxed);
+        }
+        gic.send_sgi(WORK_SGI, targets);
+        let deadline = timer::ticks() + timer::ns_to_ticks(UP_TIMEOUT_NS);
+        for &i in &online {
+            while !crate::sched::core_online(i) && timer::ticks() < deadline {
+                core::hint::spin_loop();
+            }
+            if !crate::sched::core_online(i) {
+                crate::println!(
+                    "sched: core {i} did not join the scheduler within {} ms; no task runs there",
+                    UP_TIMEOUT_NS / 1_000_000
+                );
+            }
+        }
+    }
+    let cores = crate::sched::cores_online();
+    crate::println!(
+        "sched: {cores} core(s) run tasks: the camera on core 0, background load on {}",
+        if cores > 1 {
+            "the others"
+        } else {
+            "core 0 too"
+        }
+    );
+    crate::println!("@sched cores={cores}");
+}
+
+/// Sends core `core` the reschedule SGI (`sched`'s kick).
+fn kick(core: usize) {
+    let (Some(gic), Some(slot)) = (SECONDARY_GIC.get(), SLOTS.get(core)) else {
+        return;
+    };
+    let target = slot.gic_target.load(Ordering::Relaxed);
+    if target != 0 {
+        gic.send_sgi(RESCHED_SGI, target);
     }
 }
 
@@ -653,6 +800,11 @@ pub fn work_counters(i: usize) -> Option<(u32, u32)> {
     ))
 }
 
+/// Reschedule SGIs slot `i` took (0 for a slot without a core).
+pub fn kicks(i: usize) -> u32 {
+    SLOTS.get(i).map_or(0, |s| s.kicks.load(Ordering::Relaxed))
+}
+
 /// The live counters of slot `i` (the device tree's index).
 pub fn live(i: usize) -> Option<Live> {
     let slot = SLOTS.get(i)?;
@@ -671,19 +823,32 @@ fn on_secondary_irq() {
         return;
     };
     let timer_intid = TIMER_INTID.load(Ordering::Relaxed);
+    let in_sched = me.in_sched.load(Ordering::Acquire);
     while let Some(irq) = gic.acknowledge() {
         if irq.intid() == WORK_SGI {
             me.sgis.fetch_add(1, Ordering::Relaxed);
+        } else if irq.intid() == RESCHED_SGI {
+            me.kicks.fetch_add(1, Ordering::Relaxed);
+            if in_sched {
+                crate::sched::on_kick();
+            }
         } else if irq.intid() == timer_intid {
-            timer::disarm();
-            let armed = me.armed_at.load(Ordering::Relaxed);
-            me.irq_ticks
-                .store(timer::ticks().wrapping_sub(armed), Ordering::Relaxed);
             me.timer_irqs.fetch_add(1, Ordering::Relaxed);
+            if in_sched {
+                crate::sched::on_timer_interrupt();
+            } else {
+                timer::disarm();
+                let armed = me.armed_at.load(Ordering::Relaxed);
+                me.irq_ticks
+                    .store(timer::ticks().wrapping_sub(armed), Ordering::Relaxed);
+            }
         } else {
             me.unexpected_irqs.fetch_add(1, Ordering::Relaxed);
         }
         gic.end(irq);
+    }
+    if in_sched {
+        crate::sched::preempt_if_needed();
     }
 }
 
