@@ -21,7 +21,8 @@
 #   build.sh data        build/demo-data.img, the demo's data disk, made as
 #                        qemu-run.sh makes it (same tools/mkdata invocation).
 #   build.sh boot ARGS   boots it: the QEMU virt machine of
-#                        tools/dtb/qemu-machines.sh with -smp 1, the data disk
+#                        tools/dtb/qemu-machines.sh with -smp $LCMA_SMP (1 to
+#                        8; 1 if unset) instead of its -smp 2, the data disk
 #                        read-only on virtio-blk, `cma=64M`; ARGS are added to
 #                        the kernel command line (the init script reads
 #                        lcma.*=). The console goes to stdout.
@@ -64,6 +65,7 @@ cmd_deps() {
         return
     fi
     [[ "$(id -u)" == 0 ]] || die "missing ${missing[*]}: run as root, or apt-get install them"
+    mkdir -p "$OUT"
     say "installing build dependencies: ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
         >"$OUT/apt-install.log" 2>&1 || die "apt-get install failed; see $OUT/apt-install.log"
@@ -136,16 +138,25 @@ cmd_data() {
 }
 
 cmd_boot() {
+    local smp="${LCMA_SMP:-1}"
+    [[ "$smp" =~ ^[1-8]$ ]] || die "LCMA_SMP=$smp: want a number of guest CPUs from 1 to 8"
     [[ -s "$OUT/Image" && -s "$OUT/initramfs.cpio" ]] || die "run build.sh kernel and initramfs first"
     # shellcheck source=tools/dtb/qemu-machines.sh
     source "$ROOT/tools/dtb/qemu-machines.sh"
     qemu_machine_args virt
-    local machine=() a
+    local machine=() a prev="" replaced=0
     for a in "${QEMU_MACHINE[@]}"; do
-        # One CPU: the allocations are timed on an otherwise single-CPU guest.
-        [[ "$a" == "2" && "${machine[-1]:-}" == "-smp" ]] && a=1
+        # LCMA_SMP CPUs (1 unless asked): with one, the allocations are
+        # timed on an otherwise single-CPU guest; with more, /init pins the
+        # timing to CPU 0 and the loads to the others.
+        if [[ "$prev" == "-smp" ]]; then
+            a=$smp
+            replaced=1
+        fi
         machine+=("$a")
+        prev=$a
     done
+    [[ $replaced == 1 ]] || die "no -smp in qemu_machine_args virt (tools/dtb/qemu-machines.sh)"
     local cmd=("$QEMU" "${machine[@]}" -nographic -no-reboot
         -kernel "$OUT/Image" -initrd "$OUT/initramfs.cpio"
         -append "console=ttyAMA0 cma=64M loglevel=3 panic=-1 $*"

@@ -11,10 +11,12 @@
 //!    only when the package, the fragment or the patch changes);
 //! 3. `build.sh initramfs`: busybox-static:arm64 and our static programs;
 //! 4. `build.sh data`: the demo's data disk, `build/demo-data.img`;
-//! 5. `build.sh boot`: QEMU virt, `-smp 1`, `cma=64M`; the guest's `/init`
-//!    runs each condition and prints `@lcma` lines;
+//! 5. `build.sh boot`: QEMU virt, `-smp N` (`--smp`, 1 unless asked; passed
+//!    as `LCMA_SMP`), `cma=64M`; the guest's `/init` runs each condition and
+//!    prints `@lcma` lines;
 //! 6. the console (kept in `build/linux-cma/console.log`) is parsed into
-//!    rows, printed as a table and written to `results/linux-cma.json`.
+//!    rows (the guest must report N CPUs), printed as a table and written to
+//!    `results/linux-cma.json`.
 //!
 //! `--log FILE` skips 1-5 and parses a recorded console instead. The parser
 //! is tested on a recorded run (`tools/linux-cma/testdata/linux-cma.log`) by
@@ -41,20 +43,25 @@ const DEFAULT_PAGES: [u64; 2] = [760, 3038];
 const DEFAULT_ALIGN_PAGES: u64 = 16;
 /// Fewest timed attempts a row may have for the run to count.
 const MIN_ATTEMPTS: u64 = 20;
+/// Most guest CPUs `--smp` takes.
+const MAX_SMP: u64 = 8;
 
 pub fn usage() -> &'static str {
     "usage: cargo xtask linux-cma [--count N] [--align-pages N] [--conditions LIST]\n\
      \x20                            [--warmup SECS] [--gap MS] [--timeout SECS]\n\
-     \x20                            [--log FILE] [--out FILE]\n\
+     \x20                            [--smp N] [--log FILE] [--out FILE]\n\
      \n\
      Builds Linux 6.12 (Debian's linux-source-6.12, tinyconfig + tools/linux-cma/\n\
      config.fragment; cached in build/linux-cma/), boots it under QEMU virt\n\
-     (-smp 1, cma=64M) with the demo's data disk, times CMA allocations of\n\
+     (-smp N, cma=64M) with the demo's data disk, times CMA allocations of\n\
      760 and 3038 pages through debugfs under idle, pagecache, anon, odirect\n\
      and longpin, prints the table and writes results/linux-cma.json.\n\
+     --smp N (1 to 8) boots the guest with N CPUs; with N > 1 the timing\n\
+     program is pinned to CPU 0 and the loads to CPUs 1..N-1. The guest must\n\
+     report N CPUs (a --log console too), or nothing is written.\n\
      Defaults: --count 30 rounds, --align-pages 16, all five conditions,\n\
-     --warmup 10, --gap 250, --timeout 5400. --log FILE parses a recorded\n\
-     console instead of building and booting."
+     --warmup 10, --gap 250, --timeout 5400, --smp 1. --log FILE parses a\n\
+     recorded console instead of building and booting."
 }
 
 struct Options {
@@ -64,6 +71,7 @@ struct Options {
     warmup: u64,
     gap_ms: u64,
     timeout: u64,
+    smp: u64,
     log: Option<PathBuf>,
     out: Option<PathBuf>,
 }
@@ -76,6 +84,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         warmup: 10,
         gap_ms: 250,
         timeout: 5400,
+        smp: 1,
         log: None,
         out: None,
     };
@@ -113,6 +122,17 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--warmup" => o.warmup = number(value()?)?,
             "--gap" => o.gap_ms = number(value()?)?,
             "--timeout" => o.timeout = number(value()?)?.max(1),
+            "--smp" => {
+                let v = value()?;
+                o.smp = match v.parse::<u64>() {
+                    Ok(n @ 1..=MAX_SMP) => n,
+                    _ => {
+                        return Err(format!(
+                            "--smp {v}: want a number of guest CPUs from 1 to {MAX_SMP}"
+                        ));
+                    }
+                };
+            }
             "--log" => o.log = Some(PathBuf::from(value()?)),
             "--out" => o.out = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown option {other}")),
@@ -147,7 +167,7 @@ pub fn linux_cma(args: &[String]) -> ExitCode {
             }
         },
     };
-    let run = match parse(&log) {
+    let run = match parse(&log).and_then(|r| check_smp(&r, o.smp).map(|()| r)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("xtask linux-cma: {e}");
@@ -183,6 +203,19 @@ pub fn linux_cma(args: &[String]) -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS
+}
+
+/// A run counts only with the CPUs it was asked for: the guest's
+/// `@lcma-boot smp=` counts the processors in its /proc/cpuinfo.
+fn check_smp(run: &Run, want: u64) -> Result<(), String> {
+    let got = run.rows.first().map(|r| r.smp).unwrap_or(0);
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "the guest reports smp={got} (@lcma-boot) but --smp {want} was asked for: a guest without the CPUs asked for is no valid reference; nothing written"
+        ))
+    }
 }
 
 /// Steps 1-5: returns the guest console.
@@ -225,13 +258,15 @@ fn build_and_boot(root: &Path, o: &Options) -> Result<String, String> {
         kargs.push(format!("lcma.conditions={c}"));
     }
     step(&format!(
-        "linux-cma: booting Linux under QEMU (timeout {} s): {}",
+        "linux-cma: booting Linux under QEMU (-smp {}, timeout {} s): {}",
+        o.smp,
         o.timeout,
         kargs.join(" ")
     ));
     let t0 = Instant::now();
     let mut cmd = Command::new("timeout");
     cmd.current_dir(root)
+        .env("LCMA_SMP", o.smp.to_string())
         .args(["-k", "5", &o.timeout.to_string(), "bash"])
         .arg(&script)
         .arg("boot")
@@ -422,9 +457,15 @@ fn json_map(m: &BTreeMap<String, String>) -> String {
 /// condition's timing began (`memory`).
 pub fn to_json(run: &Run) -> String {
     let mut s = String::from("{\n");
+    let smp = run.boot.get("smp").map(String::as_str).unwrap_or("?");
+    let pinned = if smp == "1" {
+        ""
+    } else {
+        " (cmatime on CPU 0, the loads on the others)"
+    };
     let _ = writeln!(
         s,
-        "  \"what\": \"Linux CMA (cma_alloc through /sys/kernel/debug/cma/<area>/alloc), QEMU virt TCG, cortex-a72, 1 GiB, -smp 1, cma=64M; cargo xtask linux-cma\","
+        "  \"what\": \"Linux CMA (cma_alloc through /sys/kernel/debug/cma/<area>/alloc), QEMU virt TCG, cortex-a72, 1 GiB, -smp {smp}{pinned}, cma=64M; cargo xtask linux-cma\","
     );
     let _ = writeln!(s, "  \"boot\": {},", json_map(&run.boot));
     let mem: Vec<String> = run
@@ -646,6 +687,56 @@ mod tests {
                 .unwrap_err()
                 .contains("no timed allocation")
         );
+    }
+
+    fn args(a: &[&str]) -> Result<Options, String> {
+        parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn smp_defaults_to_one_and_takes_one_to_eight() {
+        assert_eq!(args(&[]).unwrap().smp, 1);
+        for n in 1..=MAX_SMP {
+            let o = args(&["--count", "3", "--smp", &n.to_string()]).unwrap();
+            assert_eq!((o.smp, o.count), (n, 3));
+        }
+    }
+
+    #[test]
+    fn bad_smp_values_are_refused() {
+        for bad in ["0", "9", "64", "-1", "two", "2.0", "", " 2"] {
+            let e = args(&["--smp", bad])
+                .err()
+                .unwrap_or_else(|| panic!("--smp {bad:?} taken"));
+            assert!(
+                e.contains(&format!("--smp {bad}:")) && e.contains("from 1 to 8"),
+                "{bad:?}: {e}"
+            );
+        }
+        assert!(args(&["--smp"]).err().unwrap().contains("needs a value"));
+    }
+
+    #[test]
+    fn a_guest_with_other_cpus_than_asked_is_refused() {
+        let run = parse(RECORDED).unwrap();
+        assert_eq!(check_smp(&run, 1), Ok(()));
+        let e = check_smp(&run, 2).unwrap_err();
+        assert!(e.contains("smp=1") && e.contains("--smp 2"), "{e}");
+        let two = synthetic(&[
+            "@lcma condition=idle op=alloc round=0 pages=760 ok=1 us=10.0",
+            "@lcma-done status=0",
+        ])
+        .replace("smp=1", "smp=2");
+        let run = parse(&two).unwrap();
+        assert_eq!(check_smp(&run, 2), Ok(()));
+        assert!(check_smp(&run, 1).is_err());
+        assert!(to_json(&run).contains("-smp 2 (cmatime on CPU 0"));
+    }
+
+    #[test]
+    fn one_cpu_json_says_what_it_always_said() {
+        let j = to_json(&parse(RECORDED).unwrap());
+        assert!(j.contains(", 1 GiB, -smp 1, cma=64M;"), "{j}");
     }
 
     #[test]
