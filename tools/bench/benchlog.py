@@ -1,7 +1,8 @@
 """Parse the demo's `@` lines, build bench.json, and validate it.
 
 Stdlib only. The line format and the JSON contract are described in
-tools/bench/README.md.
+tools/bench/README.md; the several-core parts (sorting runs by their cores,
+checking cores/sched/one_core/locks) are in `corelog`.
 """
 
 import math
@@ -68,9 +69,19 @@ ROW_KEYS = {
 # Log tag -> JSON section.
 TAG_SECTION = {"@alloc": "alloc", "@frames": "frames", "@util": "utilization"}
 TOP_KEYS = ("commit", "board", "accel", "alloc", "frames", "utilization", "per_page", "linux_cma",
-            "tag_storage", "interleaved", "cma_work")
+            "tag_storage", "interleaved", "cma_work", "cores", "sched", "one_core", "locks")
 # Keys a bench.json written before they existed may lack (checked when present).
-OPTIONAL_TOP_KEYS = ("cma_work",)
+OPTIONAL_TOP_KEYS = ("cma_work", "cores", "sched", "one_core", "locks")
+# The cores of the scheduler a camera run ran with (`cores=K` on @alloc,
+# @latency, @frames, @cmawork, @lock): K = the @bench cores=N is the main
+# placement (camera on core 0, load on 1..N-1), every top-level row; K = 1
+# with N > 1 is the one-core comparison (every task on core 0), under
+# "one_core". Absent (older logs, older bench.json): 1.
+CORES = ("cores", int)
+CORE_SECTIONS = ("alloc", "frames")
+# The one-core comparison runs every allocator under every condition with a
+# load (idle has none: placement cannot matter).
+ONE_CORE_CONDITIONS = CONDITIONS[1:]
 # What our CMA did in each CMA run (`@cmawork`), for the calibration against
 # Linux CMA: the area's counter deltas and the CMA time inside and between
 # migration passes, over every allocation of the run ([] when not run).
@@ -120,6 +131,27 @@ TAG_STORAGE_FIELDS = (
 # the run was compared with ("linux_cma": null when there was none).
 LINUX_CMA_FIELDS = ROW_FIELDS["alloc"][1:] + (("smp", int),)
 
+# The memory-state lock over one camera run (`@lock`): acquisitions on
+# every core, how many waited for another core, and the distributions
+# (nearest rank, µs) of the time waited and held ([] when the log has none).
+LOCK_FIELDS = (
+    ("name", str),
+    ("allocator", ALLOCATORS),
+    ("condition", CONDITIONS),
+    ("acquisitions", int),
+    ("contended", int),
+    ("wait_p50_us", float),
+    ("wait_p99_us", float),
+    ("wait_max_us", float),
+    ("hold_p50_us", float),
+    ("hold_p99_us", float),
+    ("hold_max_us", float),
+    CORES,
+)
+LOCK_TIMES = tuple(f"{what}_{q}_us" for what in ("wait", "hold") for q in ("p50", "p99", "max"))
+# The scheduler's placement (`@sched`, once; null when the log has none).
+SCHED_FIELDS = (CORES, ("placement", str))
+
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
 
@@ -130,12 +162,24 @@ class Parsed:
         self.meta = {}  # the @bench line's fields
         self.tag_storage = None  # the @tagstore line's fields, typed
         self.interleaved = []  # the @interleaved lines' fields, typed
-        self.cma_work = []  # the @cmawork lines' fields, typed
+        self.cma_work = []  # the @cmawork lines' fields, typed (main placement)
+        # While parsing, keys end with the row's cores; `split_cores` then
+        # leaves the main placement's rows here, keyed as before.
         self.rows = {section: {} for section in ROW_FIELDS}  # key tuple -> row
         self.row_lines = {section: {} for section in ROW_FIELDS}  # key -> line no
         self.per_page = None  # dict, or None when there was no @perpage
-        self.latency = {}  # (allocator, condition) -> [us, ...]
-        self.latency_pages = {}  # (allocator, condition) -> pages of the kept samples
+        self.latency = {}  # (allocator, condition) -> [us, ...] (main placement)
+        self.latency_pages = {}  # (allocator, condition[, cores]) -> pages of the kept samples
+        self.cores = 1  # the @bench cores=N (1 when absent or not valid)
+        self.sched = None  # the @sched line's fields, typed
+        self.locks = []  # the @lock lines' fields, typed (every placement)
+        # The one-core comparison (cores=1 when N > 1), keyed as the above.
+        self.one_core_rows = {section: {} for section in CORE_SECTIONS}
+        self.one_core_cma_work = []
+        self.one_core_latency = {}
+        # Line numbers for split_cores: id(row) of @cmawork/@lock rows, latency
+        # keys, "@bench", "@sched".
+        self.lines_of = {}
         self.exit = None  # the @exit line's fields
         self.progress = None  # the last @progress line's fields
         self.problems = []  # malformed or duplicate lines (fail --check)
@@ -151,6 +195,8 @@ def convert(kind, text):
     """Convert one `key=value` value; return (value, error message or None)."""
     if text == "null":
         return None, None
+    if kind is str:
+        return (text, None) if text else (None, "'' is empty")
     if isinstance(kind, tuple):
         if text in kind:
             return text, None
@@ -196,6 +242,19 @@ def typed_fields(schema, raw, where, problems):
     return out
 
 
+def row_cores(raw, where, problems):
+    """A line's cores=K: 1 when absent, None (with a problem) when not a
+    positive integer."""
+    text = raw.get("cores")
+    if text is None:
+        return 1
+    value, _ = convert(int, text)
+    if value is None or value < 1:
+        problems.append(f"{where}: cores='{text}' is not a positive integer")
+        return None
+    return value
+
+
 # --- lines --------------------------------------------------------------------
 
 
@@ -203,14 +262,18 @@ def record_row(parsed, section, line_no, raw):
     where = f"line {line_no}: @{section if section != 'utilization' else 'util'}"
     row = typed_fields(ROW_FIELDS[section], raw, where, parsed.problems)
     key = tuple(row[k] for k in ROW_KEYS[section])
+    if section in CORE_SECTIONS:
+        row["cores"] = row_cores(raw, where, parsed.problems)
+        key += (row["cores"],)
     if None in key:
-        parsed.problems.append(f"{where}: row ignored (no valid {'/'.join(ROW_KEYS[section])})")
+        names = ROW_KEYS[section] + (("cores",) if section in CORE_SECTIONS else ())
+        parsed.problems.append(f"{where}: row ignored (no valid {'/'.join(names)})")
         return
     previous = parsed.row_lines[section].get(key)
     if previous is not None:
-        parsed.problems.append(
-            f"{where}: second row for {'/'.join(map(str, key))} (first on line {previous}); keeping the last"
-        )
+        shown = "/".join(map(str, key[:len(ROW_KEYS[section])]))
+        at = f" at cores={key[-1]}" if section in CORE_SECTIONS else ""
+        parsed.problems.append(f"{where}: second row for {shown}{at} (first on line {previous}); keeping the last")
     parsed.rows[section][key] = row
     parsed.row_lines[section][key] = line_no
 
@@ -233,13 +296,27 @@ def record_latency(parsed, line_no, raw):
         parsed.problems.append(f"{where}: {bad} sample(s) of {allocator}/{condition} are not numbers")
     pages, _ = convert(int, raw.get("pages", "null"))
     pages = pages if pages is not None else 0
-    previous = parsed.latency_pages.get((allocator, condition))
+    cores = row_cores(raw, where, parsed.problems)
+    if cores is None:
+        return
+    key = (allocator, condition, cores)
+    previous = parsed.latency_pages.get(key)
     if previous is not None and previous == pages:
         parsed.warnings.append(f"{where}: second @latency for {allocator}/{condition}/{pages}; keeping the last")
     # The CDF plots show the frame buffers: the smallest size per pair.
     if previous is None or pages <= previous:
-        parsed.latency[(allocator, condition)] = samples
-        parsed.latency_pages[(allocator, condition)] = pages
+        parsed.latency[key] = samples
+        parsed.latency_pages[key] = pages
+        parsed.lines_of[key] = line_no
+
+
+def record_listed(parsed, rows, schema, tag, line_no, raw):
+    """A line kept in a list (@cmawork, @lock): typed, with its cores."""
+    where = f"line {line_no}: {tag}"
+    row = typed_fields(tuple(f for f in schema if f != CORES), raw, where, parsed.problems)
+    row["cores"] = row_cores(raw, where, parsed.problems)
+    rows.append(row)
+    parsed.lines_of[id(row)] = line_no
 
 
 def record_per_page(parsed, line_no, raw):
@@ -252,7 +329,7 @@ def parse_line(parsed, line_no, line):
     tag, raw, bad = split_fields(line)
     section = TAG_SECTION.get(tag)
     known = section or tag in ("@latency", "@perpage", "@bench", "@exit", "@progress", "@tagstore",
-                                "@interleaved", "@cmawork")
+                                "@interleaved", "@cmawork", "@lock", "@sched")
     if known and bad:
         shown = " ".join(b[:40] for b in bad[:3])
         parsed.problems.append(f"line {line_no}: {tag}: not key=value: {shown}")
@@ -264,11 +341,17 @@ def parse_line(parsed, line_no, line):
         record_per_page(parsed, line_no, raw)
     elif tag == "@bench":
         parsed.meta = raw
+        parsed.lines_of["@bench"] = line_no
     elif tag == "@interleaved":
         parsed.interleaved.append(
             typed_fields(INTERLEAVED_FIELDS, raw, f"line {line_no}: @interleaved", parsed.problems))
     elif tag == "@cmawork":
-        parsed.cma_work.append(typed_fields(CMA_WORK_FIELDS, raw, f"line {line_no}: @cmawork", parsed.problems))
+        record_listed(parsed, parsed.cma_work, CMA_WORK_FIELDS, tag, line_no, raw)
+    elif tag == "@lock":
+        record_listed(parsed, parsed.locks, LOCK_FIELDS, tag, line_no, raw)
+    elif tag == "@sched":
+        parsed.sched = typed_fields(SCHED_FIELDS, raw, f"line {line_no}: @sched", parsed.problems)
+        parsed.lines_of["@sched"] = line_no
     elif tag == "@tagstore":
         parsed.tag_storage = typed_fields(TAG_STORAGE_FIELDS, raw, f"line {line_no}: @tagstore", parsed.problems)
     elif tag == "@exit":
@@ -287,6 +370,9 @@ def parse_lines(lines):
             continue
         parsed.records += 1
         parse_line(parsed, line_no, line)
+    from corelog import split_cores  # it builds on this module
+
+    split_cores(parsed)
     add_run_warnings(parsed)
     return parsed
 
@@ -320,16 +406,28 @@ def _order(section, key):
 def build_json(parsed, commit, board, accel, linux_cma=None):
     """The bench.json document (the issue's contract), rows in canonical order;
     `linux_cma`: the reference (see `linux_cma_reference`) or None."""
+    def ordered(section, rows):
+        return [rows[k] for k in sorted(rows, key=lambda k: _order(section, k))]
+
     data = {"commit": commit, "board": board, "accel": accel}
     for section in ROW_FIELDS:
-        rows = parsed.rows[section]
-        data[section] = [rows[k] for k in sorted(rows, key=lambda k: _order(section, k))]
+        data[section] = ordered(section, parsed.rows[section])
     per_page = parsed.per_page or {}
     data["per_page"] = {name: per_page.get(name) for name, _ in PER_PAGE_FIELDS}
     data["linux_cma"] = linux_cma
     data["tag_storage"] = parsed.tag_storage
     data["interleaved"] = parsed.interleaved
     data["cma_work"] = parsed.cma_work
+    data["cores"] = parsed.cores
+    data["sched"] = parsed.sched
+    # The one-core comparison, the same row shapes as the top-level lists
+    # (null on a one-core boot, where the main rows are the one-core runs).
+    data["one_core"] = None if parsed.cores == 1 else {
+        "alloc": ordered("alloc", parsed.one_core_rows["alloc"]),
+        "frames": ordered("frames", parsed.one_core_rows["frames"]),
+        "cma_work": parsed.one_core_cma_work,
+    }
+    data["locks"] = parsed.locks
     return data
 
 
@@ -341,6 +439,12 @@ def linux_cma_reference(doc, source):
         raise ValueError("no 'rows' list")
     boot = doc.get("boot") if isinstance(doc.get("boot"), dict) else {}
     order = boot.get("align_order")
+    # The cores Linux booted with (-smp N): the boot's, else the rows' own.
+    smp = boot.get("smp")
+    if not _type_ok(int, smp):
+        seen = {r.get("smp") for r in doc["rows"] if isinstance(r, dict)}
+        smp = next(iter(seen)) if len(seen) == 1 else None
+    smp = smp if _type_ok(int, smp) and smp > 0 else None
     return {
         "source": source,
         "what": doc.get("what"),
@@ -349,6 +453,7 @@ def linux_cma_reference(doc, source):
         # /proc/meminfo per condition as the allocations began (CmaTotal,
         # CmaFree, anonymous and cached memory): what Linux's CMA area held.
         "memory": doc.get("memory") if isinstance(doc.get("memory"), list) else [],
+        "smp": smp,
     }
 
 
@@ -356,6 +461,8 @@ def linux_cma_reference(doc, source):
 
 
 def _type_ok(kind, value):
+    if kind is str:
+        return isinstance(value, str) and value != ""
     if isinstance(kind, tuple):
         return value in kind
     if kind is int:
@@ -370,19 +477,22 @@ def _kind_name(kind):
         return "one of " + "|".join(kind)
     if kind == NULLABLE_FLOAT:
         return "a number or null"
+    if kind is str:
+        return "a non-empty string"
     return "an integer" if kind is int else "a number"
 
 
-def _row_label(section, index, row):
+def _row_label(section, index, row, name=None):
     # Named by its enum fields (allocator/condition, or setup).
     keys = [k for k in ROW_KEYS[section] if k != "pages"]
     if isinstance(row, dict) and all(isinstance(row.get(k), str) for k in keys):
-        return f"{section}[{'/'.join(row[k] for k in keys)}]"
-    return f"{section}[{index}]"
+        return f"{name or section}[{'/'.join(row[k] for k in keys)}]"
+    return f"{name or section}[{index}]"
 
 
-def check_fields(label, schema, row, allow_null=()):
-    """Exact key set and types of one object."""
+def check_fields(label, schema, row, allow_null=(), optional=(CORES[0],)):
+    """Exact key set and types of one object; `optional` keys may be absent
+    (a row's cores: written before there were several)."""
     problems = []
     if not isinstance(row, dict):
         return [f"{label}: expected an object, got {type(row).__name__}"]
@@ -390,6 +500,8 @@ def check_fields(label, schema, row, allow_null=()):
     for extra in sorted(set(row) - set(names)):
         problems.append(f"{label}: unexpected key '{extra}'")
     for name, kind in schema:
+        if name not in row and name in optional:
+            continue
         if name not in row:
             problems.append(f"{label}.{name}: missing")
         elif row[name] is None and (name in allow_null or kind == NULLABLE_FLOAT):
@@ -431,11 +543,11 @@ def check_latency_row(label, schema, row):
 
 
 def check_alloc_row(label, row):
-    return check_latency_row(label, ROW_FIELDS["alloc"], row)
+    return check_latency_row(label, ROW_FIELDS["alloc"] + (CORES,), row)
 
 
 def check_frames_row(label, row):
-    problems = check_fields(label, ROW_FIELDS["frames"], row)
+    problems = check_fields(label, ROW_FIELDS["frames"] + (CORES,), row)
     frames, misses, dropped = (_num(row, n) for n in ("frames", "deadline_misses", "dropped"))
     if frames is not None and misses is not None and misses > frames:
         problems.append(f"{label}: deadline_misses={misses} > frames={frames}")
@@ -473,8 +585,9 @@ def expected_keys(section):
     return [(a, c) for c in CONDITIONS for a in ALLOCATORS]
 
 
-def check_coverage(section, rows):
-    """Every expected row present exactly once."""
+def check_coverage(section, rows, name=None, expected=None):
+    """Every expected row (default: `expected_keys`) present exactly once."""
+    name, expected = name or section, expected or expected_keys(section)
     seen, problems = {}, []
     for row in rows:
         if isinstance(row, dict):
@@ -482,24 +595,25 @@ def check_coverage(section, rows):
             seen[key] = seen.get(key, 0) + 1
     # Coverage is per (allocator, condition) / setup; alloc may have one row
     # per buffer size.
-    covered = {k[:len(expected_keys(section)[0])] for k in seen}
+    covered = {k[:len(expected[0])] for k in seen}
     for key, count in seen.items():
         if count > 1 and None not in key:
-            problems.append(f"{section}: {'/'.join(map(str, key))} appears {count} times")
-    missing = ["/".join(k) for k in expected_keys(section) if k not in covered]
+            problems.append(f"{name}: {'/'.join(map(str, key))} appears {count} times")
+    missing = ["/".join(k) for k in expected if k not in covered]
     if missing:
-        problems.append(f"{section}: missing {len(missing)} row(s): {', '.join(missing)}")
+        problems.append(f"{name}: missing {len(missing)} row(s): {', '.join(missing)}")
     return problems
 
 
-def check_section(data, section):
-    rows = data.get(section)
+def check_section(data, section, name=None, expected=None):
+    """`data[section]`'s rows (reported as `name`), then their coverage."""
+    rows, name = data.get(section), name or section
     if not isinstance(rows, list):
-        return [f"{section}: expected a list, got {type(rows).__name__}"]
+        return [f"{name}: expected a list, got {type(rows).__name__}"]
     problems = []
     for index, row in enumerate(rows):
-        problems += ROW_CHECKS[section](_row_label(section, index, row), row)
-    return problems + check_coverage(section, rows)
+        problems += ROW_CHECKS[section](_row_label(section, index, row, name), row)
+    return problems + check_coverage(section, rows, name, expected)
 
 
 def check_per_page(per_page):
@@ -570,7 +684,7 @@ def check_interleaved(rows):
     return check_rows("interleaved", INTERLEAVED_FIELDS, rows, ordered)
 
 
-def check_cma_work(rows):
+def check_cma_work(rows, name="cma_work"):
     """A list of rows, every field typed, counts not negative, the time
     inside passes not above the total."""
     def sane(label, row):
@@ -580,7 +694,7 @@ def check_cma_work(rows):
         if row["pass_ms"] > row["total_ms"]:
             return [f"{label}: pass_ms {row['pass_ms']} > total_ms {row['total_ms']}"]
         return []
-    return check_rows("cma_work", CMA_WORK_FIELDS, rows, sane)
+    return check_rows(name, CMA_WORK_FIELDS + (CORES,), rows, sane)
 
 
 def validate(data):
@@ -609,4 +723,6 @@ def validate(data):
         problems += check_interleaved(data["interleaved"])
     if "cma_work" in data:
         problems += check_cma_work(data["cma_work"])
-    return problems
+    from corelog import check_cores_data  # it builds on this module
+
+    return problems + check_cores_data(data)

@@ -53,7 +53,8 @@ def parse_args(argv):
     p.add_argument("--commit", help="commit to record (default: git rev-parse --short HEAD, +-dirty)")
     p.add_argument("--linux-cma", metavar="FILE",
                    help="Linux CMA reference to compare with (default: <repo>/results/linux-cma-align256.json, "
-                        "Linux aligning each request as our demo does; "
+                        "Linux aligning each request as our demo does, or on a run with N > 1 cores "
+                        "results/linux-cma-align256-smpN.json when it exists; "
                         "written by `cargo xtask linux-cma`); 'none' for no comparison")
     return p.parse_args(argv)
 
@@ -137,12 +138,26 @@ def choose(flag, meta_value, allowed, default, what, warnings):
     return default
 
 
-def load_linux_cma(flag, warnings):
+def default_linux_cma(cores, warnings):
+    """results/linux-cma-align256-smp{N}.json (Linux booted with -smp N) for a
+    run with N > 1 cores when it exists, else the one-core reference."""
+    one = os.path.join(REPO_ROOT, "results", "linux-cma-align256.json")
+    if cores <= 1:
+        return one
+    several = os.path.join(REPO_ROOT, "results", f"linux-cma-align256-smp{cores}.json")
+    if os.path.exists(several):
+        return several
+    warnings.append(f"no results/linux-cma-align256-smp{cores}.json: comparing this {cores}-core run with "
+                    "the one-core Linux CMA reference")
+    return one
+
+
+def load_linux_cma(flag, warnings, cores=1):
     """The Linux CMA reference for bench.json (benchlog.linux_cma_reference),
-    or None with a warning saying why there is none."""
+    or None with a warning saying why there is none; `cores`: the run's."""
     if flag == "none":
         return None
-    path = flag or os.path.join(REPO_ROOT, "results", "linux-cma-align256.json")
+    path = flag or default_linux_cma(cores, warnings)
     rel = os.path.relpath(os.path.abspath(path), REPO_ROOT)
     shown = rel.replace(os.sep, "/") if not rel.startswith("..") else os.path.basename(path)
     try:
@@ -185,6 +200,13 @@ def summarize(data):
         f"utilization {len(data['utilization'])}/4",
         "per_page " + ("yes" if any(v is not None for v in data["per_page"].values()) else "missing"),
     ]
+    one = data.get("one_core")
+    if isinstance(one, dict):
+        expected = {(a, c) for c in benchlog.ONE_CORE_CONDITIONS for a in benchlog.ALLOCATORS}
+        pairs = {(r.get("allocator"), r.get("condition")) for r in one.get("alloc", []) if isinstance(r, dict)}
+        counts.append(f"cores {data.get('cores')}, one-core comparison {len(pairs & expected)}/{len(expected)}")
+    if data.get("locks"):
+        counts.append(f"locks {len(data['locks'])}")
     return ", ".join(counts)
 
 
@@ -295,7 +317,8 @@ def main(argv=None):
     if not args.out:
         args.out = os.path.join(REPO_ROOT, "build", "results", board, parsed.meta.get("scale") or "quick")
     commit = args.commit or git_commit(ignore=tuple(p for p in (args.out, args.readme) if p))
-    data = benchlog.build_json(parsed, commit, board, accel, load_linux_cma(args.linux_cma, warnings))
+    linux = load_linux_cma(args.linux_cma, warnings, parsed.cores)
+    data = benchlog.build_json(parsed, commit, board, accel, linux)
     problems = parsed.problems + benchlog.validate(data)
     if args.check:
         return finish_check(problems, warnings, f"{source} ({summarize(data)})")

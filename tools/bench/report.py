@@ -5,6 +5,7 @@ honest notes, and the top-level README block (the targets are in
 
 import os
 
+import cores
 from benchlog import ALLOCATORS, CONDITIONS, SETUPS
 from targets import (CALIBRATION_FACTOR, READS_SLACK, TAIL_FACTOR, calibration_pairs, targets, within)
 from view import (DASH, END_MARKER, NAMES, SHORT, START_MARKER, View, accel_note, fmt_num, fmt_pct,
@@ -170,7 +171,7 @@ def headline_legend(v, run):
     linux = (
         f"Linux CMA: Linux 6.12's own `cma_alloc()` under the same conditions in the same emulator "
         f"(`{src}`, `cargo xtask linux-cma`, alignment {fmt_num(align)} pages; a separate boot, so "
-        "compare its ratio to GCMA, not its absolute times)."
+        "compare its ratio to GCMA, not its absolute times). " + cores.linux_cores_note(v)
         if src else "Linux CMA: no reference (`cargo xtask linux-cma` writes results/linux-cma.json)."
     )
     note = alignment_note(v, run)
@@ -557,6 +558,8 @@ def run_table(v, run):
     ]
     if meta:
         rows.append(["@bench", " ".join(f"{k}={val}" for k, val in meta.items())])
+    if v.sched:
+        rows.append(["@sched", " ".join(f"{k}={val}" for k, val in v.sched.items())])
     rows.append(["exit", f"status={exit_.get('status')} reason={exit_.get('reason')}" if exit_ else "no @exit line"])
     return md_table(["", ""], rows)
 
@@ -613,6 +616,8 @@ def results_page(data, run):
         linux_table(v) if v.linux else "*No Linux CMA reference in this run's data.*",
         "",
     ]
+    if v.linux:
+        parts += [cores.linux_cores_note(v), ""]
     parts += [f"- {line}" for line in calibration_notes(v)]
     work = cma_work_table(v)
     if work:
@@ -634,6 +639,9 @@ def results_page(data, run):
         "",
         plot_block(run, "frames", "dropped frames per allocator and condition"),
         "",
+    ]
+    parts += cores.sections(v)
+    parts += [
         "## Device reads (utilization of the reserved memory)",
         "",
         util_table(v),

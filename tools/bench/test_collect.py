@@ -223,7 +223,11 @@ class JsonTest(Workspace):
         self.assertIn("alloc 20/20 x 1 size(s)", out)
         data = self.bench_json()
         self.assertEqual(list(data), ["commit", "board", "accel", "alloc", "frames", "utilization", "per_page",
-                                      "linux_cma", "tag_storage", "interleaved", "cma_work"])
+                                      "linux_cma", "tag_storage", "interleaved", "cma_work", "cores", "sched",
+                                      "one_core", "locks"])
+        # A log without cores= is a one-core boot: no comparison, no lock lines.
+        self.assertEqual((data["cores"], data["sched"], data["one_core"], data["locks"]), (1, None, None, []))
+        self.assertEqual({r["cores"] for r in data["alloc"] + data["frames"] + data["cma_work"]}, {1})
         self.assertEqual([(r["allocator"], r["condition"], r["passes"]) for r in data["cma_work"]][:3],
                          [("cma", "idle", 20), ("cma-retry", "idle", 20), ("cma", "pagecache", 40)])
         self.assertEqual([(r["condition"], r["pairs"], r["gcma_p99_us"]) for r in data["interleaved"]],
@@ -233,9 +237,9 @@ class JsonTest(Workspace):
         self.assertEqual((data["commit"], data["board"], data["accel"]), ("abc1234", "qemu-virt", "tcg"))
         types = {
             "alloc": {"allocator": str, "condition": str, "pages": int, "attempts": int, "successes": int,
-                      "p50_us": float, "p99_us": float, "max_us": float},
+                      "p50_us": float, "p99_us": float, "max_us": float, "cores": int},
             "frames": {"allocator": str, "condition": str, "frames": int, "deadline_misses": int, "dropped": int,
-                       "hardware_ms": float, "wake_late_ms": float},
+                       "hardware_ms": float, "wake_late_ms": float, "cores": int},
             "utilization": {"setup": str, "seconds": float, "read_sectors": int,
                             "page_cache_hit_ratio": float, "cleancache_hit_ratio": (float, type(None))},
         }

@@ -92,6 +92,19 @@ class View:
         self.util = self._index(data.get("utilization"), ("setup",))
         per_page = data.get("per_page")
         self.per_page = per_page if isinstance(per_page, dict) else {}
+        # Several cores: every row above is the main placement (cores=N);
+        # `one` views the one-core comparison (None without one).
+        cores = data.get("cores")
+        self.cores = cores if isinstance(cores, int) and not isinstance(cores, bool) and cores >= 1 else 1
+        one = data.get("one_core") if isinstance(data.get("one_core"), dict) else {}
+        self.one = View(one) if self.cores > 1 and isinstance(one.get("alloc"), list) and one["alloc"] else None
+        locks = data.get("locks")
+        self.locks = [r for r in locks if isinstance(r, dict)] if isinstance(locks, list) else []
+        self.sched = data.get("sched") if isinstance(data.get("sched"), dict) else {}
+        # The cores Linux booted with: the reference's, else its rows' (older bench.json).
+        smp = ref.get("smp")
+        seen = {r.get("smp") for r in self.linux.values() if isinstance(r, dict)}
+        self.linux_smp = smp if is_num(smp) else seen.pop() if len(seen) == 1 else None
 
     @staticmethod
     def _index(rows, keys):

@@ -1,0 +1,160 @@
+"""The results page's several-core parts: the one-core comparison, the
+memory-state lock, and which core count the Linux reference ran at, over a
+`View`. Stdlib only; `report` places them on the page.
+"""
+
+from benchlog import ALLOCATORS, CONDITIONS
+from view import NAMES, fmt_num, fmt_pct, fmt_ratio, is_num, md_table, ratio, success_pct
+
+LOAD_TASKS = "page-cache readers, anonymous memory, O_DIRECT-like pinners, long pins"
+
+
+def plural(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def load_cores(n):
+    return "core 1" if n == 2 else f"cores 1..{n - 1}"
+
+
+# --- the Linux reference's cores -------------------------------------------------
+
+
+def linux_cores_note(v):
+    """Which core count the Linux reference ran at; said plainly when it is
+    not this run's. None without a reference."""
+    if not v.linux_ref:
+        return None
+    smp, n = v.linux_smp, v.cores
+    if not is_num(smp):
+        return f"The Linux reference does not say how many cores it booted with; this run had {plural(n, 'core')}."
+    if smp == n:
+        return f"The Linux reference ran on {plural(smp, 'core')} (`-smp {smp}`), as this run did."
+    return (
+        f"**Not the same core count:** the Linux reference ran on {plural(smp, 'core')} (`-smp {smp}`), "
+        f"this run on {plural(n, 'core')}"
+        + (f" (camera on core 0, load on {load_cores(n)})" if n > 1 else "")
+        + ": Linux CMA's figures beside ours come from a boot with a different number of cores, so their "
+        "ratios to ours mix the two. "
+        + (f"collect.py compares a {n}-core run with `results/linux-cma-align256-smp{n}.json` (Linux booted "
+           f"with `-smp {n}`) when that file exists." if n > 1 else
+           "collect.py compares a one-core run with `results/linux-cma-align256.json` unless `--linux-cma` "
+           "names another.")
+    )
+
+
+# --- one core and several ------------------------------------------------------
+
+
+def placement_text(v):
+    n = v.cores
+    placement = v.sched.get("placement")
+    return (
+        f"Main placement (cores={n}, every figure on this page outside this section): the camera task alone "
+        f"on core 0, the background load tasks ({LOAD_TASKS}) on {load_cores(n)}. One-core comparison "
+        "(cores=1): the same runs with every task on core 0, as the demo ran before it scheduled on several "
+        "cores; idle has no load, so placement cannot matter and it is not repeated. "
+        + (f"The scheduler reported `{placement}` (`@sched`). " if placement else "")
+        + f"p99 {n}/1: the p99 at cores={n} over the p99 at cores=1 (below 1: that allocator's tail is "
+        "shorter with the load on other cores; above 1: longer). Success and dropped frames: at cores=1 / "
+        f"at cores={n}."
+    )
+
+
+def one_core_table(v):
+    """Per allocator, condition and size: p50 and p99 at cores=1 and at
+    cores=N, the p99 ratio N/1, success rates and dropped frames at each."""
+    one, n, rows = v.one, v.cores, []
+    for c in CONDITIONS:
+        for a in ALLOCATORS:
+            sizes = sorted({p for (aa, cc, p) in list(one.sized) + list(v.sized)
+                            if (aa, cc) == (a, c) and isinstance(p, int)})
+            if (a, c) not in one.alloc and (a, c) not in one.frames:
+                continue
+            dropped = f"{fmt_num(one.dropped(a, c))} / {fmt_num(v.dropped(a, c))}"
+            for p in sizes or [None]:
+                p99_1, p99_n = one.s(a, c, p, "p99_us"), v.s(a, c, p, "p99_us")
+                success = " / ".join(fmt_pct(success_pct(x.sized.get((a, c, p)))) for x in (one, v))
+                rows.append([NAMES[a], c, fmt_num(p), fmt_num(one.s(a, c, p, "p50_us")), fmt_num(p99_1),
+                             fmt_num(v.s(a, c, p, "p50_us")), fmt_num(p99_n), fmt_ratio(ratio(p99_n, p99_1)),
+                             success, dropped])
+    headers = ["allocator", "condition", "pages", "p50 1 core (µs)", "p99 1 core (µs)", f"p50 {n} cores (µs)",
+               f"p99 {n} cores (µs)", f"p99 {n}/1", f"success 1 / {n}", f"dropped 1 / {n}"]
+    return md_table(headers, rows, right=tuple(range(2, 10)))
+
+
+# --- the memory-state lock -----------------------------------------------------
+
+
+def lock_order(r):
+    c, a = r.get("condition"), r.get("allocator")
+    return (CONDITIONS.index(c) if c in CONDITIONS else 99, ALLOCATORS.index(a) if a in ALLOCATORS else 99,
+            str(r.get("name")), r.get("cores") if is_num(r.get("cores")) else 0)
+
+
+def contended_pct(r):
+    got, waited = r.get("acquisitions"), r.get("contended")
+    return 100.0 * waited / got if is_num(got) and is_num(waited) and got else None
+
+
+def lock_table(v):
+    """Per allocator, condition and cores: acquisitions, contended, wait
+    and hold p99 and max."""
+    names = {r.get("name") for r in v.locks}
+    rows = []
+    for r in sorted(v.locks, key=lock_order):
+        cells = [str(r.get("name"))] if len(names) > 1 else []
+        cells += [NAMES.get(r.get("allocator"), str(r.get("allocator"))), str(r.get("condition")),
+                  fmt_num(r.get("cores", 1)), fmt_num(r.get("acquisitions")), fmt_num(r.get("contended")),
+                  fmt_pct(contended_pct(r))]
+        cells += [fmt_num(r.get(k)) for k in ("wait_p99_us", "wait_max_us", "hold_p99_us", "hold_max_us")]
+        rows.append(cells)
+    headers = ["lock"] if len(names) > 1 else []
+    headers += ["allocator", "condition", "cores", "acquisitions", "contended", "contended %", "wait p99 (µs)",
+                "wait max (µs)", "hold p99 (µs)", "hold max (µs)"]
+    first = len(headers) - 8
+    return md_table(headers, rows, right=tuple(range(first, len(headers))))
+
+
+def lock_text(v):
+    names = sorted({str(r.get("name")) for r in v.locks})
+    return (
+        f"`@lock name={'/'.join(names)}`: the memory-state lock (one ticket lock guarding the areas, "
+        "cleancache and the page cache) over each camera run, every acquisition on every core: how many "
+        "found it held by another core and had to wait (contended), and the time waited for the lock and "
+        "the time it was held (nearest rank, µs; wait and hold p50 are in bench.json)."
+    )
+
+
+def lock_summary(v):
+    """The most contended run and the longest wait, one line."""
+    rated = [(contended_pct(r), r) for r in v.locks if contended_pct(r) is not None]
+    waits = [r for r in v.locks if is_num(r.get("wait_max_us"))]
+    if not rated or not waits:
+        return None
+
+    def run(r):
+        return f"{NAMES.get(r.get('allocator'), r.get('allocator'))} under {r.get('condition')} at cores={r.get('cores', 1)}"
+
+    pct, most = max(rated, key=lambda t: t[0])
+    longest = max(waits, key=lambda r: r["wait_max_us"])
+    return (f"Most contended: {run(most)}, {fmt_pct(pct)} of {fmt_num(most.get('acquisitions'))} acquisitions "
+            f"waited. Longest wait: {fmt_num(longest['wait_max_us'], ' µs')} ({run(longest)}).")
+
+
+# --- the page ------------------------------------------------------------------
+
+
+def sections(v):
+    """The page's lines for "One core and several" (when the run has both
+    core counts) and "The memory-state lock" (when it has @lock lines)."""
+    parts = []
+    if v.one is not None:
+        parts += ["## One core and several", "", placement_text(v), "", one_core_table(v), ""]
+    if v.locks:
+        parts += ["## The memory-state lock", "", lock_text(v), "", lock_table(v), ""]
+        summary = lock_summary(v)
+        if summary:
+            parts += [summary, ""]
+    return parts
+
