@@ -214,7 +214,7 @@ pub fn run(_info: &BootInfo, minutes: u32, seed: u64) -> ExitStatus {
                 place.cond = cond;
                 apply(setup_for(Some(kind), cma_pages));
                 let phase_seed = seed ^ tally.phases.wrapping_mul(0x9e37_79b9);
-                let tasks = load::start(cond, data, phase_seed);
+                let tasks = load::start(cond, data, phase_seed, load::Placement::Spread);
                 let cam = camera::spawn(kind, CmaPolicy::Linux, PHASE_FRAMES);
                 let mut last_check = timer::ticks();
                 while !camera::done() {

@@ -36,11 +36,15 @@ pub fn locks_held() -> usize {
     LOCKS_HELD[cpu::index()].load(Ordering::Relaxed)
 }
 
+/// Ring size of a timed lock's probes: the last 65,536 acquisitions (a
+/// quick demo run's camera phase, a few seconds of a full one's).
+pub const LOCK_PROBE_CAP: usize = 1 << 16;
+
+/// A timed lock's probe.
+pub type LockProbe = Probe<LOCK_PROBE_CAP>;
+
 /// The probes of a timed lock: time waited, time held (ticks).
-type LockProbes = (
-    &'static Probe<{ probe::DEFAULT_CAPACITY }>,
-    &'static Probe<{ probe::DEFAULT_CAPACITY }>,
-);
+type LockProbes = (&'static LockProbe, &'static LockProbe);
 
 /// A spin lock that masks IRQs while held.
 pub struct IrqLock<T> {
@@ -53,7 +57,7 @@ pub struct IrqLockGuard<'a, T> {
     saved: SavedIrqMask,
     core: usize,
     /// Timed locks: when the lock was taken, and the hold probe.
-    held_since: Option<(u64, &'static Probe<{ probe::DEFAULT_CAPACITY }>)>,
+    held_since: Option<(u64, &'static LockProbe)>,
 }
 
 impl<T> IrqLock<T> {
@@ -66,11 +70,7 @@ impl<T> IrqLock<T> {
 
     /// A lock whose every acquisition records the ticks waited in `wait`
     /// and the ticks held in `hold`.
-    pub const fn timed(
-        value: T,
-        wait: &'static Probe<{ probe::DEFAULT_CAPACITY }>,
-        hold: &'static Probe<{ probe::DEFAULT_CAPACITY }>,
-    ) -> Self {
+    pub const fn timed(value: T, wait: &'static LockProbe, hold: &'static LockProbe) -> Self {
         Self {
             inner: TicketLock::new(value),
             probes: Some((wait, hold)),

@@ -36,14 +36,14 @@ pub(super) fn snapshot() -> Snapshot {
 }
 
 /// Prints the `@cmawork` line for the run between `before` and now.
-pub(super) fn print_since(name: &str, cond: Condition, before: &Snapshot) {
+pub(super) fn print_since(name: &str, cond: Condition, cores: usize, before: &Snapshot) {
     let after = snapshot();
     let (Some(a), Some(b)) = (after.area, before.area) else {
         return;
     };
     let w = after.work.since(before.work);
     println!(
-        "@cmawork allocator={name} condition={} allocations={} failures={} passes={} dropped_clean={} migrated={} busy_retries={} ranges_given_up={} rescans={} pass_ms={:.3} total_ms={:.3}",
+        "@cmawork allocator={name} condition={} cores={cores} allocations={} failures={} passes={} dropped_clean={} migrated={} busy_retries={} ranges_given_up={} rescans={} pass_ms={:.3} total_ms={:.3}",
         cond.name(),
         a.allocations - b.allocations,
         a.failures - b.failures,

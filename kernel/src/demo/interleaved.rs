@@ -45,7 +45,7 @@ pub(super) fn interleaved(data: &'static DataSet, seed: u64, area_pages: usize, 
         ">300us G/C"
     );
     for cond in [Condition::Idle, Condition::PageCache] {
-        let tasks = load::start(cond, data, seed);
+        let tasks = load::start(cond, data, seed, load::Placement::Spread);
         crate::sched::sleep_ns(500_000_000);
         for (pages, n) in [(FRAME_PAGES, rounds), (PHOTO_PAGES, (rounds / 10).max(3))] {
             let (g, c) = pairs(pages, n);

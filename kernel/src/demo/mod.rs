@@ -12,6 +12,12 @@
 //!    while the background load runs; after each CMA run, what the model
 //!    did (`@cmawork`: pages dropped, copied, busy answers, passes, time
 //!    inside and between passes), for the calibration against Linux CMA;
+//!    with several cores the camera runs alone on core 0 and the load on
+//!    the others (`cores=N` on every line), and then, for every allocator
+//!    and each condition with a load, the same run with the load on core 0
+//!    beside the camera (`cores=1`, the one-core comparison, `compare`);
+//!    every run also reports the memory-state lock's figures (`@lock`:
+//!    acquisitions, contended ones, wait and hold times, `locks`);
 //! 4. utilization: the file workload alone under each setup (no
 //!    reservation, carveout, CMA, GCMA): device reads and hit ratios;
 //! 5. per-page cost of GCMA and CMA allocations against memset/memcpy;
@@ -29,7 +35,8 @@
 //! cleancache) are `workload::setup`'s.
 //!
 //! Files: this one runs the steps in order; `scan` (step 2), `report` (the
-//! runs' lines and summary), `cma_work` (the CMA runs' `@cmawork`), `utilization` (step 4), `per_page` (step 5)
+//! runs' lines and summary), `cma_work` (the CMA runs' `@cmawork`),
+//! `locks` (every run's `@lock`), `compare` (one core against several), `utilization` (step 4), `per_page` (step 5)
 //! with `cc_costs` (cleancache's own costs), `interleaved` (step 6), `tags` (step 7). The camera
 //! pipeline, the background load, the setups, the manifest and the area
 //! kinds' names are in `crate::workload`, which the soak shares; nothing
@@ -37,7 +44,9 @@
 
 mod cc_costs;
 mod cma_work;
+mod compare;
 mod interleaved;
+mod locks;
 mod per_page;
 mod report;
 mod scan;
@@ -54,7 +63,7 @@ use crate::exit::ExitStatus;
 use crate::memsys;
 use crate::workload::camera::{self, CameraStats};
 use crate::workload::kinds::kind_name;
-use crate::workload::load::{self, Condition, DataSet};
+use crate::workload::load::{self, Condition, DataSet, Placement};
 use crate::workload::setup::{BUDGET_PAGES, apply, load_manifest, prefill, setup_for};
 use crate::{BootInfo, println, probes};
 use per_page::per_page;
@@ -109,12 +118,83 @@ fn row_name(kind: AreaKind, policy: CmaPolicy) -> &'static str {
     }
 }
 
+/// The conditions of the one-core comparison (all but idle).
+const COMPARED: [Condition; 4] = [
+    Condition::PageCache,
+    Condition::Anon,
+    Condition::Odirect,
+    Condition::Longpin,
+];
+
 struct RunRow {
     kind: AreaKind,
     policy: CmaPolicy,
     cond: Condition,
+    /// Cores the run's tasks used (`Placement::cores`).
+    cores: usize,
     stats: CameraStats,
     bytes_read: u64,
+}
+
+/// What every camera run of the demo shares.
+struct RunCtx {
+    data: &'static DataSet,
+    seed: u64,
+    scale: Scale,
+    cma_pages: usize,
+    gcma_pages: usize,
+}
+
+/// One camera run: `kind`'s setup, warm-up and prefill, the load of
+/// `cond` placed by `placement`, the camera timed; prints the run's lines
+/// (`@alloc`, `@latency`, `@frames`, `@lock`, and `@cmawork` for CMA).
+fn camera_run(
+    ctx: &RunCtx,
+    kind: AreaKind,
+    policy: CmaPolicy,
+    cond: Condition,
+    placement: Placement,
+) -> RunRow {
+    apply(setup_for(Some(kind), ctx.cma_pages));
+    camera::warm_up(kind);
+    if cond != Condition::Idle {
+        prefill(kind, ctx.data, ctx.cma_pages.min(ctx.gcma_pages));
+    }
+    let tasks = load::start(cond, ctx.data, ctx.seed, placement);
+    crate::sched::sleep_ns(ctx.scale.warmup_ms() * 1_000_000);
+    let before = cma_work::snapshot();
+    let lock_before = locks::snapshot();
+    let _ = load::take_longest_step();
+    let stats = camera::run_task(kind, policy, ctx.scale.frames());
+    let bytes_read = load::BYTES_READ.load(core::sync::atomic::Ordering::Relaxed);
+    load::stop(tasks);
+    let name = row_name(kind, policy);
+    let cores = placement.cores();
+    print_run(name, cond, cores, &stats);
+    locks::print_since(name, cond, cores, &lock_before);
+    let st = load::take_longest_step();
+    if st.hold_us > 0 {
+        crate::println!(
+            "@readstep allocator={name} condition={} cores={cores} hold_us={} pages_read={} ra_pages={} cc_restores={} evictions={}",
+            cond.name(),
+            st.hold_us,
+            st.pages_read,
+            st.ra_pages,
+            st.cc_restores,
+            st.evictions
+        );
+    }
+    if kind == AreaKind::Cma {
+        cma_work::print_since(name, cond, cores, &before);
+    }
+    RunRow {
+        kind,
+        policy,
+        cond,
+        cores,
+        stats,
+        bytes_read,
+    }
 }
 
 fn progress(step: &mut usize, of: usize, what: &str) {
@@ -137,14 +217,15 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
     );
     let ram_mib: u64 = info.ram.iter().map(|r| r.size).sum::<u64>() >> 20;
     println!(
-        "@bench board={} scale={} seed={seed} gcma_mib={} cma_mib={} carveout_mib={} ram_mib={ram_mib} frame_align_pages={} photo_align_pages={}",
+        "@bench board={} scale={} seed={seed} gcma_mib={} cma_mib={} carveout_mib={} ram_mib={ram_mib} frame_align_pages={} photo_align_pages={} cores={}",
         info.board,
         scale.name(),
         gcma_pages >> 8,
         cma_pages >> 8,
         carveout_pages >> 8,
         contig::linux_cma_align_pages(camera::FRAME_PAGES),
-        contig::linux_cma_align_pages(camera::PHOTO_PAGES)
+        contig::linux_cma_align_pages(camera::PHOTO_PAGES),
+        Placement::Spread.cores()
     );
     println!(
         "demo: camera pipeline (1080p NV12 {} KiB frames, 4K photos {} KiB) on GCMA, CMA and a carveout; scale {}",
@@ -186,11 +267,24 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
         BUDGET_PAGES / 256
     );
 
-    let steps = 1 + ALLOCATORS.len() * Condition::ALL.len() + 4 + 1 + 1 + 1;
+    let compared = if Placement::Spread.cores() > 1 {
+        ALLOCATORS.len() * COMPARED.len()
+    } else {
+        0
+    };
+    let steps = 1 + ALLOCATORS.len() * Condition::ALL.len() + compared + 4 + 1 + 1 + 1;
+    let ctx = RunCtx {
+        data,
+        seed,
+        scale,
+        cma_pages,
+        gcma_pages,
+    };
     let mut step = 0;
     progress(&mut step, steps, "scan");
     scan(data);
 
+    let cores = Placement::Spread.cores();
     let mut rows = Vec::new();
     for cond in Condition::ALL {
         for (kind, policy) in ALLOCATORS {
@@ -199,29 +293,24 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
                 steps,
                 &format!("{}/{}", row_name(kind, policy), cond.name()),
             );
-            apply(setup_for(Some(kind), cma_pages));
-            camera::warm_up(kind);
-            if cond != Condition::Idle {
-                prefill(kind, data, cma_pages.min(gcma_pages));
-            }
-            let tasks = load::start(cond, data, seed);
-            crate::sched::sleep_ns(scale.warmup_ms() * 1_000_000);
-            let before = cma_work::snapshot();
-            let stats = camera::run_task(kind, policy, scale.frames());
-            let bytes_read = load::BYTES_READ.load(core::sync::atomic::Ordering::Relaxed);
-            load::stop(tasks);
-            print_run(row_name(kind, policy), cond, &stats);
-            if kind == AreaKind::Cma {
-                cma_work::print_since(row_name(kind, policy), cond, &before);
-            }
-            rows.push(RunRow {
-                kind,
-                policy,
-                cond,
-                stats,
-                bytes_read,
-            });
+            rows.push(camera_run(&ctx, kind, policy, cond, Placement::Spread));
         }
+    }
+    // The one-core comparison: the same runs with the load beside the
+    // camera on core 0 (idle has no load: placement cannot matter).
+    let mut one_core = Vec::new();
+    if cores > 1 {
+        for cond in COMPARED {
+            for (kind, policy) in ALLOCATORS {
+                progress(
+                    &mut step,
+                    steps,
+                    &format!("{}/{}/one-core", row_name(kind, policy), cond.name()),
+                );
+                one_core.push(camera_run(&ctx, kind, policy, cond, Placement::OneCore));
+            }
+        }
+        compare::print(&rows, &one_core);
     }
 
     for setup in [
@@ -254,7 +343,11 @@ pub fn run(info: &BootInfo, scale: Scale, seed: u64) -> ExitStatus {
     memsys::print_stats();
     let mismatches = load::MISMATCHES.load(core::sync::atomic::Ordering::Relaxed);
     let checked = load::FILES_CHECKED.load(core::sync::atomic::Ordering::Relaxed);
-    let corrupt: u64 = rows.iter().map(|r| r.stats.corrupt_frames).sum();
+    let corrupt: u64 = rows
+        .iter()
+        .chain(&one_core)
+        .map(|r| r.stats.corrupt_frames)
+        .sum();
     println!(
         "demo: {checked} files checked byte by byte during the runs, {mismatches} mismatches; {corrupt} corrupt frames"
     );
@@ -271,11 +364,13 @@ fn idle_only(seed: u64) -> ExitStatus {
     let mut rows = Vec::new();
     for (kind, policy) in ALLOCATORS {
         let stats = camera::run_task(kind, policy, 60);
-        print_run(row_name(kind, policy), Condition::Idle, &stats);
+        let cores = Placement::Spread.cores();
+        print_run(row_name(kind, policy), Condition::Idle, cores, &stats);
         rows.push(RunRow {
             kind,
             policy,
             cond: Condition::Idle,
+            cores,
             stats,
             bytes_read: 0,
         });

@@ -21,7 +21,7 @@ pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     let align = contig::linux_cma_align_pages(pages);
     // GCMA: allocations from a cleancache filled by the file workload.
     apply(setup_for(Some(AreaKind::Gcma), cma_pages));
-    let tasks = load::start(Condition::PageCache, data, seed);
+    let tasks = load::start(Condition::PageCache, data, seed, load::Placement::Spread);
     crate::sched::sleep_ns(2_000_000_000);
     load::stop(tasks);
     let mut gcma = Vec::new();
@@ -64,7 +64,7 @@ pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     apply(setup_for(Some(AreaKind::Cma), cma_pages));
     let mut cma = Vec::new();
     for _ in 0..ROUNDS {
-        let tasks = load::start(Condition::PageCache, data, seed);
+        let tasks = load::start(Condition::PageCache, data, seed, load::Placement::Spread);
         crate::sched::sleep_ns(500_000_000);
         load::stop(tasks);
         let t0 = timer::ticks();

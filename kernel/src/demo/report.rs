@@ -33,7 +33,7 @@ pub(super) fn median_per_page(samples: &[u64], pages: usize) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-pub(super) fn print_run(name: &str, cond: Condition, st: &CameraStats) {
+pub(super) fn print_run(name: &str, cond: Condition, cores: usize, st: &CameraStats) {
     let c = cond.name();
     for (pages, lat, attempts, successes) in [
         (
@@ -51,9 +51,10 @@ pub(super) fn print_run(name: &str, cond: Condition, st: &CameraStats) {
     ] {
         let (p50, p99, max) = percentiles(lat);
         println!(
-            "@alloc allocator={name} condition={c} pages={pages} attempts={attempts} successes={successes} p50_us={p50:.1} p99_us={p99:.1} max_us={max:.1}"
+            "@alloc allocator={name} condition={c} cores={cores} pages={pages} attempts={attempts} successes={successes} p50_us={p50:.1} p99_us={p99:.1} max_us={max:.1}"
         );
-        let mut line = format!("@latency allocator={name} condition={c} pages={pages} us=");
+        let mut line =
+            format!("@latency allocator={name} condition={c} cores={cores} pages={pages} us=");
         for (i, ns) in lat.iter().enumerate() {
             let _ = write!(
                 line,
@@ -65,7 +66,7 @@ pub(super) fn print_run(name: &str, cond: Condition, st: &CameraStats) {
         println!("{line}");
     }
     println!(
-        "@frames allocator={name} condition={c} frames={} deadline_misses={} dropped={} hardware_ms={:.1} wake_late_ms={:.1}",
+        "@frames allocator={name} condition={c} cores={cores} frames={} deadline_misses={} dropped={} hardware_ms={:.1} wake_late_ms={:.1}",
         st.frames,
         st.deadline_misses,
         st.dropped_frames,

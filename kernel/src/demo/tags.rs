@@ -76,7 +76,7 @@ pub(super) fn run(
         let _ = memsys::free(a);
     }
     apply(setup_for(Some(contig::AreaKind::Gcma), pages));
-    let tasks = load::start(Condition::PageCache, data, seed);
+    let tasks = load::start(Condition::PageCache, data, seed, load::Placement::Spread);
     crate::sched::sleep_ns(1_000_000_000);
     let blocks = (pages / BLOCK_TAG_PAGES).max(1) as u64;
     let mut rng = Rng::new(seed ^ 0x7a65);

@@ -19,6 +19,14 @@
 //! page it drops or migrates). The page cache pins a page (UNDER_IO) from submit until
 //! its completion is reaped, whichever way it is reaped.
 //!
+//! Notification: `submit` only makes a request available; the device is
+//! notified (one register write, an exit to the emulator) at the next
+//! `poll` or `wait`, once for every request made available since. Whoever
+//! submits polls before it needs the answer (the page cache reaps at the
+//! start of every operation and waits by polling), so no request waits for
+//! a notification that never comes, and a readahead of 32 pages costs one
+//! notification instead of 32.
+//!
 //! Bad input: a request beyond the capacity or with a bad buffer is refused
 //! before it reaches the device; a write to a read-only device is refused;
 //! a device status IOERR or UNSUPP comes back as [`BlockError::Io`].
@@ -75,6 +83,8 @@ pub struct VirtioBlk {
     /// requests failed by a reset), with what each request was.
     ready: Vec<(Completion, SlotInfo)>,
     in_flight: usize,
+    /// Requests made available since the last notification (see the rule).
+    unnotified: bool,
     capacity: u64,
     read_only: bool,
     has_flush: bool,
@@ -151,6 +161,7 @@ impl VirtioBlk {
             info: alloc::vec![None; size as usize],
             ready: Vec::new(),
             in_flight: 0,
+            unnotified: false,
             capacity: config.capacity,
             read_only: features & F_RO != 0,
             has_flush: features & F_FLUSH != 0,
@@ -325,11 +336,15 @@ impl BlockDevice for VirtioBlk {
         debug_assert_eq!(head, head_guess, "virtqueue handed out another head");
         self.info[head as usize] = Some(info);
         self.in_flight += 1;
-        self.transport.notify(0);
+        self.unnotified = true;
         Ok(())
     }
 
     fn poll(&mut self) -> Option<Completion> {
+        if self.unnotified {
+            self.unnotified = false;
+            self.transport.notify(0);
+        }
         if let Some((done, info)) = self.ready.pop() {
             self.in_flight -= 1;
             self.account(&info, done.result.is_ok());

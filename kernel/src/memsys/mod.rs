@@ -11,8 +11,11 @@
 //!   which memsys then holds; [`unmount`] moves it back. One value owns the
 //!   areas at every moment, and no pointer to them is kept anywhere.
 //! - One lock covers all of it: [`lock`], [`with`] and every function here
-//!   take it. Lock order: this lock, then the frame table
-//!   (`mm::with_frames`), never the other way round.
+//!   take it, from whichever core the caller's task runs on (a ticket lock:
+//!   waiters are served in arrival order). Lock order: this lock, then the
+//!   frame table (`mm::with_frames`), never the other way round. Every
+//!   acquisition records its wait and hold time (`memsys.lock_wait`,
+//!   `memsys.lock_hold`); [`lock_contention`] gives the ticket counters.
 //!
 //! Who may touch what while an allocation runs:
 //! - A GCMA or carveout allocation, and every free, is one lock hold: only
@@ -143,9 +146,24 @@ pub struct MemSys {
     owner: Owner,
 }
 
-static MEMSYS: IrqLock<MemSys> = IrqLock::new(MemSys {
-    owner: Owner::Unmounted(KernelPages::new()),
-});
+// The memory-state lock's own figures: every acquisition's wait for the
+// lock and its hold time (ticks), on every core.
+probe::probe!(pub LOCK_WAIT = "memsys.lock_wait", crate::sync::LOCK_PROBE_CAP);
+probe::probe!(pub LOCK_HOLD = "memsys.lock_hold", crate::sync::LOCK_PROBE_CAP);
+
+static MEMSYS: IrqLock<MemSys> = IrqLock::timed(
+    MemSys {
+        owner: Owner::Unmounted(KernelPages::new()),
+    },
+    &LOCK_WAIT,
+    &LOCK_HOLD,
+);
+
+/// The memory-state lock's ticket counters (acquisitions modulo 2^32,
+/// contended ones, longest wait in spins).
+pub fn lock_contention() -> ticket::Contention {
+    MEMSYS.contention()
+}
 
 /// The memory state, locked.
 pub fn lock() -> IrqLockGuard<'static, MemSys> {

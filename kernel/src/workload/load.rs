@@ -1,5 +1,5 @@
 //! Background pressure for the demo and the soak, each a low-priority task
-//! that runs until [`stop`]:
+//! that runs until [`stop`], on the cores its [`Placement`] names:
 //! - file workload: reads files of the data set (a hot set reread often,
 //!   the rest uniformly), so the page cache churns and evicted clean pages
 //!   go to cleancache (GCMA setup) or CMA-lent frames fill (CMA setup);
@@ -148,38 +148,88 @@ impl Rng {
     }
 }
 
-/// Starts the tasks for `cond`; returns their ids for [`stop`].
-pub fn start(cond: Condition, data: &'static DataSet, seed: u64) -> Vec<TaskId> {
+/// Where the load tasks run. The camera (and the boot context that runs
+/// the demo or the soak) is on core 0 either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Every load task on core 0, beside the camera: the one-core
+    /// comparison (what a single-core system does; the other cores idle).
+    OneCore,
+    /// The load tasks spread over cores 1..N-1, round robin, the camera
+    /// alone on core 0; on a one-core system the same as `OneCore`.
+    Spread,
+}
+
+impl Placement {
+    /// The cores the run's tasks use (the `cores=` of the demo's lines).
+    pub fn cores(self) -> usize {
+        match self {
+            Placement::OneCore => 1,
+            Placement::Spread => sched::cores_online().max(1),
+        }
+    }
+
+    /// The core of the `k`-th load task.
+    fn core_for(self, k: usize) -> usize {
+        match self.cores() {
+            1 => 0,
+            n => 1 + k % (n - 1),
+        }
+    }
+}
+
+/// Starts the tasks for `cond`, placed by `placement`; returns their ids
+/// for [`stop`].
+pub fn start(
+    cond: Condition,
+    data: &'static DataSet,
+    seed: u64,
+    placement: Placement,
+) -> Vec<TaskId> {
     STOP.store(false, Ordering::Relaxed);
     BYTES_READ.store(0, Ordering::Relaxed);
     let mut tasks = Vec::new();
+    let mut spawn = |name, prio, f: alloc::boxed::Box<dyn FnOnce() + Send>| {
+        let core = placement.core_for(tasks.len());
+        tasks.push(sched::spawn_on(core, name, prio, f));
+    };
     match cond {
         Condition::Idle => {}
-        Condition::PageCache => tasks.push(sched::spawn("files", PRIO_BACKGROUND, move || {
-            file_worker(data, seed)
-        })),
-        Condition::Anon => {
-            tasks.push(sched::spawn("anon", PRIO_BACKGROUND, move || {
-                anon_worker(seed)
-            }));
-        }
+        Condition::PageCache => spawn(
+            "files",
+            PRIO_BACKGROUND,
+            alloc::boxed::Box::new(move || file_worker(data, seed)),
+        ),
+        Condition::Anon => spawn(
+            "anon",
+            PRIO_BACKGROUND,
+            alloc::boxed::Box::new(move || anon_worker(seed)),
+        ),
         Condition::Odirect => {
-            tasks.push(sched::spawn("files", PRIO_BACKGROUND, move || {
-                file_worker(data, seed)
-            }));
+            spawn(
+                "files",
+                PRIO_BACKGROUND,
+                alloc::boxed::Box::new(move || file_worker(data, seed)),
+            );
             for k in 0..ODIRECT_TASKS as u64 {
-                tasks.push(sched::spawn("odirect", PRIO_BACKGROUND, move || {
-                    odirect_worker(data, seed ^ (0x0d1 + k))
-                }));
+                spawn(
+                    "odirect",
+                    PRIO_BACKGROUND,
+                    alloc::boxed::Box::new(move || odirect_worker(data, seed ^ (0x0d1 + k))),
+                );
             }
         }
         Condition::Longpin => {
-            tasks.push(sched::spawn("files", PRIO_BACKGROUND, move || {
-                file_worker(data, seed)
-            }));
-            tasks.push(sched::spawn("longpin", PRIO_BACKGROUND + 1, move || {
-                longpin_worker(data, seed ^ 0x55)
-            }));
+            spawn(
+                "files",
+                PRIO_BACKGROUND,
+                alloc::boxed::Box::new(move || file_worker(data, seed)),
+            );
+            spawn(
+                "longpin",
+                PRIO_BACKGROUND + 1,
+                alloc::boxed::Box::new(move || longpin_worker(data, seed ^ 0x55)),
+            );
         }
     }
     tasks
@@ -202,9 +252,62 @@ fn stopped() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
+/// The longest page-cache step a file worker took since the last
+/// [`take_longest_step`], and what it did: its lock hold (µs) and the
+/// page-cache counters it moved (pages read from the device, of them by
+/// readahead, cleancache restores, evictions).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Step {
+    pub hold_us: u64,
+    pub pages_read: u64,
+    pub ra_pages: u64,
+    pub cc_restores: u64,
+    pub evictions: u64,
+}
+
+static LONGEST_STEP: IrqLock<Step> = IrqLock::new(Step {
+    hold_us: 0,
+    pages_read: 0,
+    ra_pages: 0,
+    cc_restores: 0,
+    evictions: 0,
+});
+
+/// The longest step since the last call, and starts a new period.
+pub fn take_longest_step() -> Step {
+    core::mem::take(&mut *LONGEST_STEP.lock())
+}
+
+/// Runs one page-cache step (inside the memory lock) and keeps it if it
+/// is the longest so far.
+fn timed_step<R>(pc: &mut memsys::Pc, f: impl FnOnce(&mut memsys::Pc) -> R) -> R {
+    let before = *pc.stats();
+    let t0 = crate::arch::timer::ticks();
+    let r = f(pc);
+    let hold_us = crate::arch::timer::ticks_to_ns(crate::arch::timer::ticks() - t0) / 1000;
+    let mut l = LONGEST_STEP.lock();
+    if hold_us > l.hold_us {
+        let a = pc.stats();
+        *l = Step {
+            hold_us,
+            pages_read: a.pages_read - before.pages_read,
+            ra_pages: a.ra_pages_read - before.ra_pages_read,
+            cc_restores: (a.cc_demand_restores + a.cc_ra_restores)
+                - (before.cc_demand_restores + before.cc_ra_restores),
+            evictions: a.evictions - before.evictions,
+        };
+    }
+    r
+}
+
+/// How long a reader sleeps while the device reads a page it needs.
+const DEVICE_WAIT_NS: u64 = 20_000;
+
 /// Reads one whole file in `buf`-sized steps (the lock is taken per step,
-/// so a higher-priority task waits at most one step); checks every byte if
-/// `check`. Returns false if the page cache is gone.
+/// so a higher-priority task waits at most one step, and a step never waits
+/// for the device under it: `read_nowait`, then a sleep outside the lock
+/// while the device works); checks every byte if `check`. Returns false if
+/// the page cache is gone.
 pub fn read_file(data: &DataSet, path: &str, check: bool, buf: &mut [u8]) -> bool {
     let Some(Ok(id)) = memsys::with(|pc| pc.open(path)) else {
         return false;
@@ -215,14 +318,22 @@ pub fn read_file(data: &DataSet, path: &str, check: bool, buf: &mut [u8]) -> boo
     let mut ok = true;
     while off < size && !stopped() {
         let n = (size - off).min(buf.len() as u64) as usize;
-        let got = match memsys::with(|pc| pc.read(id, off, &mut buf[..n])) {
-            Some(Ok(g)) if g > 0 => g,
-            Some(Err(e)) if check_all() => {
-                report_problem(|| format!("reading {path} at offset {off}: {e}"));
-                return false;
-            }
-            _ => return false,
-        };
+        let got =
+            match memsys::with(|pc| timed_step(pc, |pc| pc.read_nowait(id, off, &mut buf[..n]))) {
+                Some(Ok(g)) if g > 0 => g,
+                Some(Err(pagecache::Error::InFlight)) => {
+                    // The device is reading the page: wait outside the memory
+                    // lock, so an allocation on another core does not wait
+                    // behind the device.
+                    sched::sleep_ns(DEVICE_WAIT_NS);
+                    continue;
+                }
+                Some(Err(e)) if check_all() => {
+                    report_problem(|| format!("reading {path} at offset {off}: {e}"));
+                    return false;
+                }
+                _ => return false,
+            };
         if check && !check_bytes(&content, path, "", off, &buf[..got]) {
             ok = false;
         }
@@ -296,16 +407,20 @@ fn pin_one(
     page: &mut [u8],
 ) -> Option<pagecache::Frame> {
     let at = index as u64 * PAGE_SIZE;
-    let (got, frame) = memsys::with(|pc| {
-        let frame = pc.pin_page(id, index).ok()?;
-        let got = if check_all() {
-            pc.read(id, at, page).unwrap_or(0)
-        } else {
-            0
-        };
-        Some((got, frame))
-    })
-    .flatten()?;
+    // As `read_file`: the device is never waited for under the lock.
+    let frame = loop {
+        match memsys::with(|pc| pc.pin_page_nowait(id, index))? {
+            Ok(f) => break f,
+            Err(pagecache::Error::InFlight) => sched::sleep_ns(DEVICE_WAIT_NS),
+            Err(_) => return None,
+        }
+    };
+    // The page is pinned and up to date: this read waits for nothing.
+    let got = if check_all() {
+        memsys::with(|pc| pc.read(id, at, page).unwrap_or(0)).unwrap_or(0)
+    } else {
+        0
+    };
     if got > 0 {
         let content = Content::new(data.seed, path);
         let what = format!("pinned page {index}, ");

@@ -538,6 +538,7 @@ pub fn demo_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut
         "per page (median",
         "memory report (MiB)",
         "kind       size  allocated",
+        "memsys lock (",
     ] {
         report.add(
             group,
@@ -546,6 +547,18 @@ pub fn demo_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut
             "",
         );
     }
+    // Several cores in the scheduler: the one-core comparison table too.
+    let cores: usize = out
+        .lines()
+        .find(|l| l.starts_with("@sched "))
+        .and_then(|l| fields(l).get("cores").and_then(|v| v.parse().ok()))
+        .unwrap_or(0);
+    report.add(
+        group,
+        "several cores: the camera on core 0, the one-core comparison table",
+        cores > 1 && out.contains("one core and "),
+        format!("@sched cores={cores}"),
+    );
     report.add(
         group,
         "data verified (0 mismatches, 0 corrupt frames)",

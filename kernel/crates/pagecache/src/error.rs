@@ -29,6 +29,10 @@ pub enum Error {
     IsADirectory,
     /// `unpin_page` of a frame that is not a pinned cached page.
     NotPinned,
+    /// [`read_nowait`](crate::PageCache::read_nowait): the first page
+    /// asked for is being read from the device; nothing was copied. Call
+    /// again once the device had time to answer.
+    InFlight,
 }
 
 impl From<FsError> for Error {
@@ -62,6 +66,7 @@ impl core::fmt::Display for Error {
             Error::FileTooLarge => write!(f, "file too large for FAT32"),
             Error::IsADirectory => write!(f, "is a directory"),
             Error::NotPinned => write!(f, "frame is not a pinned page"),
+            Error::InFlight => write!(f, "the page is being read from the device"),
         }
     }
 }

@@ -199,6 +199,10 @@ struct Page {
     io_parts: u32,
     /// Brought in by readahead, not looked up yet.
     ra: bool,
+    /// A demand read [`PageCache::read_nowait`] started and returned
+    /// before it completed: the next `read_nowait` of the page finishes it
+    /// (checks it, counting no hit).
+    demand_wait: bool,
     /// For a read: bytes of the page inside the file when it was submitted.
     valid: u32,
     /// Error of the last I/O.

@@ -38,7 +38,27 @@ where
         Ok(f)
     }
 
-    /// Drops a pin taken by `pin_page`.
+    /// As [`pin_page`](Self::pin_page), but never waits for the device:
+    /// [`Error::InFlight`] (nothing pinned) while the page is being read, its
+    /// read started if it was not cached (see
+    /// [`read_nowait`](Self::read_nowait)); call again.
+    pub fn pin_page_nowait(&mut self, file: FileId, index: PageIndex) -> Result<Frame, Error> {
+        self.reap();
+        let size = self.file(file)?.size;
+        if index >= pages_of(size) {
+            return Err(Error::BeyondEof {
+                offset: index as u64 * PAGE_SIZE,
+                size,
+            });
+        }
+        let f = self
+            .read_page_nowait(file, index, size)?
+            .ok_or(Error::InFlight)?;
+        self.states.pin(f);
+        Ok(f)
+    }
+
+    /// Drops a pin taken by `pin_page` or `pin_page_nowait`.
     pub fn unpin_page(&mut self, frame: Frame) -> Result<(), Error> {
         let key = self.frame_owner(frame).ok_or(Error::NotPinned)?;
         let io = (self.pages[&key].io_parts > 0) as u32;

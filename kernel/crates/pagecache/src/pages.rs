@@ -35,6 +35,7 @@ where
                 stamp: 0,
                 io_parts: 0,
                 ra,
+                demand_wait: false,
                 valid: 0,
                 err: None,
             },

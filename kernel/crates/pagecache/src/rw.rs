@@ -12,8 +12,8 @@ use blkdev::QueueMux;
 
 use crate::filesystem::Filesystem;
 use crate::{
-    CleancacheHooks, Error, FileId, Key, PAGE_SIZE, PageAllocator, PageCache, PageFlags, PageIndex,
-    PageStateStore, RaState, frame_bytes, pages_of, valid_bytes,
+    CleancacheHooks, Error, FileId, Frame, Key, PAGE_SIZE, PageAllocator, PageCache, PageFlags,
+    PageIndex, PageStateStore, RaState, frame_bytes, pages_of, valid_bytes,
 };
 
 impl<D, E, S, F> PageCache<D, E, S, F>
@@ -46,6 +46,95 @@ where
             done += k;
         }
         Ok(n)
+    }
+
+    /// As [`read`](Self::read), but never waits for the device, so a
+    /// caller that holds a lock around the page cache can release it while
+    /// the device works: copies the pages that are cached and up to date
+    /// from `offset` on, and stops at the first one that is not. That page's
+    /// read (and its readahead) is started if it was not cached; the bytes
+    /// copied so far are returned (fewer than asked, not at end of file),
+    /// or [`Error::InFlight`] when there were none. Call again for the rest:
+    /// the call reaps completions first, and a demand read it started is
+    /// finished (checked, its error returned) by the next call that reaches
+    /// the page. Counters move as for `read`: a miss once, no hit for the
+    /// page it started.
+    pub fn read_nowait(
+        &mut self,
+        file: FileId,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
+        self.reap();
+        let size = self.file(file)?.size;
+        if offset > size {
+            return Err(Error::BeyondEof { offset, size });
+        }
+        let n = ((size - offset) as usize).min(buf.len());
+        let mut done = 0;
+        while done < n {
+            let pos = offset + done as u64;
+            let idx = (pos / PAGE_SIZE) as PageIndex;
+            let o = (pos % PAGE_SIZE) as usize;
+            let k = (PAGE_SIZE as usize - o).min(n - done);
+            let Some(f) = self.read_page_nowait(file, idx, size)? else {
+                break;
+            };
+            // SAFETY: an up-to-date cached page with no I/O in flight; read
+            // only, before anything else can run.
+            let data = unsafe { frame_bytes(f) };
+            buf[done..done + k].copy_from_slice(&data[o..o + k]);
+            done += k;
+        }
+        if done == 0 && n > 0 {
+            return Err(Error::InFlight);
+        }
+        Ok(done)
+    }
+
+    /// Page `idx` for [`read_nowait`](Self::read_nowait): `None` while its
+    /// read is in flight.
+    pub(crate) fn read_page_nowait(
+        &mut self,
+        file: FileId,
+        idx: PageIndex,
+        size: u64,
+    ) -> Result<Option<Frame>, Error> {
+        let key = (file, idx);
+        let in_flight = |pc: &Self| pc.pages.get(&key).is_some_and(|p| p.io_parts > 0);
+        if in_flight(self) {
+            return Ok(None);
+        }
+        let started_here = self.pages.get(&key).is_some_and(|p| p.demand_wait);
+        let f = if started_here {
+            if let Some(p) = self.pages.get_mut(&key) {
+                p.demand_wait = false;
+            }
+            self.finish_read(key)?
+        } else if let Some(f) = self.lookup_cached(key)? {
+            f
+        } else {
+            let (start, len) = self.ondemand_window(file, idx, size);
+            let f = self.fill_page(key, size, true)?;
+            if len > 1 {
+                // As in `get_read_page`: keep the page while readahead runs.
+                self.states.pin(f);
+                self.readahead(file, idx + 1, start + len, Some(idx + 1));
+                self.states.unpin(f);
+            }
+            if in_flight(self) {
+                if let Some(p) = self.pages.get_mut(&key) {
+                    p.demand_wait = true;
+                }
+                return Ok(None);
+            }
+            self.finish_read(key)?
+        };
+        if let Some(fs) = self.files.get_mut(&file) {
+            fs.ra.prev = Some(idx);
+        }
+        self.mark_accessed(key);
+        Ok(Some(f))
     }
 
     /// Writes at `offset`, growing the file if needed (a gap past the old

@@ -767,7 +767,14 @@ pub fn join_scheduler() {
             "core 0 too"
         }
     );
-    crate::println!("@sched cores={cores}");
+    if cores > 1 {
+        crate::println!(
+            "@sched cores={cores} placement=camera:0,load:1..{}",
+            cores - 1
+        );
+    } else {
+        crate::println!("@sched cores=1 placement=camera:0,load:0");
+    }
 }
 
 /// Sends core `core` the reschedule SGI (`sched`'s kick).
