@@ -466,8 +466,10 @@ fn check_once(files: &Files, cursor: &mut usize, tally: &mut Tally) -> Result<()
     if let Some(p) = load::FIRST_PROBLEM.lock().take() {
         return Err(p);
     }
+    // Lock order: memsys, then the areas.
     let guard = memsys::lock();
-    let (areas, pc) = (guard.areas(), guard.page_cache());
+    let areas_guard = memsys::areas();
+    let (areas, pc) = (&*areas_guard, guard.page_cache());
 
     // Accounting of the areas and cleancache.
     let r = areas.mem_report();

@@ -30,8 +30,8 @@ pub(super) fn measure(pool_pfn: Pfn, n: usize, rounds: usize) -> Option<CcCosts>
     let (mut store, mut restore, mut evict) = (Vec::new(), Vec::new(), Vec::new());
     let mut page = Box::new([0u8; PAGE_SIZE as usize]);
     let mut out = Box::new([0u8; PAGE_SIZE as usize]);
-    let mut m = memsys::lock();
-    let cc = m.cleancache_mut();
+    let mut m = memsys::areas();
+    let cc = m.backend_mut();
     let (pool, first) = cc.locate_pfn(pool_pfn)?;
     let fs = cc.register_fs(0x7e57);
     for r in 0..rounds as u64 {

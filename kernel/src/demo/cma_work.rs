@@ -22,13 +22,12 @@ pub(super) struct Snapshot {
 
 /// Snapshot now (no CMA area: no counters, and no line later).
 pub(super) fn snapshot() -> Snapshot {
-    let m = memsys::lock();
-    let areas = m.areas();
+    let areas = memsys::areas();
     let area = areas
         .ids()
         .find(|id| areas.kind(*id) == Some(AreaKind::Cma))
         .and_then(|id| areas.stats(id).ok());
-    drop(m);
+    drop(areas);
     Snapshot {
         area,
         work: memsys::cma_work(),

@@ -37,8 +37,8 @@ pub(super) fn per_page(data: &'static DataSet, seed: u64, cma_pages: usize) {
     let mut take = Vec::new();
     if let Some(memsys::AreaInfo { pfn: base, .. }) = memsys::first_of(AreaKind::Gcma) {
         for _ in 0..ROUNDS {
-            let mut mm = memsys::lock();
-            let cc = mm.cleancache_mut();
+            let mut mm = memsys::areas();
+            let cc = mm.backend_mut();
             if let Some((pool, first)) = cc.locate_pfn(base) {
                 let t0 = timer::ticks();
                 if cc.take_back_range(pool, first, pages).is_ok() {

@@ -40,8 +40,7 @@ pub(super) fn area() -> Option<AreaInfo> {
 
 /// Cleancache copies the explicit ranges of the tag area have dropped.
 fn dropped_copies(area: &AreaInfo) -> u64 {
-    memsys::lock()
-        .areas()
+    memsys::areas()
         .stats(area.id)
         .map(|s| s.dropped_copies)
         .unwrap_or(0)

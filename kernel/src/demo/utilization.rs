@@ -16,7 +16,7 @@ use crate::workload::setup::apply;
 /// file reads (from the seed) every time: device reads and hit ratios.
 pub(super) fn utilization(name: &str, s: Setup, data: &'static DataSet, seed: u64, reads: usize) {
     apply(s);
-    let cc_before = memsys::lock().cleancache().stats();
+    let cc_before = memsys::areas().backend().stats();
     let before = memsys::with(|pc| *pc.stats()).unwrap_or_default();
     load::resume();
     let t0 = timer::ticks();
@@ -28,7 +28,7 @@ pub(super) fn utilization(name: &str, s: Setup, data: &'static DataSet, seed: u6
     }
     let secs = timer::ticks_to_ns(timer::ticks() - t0) as f64 / 1e9;
     let after = memsys::with(|pc| *pc.stats()).unwrap_or_default();
-    let cc_after = memsys::lock().cleancache().stats();
+    let cc_after = memsys::areas().backend().stats();
     let (hits, misses) = (after.hits - before.hits, after.misses - before.misses);
     let pc_ratio = hits as f64 / (hits + misses).max(1) as f64;
     let restored = cc_after.restored - cc_before.restored;

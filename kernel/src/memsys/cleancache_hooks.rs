@@ -21,12 +21,12 @@ use super::KernelPages;
 impl CleancacheHooks for KernelPages {
     fn init_fs(&mut self, volume: u32) {
         self.invalidate_fs();
-        self.fs = Some(self.cleancache_mut().register_fs(volume));
+        self.fs = Some(super::areas().backend_mut().register_fs(volume));
     }
 
     fn invalidate_fs(&mut self) {
         if let Some(fs) = self.fs.take() {
-            let dropped = self.cleancache_mut().invalidate_fs(fs);
+            let dropped = super::areas().backend_mut().invalidate_fs(fs);
             log::debug!("cleancache: {fs} unmounted, {dropped} copies dropped");
         }
     }
@@ -35,26 +35,30 @@ impl CleancacheHooks for KernelPages {
         if self.cleancache
             && let Some(fs) = self.fs
         {
-            self.cleancache_mut().put_page(fs, file, index, data);
+            super::areas().backend_mut().put_page(fs, file, index, data);
         }
     }
 
     fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut PageBytes) -> bool {
         match self.fs {
-            Some(fs) if self.cleancache => self.cleancache_mut().get_page(fs, file, index, out),
+            Some(fs) if self.cleancache => {
+                super::areas().backend_mut().get_page(fs, file, index, out)
+            }
             _ => false,
         }
     }
 
     fn invalidate_page(&mut self, file: FileId, index: PageIndex) {
         if let Some(fs) = self.fs {
-            self.cleancache_mut().invalidate_page(fs, file, index);
+            super::areas()
+                .backend_mut()
+                .invalidate_page(fs, file, index);
         }
     }
 
     fn invalidate_file(&mut self, file: FileId, from: PageIndex) {
         if let Some(fs) = self.fs {
-            self.cleancache_mut().invalidate_file(fs, file, from);
+            super::areas().backend_mut().invalidate_file(fs, file, from);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! [`KernelPages`]: the page cache's environment, owning the areas.
+//! [`KernelPages`]: the page cache's environment over the areas, and the
+//! area operations every allocator path shares.
 //!
 //! Rules:
 //! - Page-cache frames come from the buddy up to an ordinary quota; beyond
@@ -11,21 +12,25 @@
 //! - Every CMA or carveout descriptor change goes through
 //!   `frame_mirror::mark` (lend, return, allocation, free); GCMA ranges are
 //!   left to the cleancache observer.
-//! - All of it runs under the memsys lock: `KernelPages` is reached only
-//!   through `MemSys` or the page cache memsys holds.
+//! - `KernelPages` runs under the memsys lock (it is reached only through
+//!   `MemSys` or the page cache memsys holds); every access to the areas
+//!   and their cleancache takes the areas lock inside it ([`super::areas`],
+//!   one short hold per call: a frame lent or returned, a page put, got or
+//!   invalidated).
 
 use cleancache::{Cleancache, FsId};
 use contig::{AllocStep, Allocation, AreaKind, Areas, ContigError, NoMigrator, PfnState, Select};
 use frames::{FrameState, Pfn};
 use pagecache::{Frame, PageAllocator};
 
+use super::areas;
 use super::frame_mirror::mark;
 use crate::mm;
 
-/// The page cache's environment: the areas (and the cleancache they own),
-/// the page-cache frame quota and the cleancache mount.
+/// The page cache's environment: the page-cache frame quota, CMA lending
+/// and the cleancache mount (the areas themselves are behind their own
+/// lock, [`super::areas`]).
 pub struct KernelPages {
-    pub(super) areas: Areas<Cleancache>,
     /// Most buddy frames held for file pages.
     pub ordinary_limit: usize,
     /// Borrow frames from the CMA areas once the quota is used.
@@ -60,7 +65,6 @@ impl KernelPages {
     /// No areas yet, nothing lent, no mount.
     pub const fn new() -> Self {
         KernelPages {
-            areas: Areas::new(Cleancache::new()),
             ordinary_limit: 0,
             cma_lending: false,
             cleancache: false,
@@ -71,69 +75,54 @@ impl KernelPages {
     }
 
     /// The areas.
-    pub fn areas(&self) -> &Areas<Cleancache> {
-        &self.areas
-    }
-
-    pub(super) fn cleancache_mut(&mut self) -> &mut Cleancache {
-        self.areas.backend_mut()
-    }
-
-    /// A GCMA or carveout allocation (no migration). A GCMA allocation
-    /// takes its range back from cleancache in one call, whose observer
-    /// marks the frames; a failed one takes nothing back.
-    pub(super) fn alloc(
-        &mut self,
-        sel: Select<'_>,
-        count: usize,
-        align: usize,
-    ) -> Result<Allocation, ContigError> {
-        let a = self.areas.alloc(sel, count, align, &mut NoMigrator)?;
-        self.mark_range(&a, FrameState::Allocated);
-        Ok(a)
-    }
-
-    /// Exactly the pages `pfn .. pfn + count` of a GCMA area or carveout
-    /// (`Areas::alloc_range`: all or nothing), marked as [`alloc`](Self::alloc)
-    /// marks them.
-    pub(super) fn alloc_range(
-        &mut self,
-        pfn: Pfn,
-        count: usize,
-    ) -> Result<Allocation, ContigError> {
-        let a = self.areas.alloc_range(pfn, count)?;
-        self.mark_range(&a, FrameState::Allocated);
-        Ok(a)
-    }
-
-    /// Frees an allocation of any kind.
-    pub(super) fn free(&mut self, a: Allocation) -> Result<(), ContigError> {
-        self.areas.free(a)?;
-        self.mark_range(&a, FrameState::ReservedArea);
-        Ok(())
-    }
-
-    /// Marks a CMA pass's finished allocation.
-    pub(super) fn finish(&mut self, step: &AllocStep) {
-        if let AllocStep::Done(Ok(a)) = step {
-            self.mark_range(a, FrameState::Allocated);
-        }
-    }
-
-    /// Descriptors of an allocated or freed CMA or carveout range, in one
-    /// pass. A GCMA range is left alone: the cleancache observer's range
-    /// event already wrote it, inside the same lock hold.
-    fn mark_range(&self, a: &Allocation, state: FrameState) {
-        if self.areas.kind(a.area) != Some(AreaKind::Gcma) {
-            mark(a.pfn, a.count, state);
-        }
-    }
-
-    /// Sets the quota and switches for a new mount.
     pub(super) fn configure(&mut self, ordinary_limit: usize, cma_lending: bool, cleancache: bool) {
         self.ordinary_limit = ordinary_limit;
         self.cma_lending = cma_lending;
         self.cleancache = cleancache;
+    }
+}
+
+/// Allocates from the area `sel` names (GCMA or a carveout: no migrator)
+/// and marks the frames.
+pub(super) fn alloc(
+    areas: &mut Areas<Cleancache>,
+    sel: Select<'_>,
+    count: usize,
+    align: usize,
+) -> Result<Allocation, ContigError> {
+    let a = areas.alloc(sel, count, align, &mut NoMigrator)?;
+    mark_range(areas, &a, FrameState::Allocated);
+    Ok(a)
+}
+
+/// Allocates exactly `pfn .. pfn + count` and marks the frames.
+pub(super) fn alloc_range(
+    areas: &mut Areas<Cleancache>,
+    pfn: Pfn,
+    count: usize,
+) -> Result<Allocation, ContigError> {
+    let a = areas.alloc_range(pfn, count)?;
+    mark_range(areas, &a, FrameState::Allocated);
+    Ok(a)
+}
+
+/// Frees an allocation and marks the frames.
+pub(super) fn free(areas: &mut Areas<Cleancache>, a: Allocation) -> Result<(), ContigError> {
+    areas.free(a)?;
+    mark_range(areas, &a, FrameState::ReservedArea);
+    Ok(())
+}
+
+/// Marks the frames of a finished CMA allocation.
+pub(super) fn finish(areas: &Areas<Cleancache>, step: &AllocStep) {
+    if let AllocStep::Done(Ok(a)) = step {
+        mark_range(areas, a, FrameState::Allocated);
+    }
+}
+
+fn mark_range(areas: &Areas<Cleancache>, a: &Allocation, state: FrameState) {
+    if areas.kind(a.area) != Some(AreaKind::Gcma) {
+        mark(a.pfn, a.count, state);
     }
 }
 
@@ -156,14 +145,15 @@ unsafe impl PageAllocator for KernelPages {
         if !self.cma_lending {
             return None;
         }
-        let pfn = self.areas.lend_page()?;
+        let mut areas = areas();
+        let pfn = areas.lend_page()?;
         match Frame::from_addr(pfn.addr() as usize) {
             Some(f) if mark(pfn, 1, FrameState::PageCache) => {
                 self.lent_out += 1;
                 Some(f)
             }
             _ => {
-                let _ = self.areas.return_page(pfn);
+                let _ = areas.return_page(pfn);
                 None
             }
         }
@@ -171,8 +161,9 @@ unsafe impl PageAllocator for KernelPages {
 
     fn free_page(&mut self, frame: Frame) {
         let pfn = Pfn::from_addr(frame.addr() as u64);
-        if matches!(self.areas.pfn_state(pfn), Some((_, PfnState::Lent))) {
-            if self.areas.return_page(pfn).is_ok() {
+        let mut areas = areas();
+        if matches!(areas.pfn_state(pfn), Some((_, PfnState::Lent))) {
+            if areas.return_page(pfn).is_ok() {
                 self.lent_out = self.lent_out.saturating_sub(1);
                 mark(pfn, 1, FrameState::ReservedArea);
             }

@@ -17,7 +17,8 @@
 //!   takes it into the isolated range): `lent_out` counts one less and its
 //!   descriptor becomes ReservedArea (`mark`).
 
-use contig::{AllocStep, CmaAlloc, MigrateError, Migrator, Moved, Pfn};
+use cleancache::Cleancache;
+use contig::{AllocStep, Areas, CmaAlloc, MigrateError, Migrator, Moved, Pfn};
 use frames::FrameState;
 
 use super::frame_mirror::mark;
@@ -60,9 +61,13 @@ impl Migrator for PcMigrator<'_> {
 impl KernelPages {
     /// One migration pass of `job` over `pc` (None: no page cache, so no
     /// lent page to move), with `self` detached from `pc`.
-    pub(super) fn cma_pass(&mut self, job: &mut CmaAlloc, pc: Option<&mut Pc>) -> AllocStep {
+    pub(super) fn cma_pass(
+        &mut self,
+        areas: &mut Areas<Cleancache>,
+        job: &mut CmaAlloc,
+        pc: Option<&mut Pc>,
+    ) -> AllocStep {
         let KernelPages {
-            areas,
             ordinary_out,
             lent_out,
             ..
@@ -75,7 +80,7 @@ impl KernelPages {
                 lent_out,
             },
         );
-        self.finish(&step);
+        super::kernel_pages::finish(areas, &step);
         step
     }
 }

@@ -1,46 +1,67 @@
-//! The memory state and its one owner: the reserved-memory areas (GCMA,
-//! CMA, carveouts), the cleancache they own and, once a filesystem is
-//! mounted, the page cache, behind one lock.
+//! The memory state: the reserved-memory areas (GCMA, CMA, carveouts) and
+//! the cleancache they own, behind the areas lock; the page cache, once a
+//! filesystem is mounted, and its environment, behind the memsys lock.
 //!
 //! Who owns what:
-//! - [`KernelPages`] owns the `Areas<Cleancache>` and is the page cache's
-//!   environment: its frame allocator (ordinary memory up to a quota, then
-//!   frames the CMA areas lend) and its cleancache hooks, in one value.
+//! - The `Areas<Cleancache>` live in one static behind their own lock
+//!   ([`areas`]). Nothing else holds them, and no pointer to them is kept.
+//! - [`KernelPages`] is the page cache's environment: its frame allocator
+//!   (ordinary memory up to a quota, then frames the CMA areas lend) and
+//!   its cleancache hooks, in one value that reaches the areas through
+//!   their lock, one short hold per call.
 //! - [`MemSys`] holds `KernelPages` while no filesystem is mounted; at
 //!   [`mount`] it moves into the page cache (as a `pagecache::Detachable`),
-//!   which memsys then holds; [`unmount`] moves it back. One value owns the
-//!   areas at every moment, and no pointer to them is kept anywhere.
-//! - One lock covers all of it: [`lock`], [`with`] and every function here
-//!   take it, from whichever core the caller's task runs on (a ticket lock:
-//!   waiters are served in arrival order). Lock order: this lock, then the
-//!   frame table (`mm::with_frames`), never the other way round. Every
-//!   acquisition records its wait and hold time (`memsys.lock_wait`,
-//!   `memsys.lock_hold`); [`lock_contention`] gives the ticket counters.
+//!   which memsys then holds; [`unmount`] moves it back.
+//!
+//! Locks (ticket locks, IRQs masked: any core, waiters in arrival order;
+//! every acquisition records its wait and hold time, `memsys.lock_*` and
+//! `areas.lock_*`, and [`lock_contention`] / [`areas_contention`] give the
+//! ticket counters):
+//! - The memsys lock ([`lock`], [`with`]) covers the page cache and
+//!   `KernelPages`. Its holds can be long (a 32-page readahead evicts and
+//!   reads 32 pages), which is why it is not the areas lock.
+//! - The areas lock covers the areas and the cleancache. Its holds are
+//!   short: one allocation or free, one page lent, returned, put, got or
+//!   invalidated, one CMA pass.
+//! - Order: memsys, then areas, then the frame table (`mm::with_frames`);
+//!   never the other way round. Code holding the areas lock takes no
+//!   memsys lock and calls nothing that does.
 //!
 //! Who may touch what while an allocation runs:
-//! - A GCMA or carveout allocation, and every free, is one lock hold: only
-//!   the areas change (for GCMA, the cleancache they own takes the range
-//!   back or gets it back in one call).
-//! - A CMA allocation ([`alloc_with`]) runs `cma_begin` in one lock hold,
-//!   then one migration pass (`cma_step`, `migrator`) per hold; between
-//!   passes the lock is released and the task yields (Linux's
-//!   `cond_resched`), or sleeps for the Android policy's rescans; the
-//!   candidate range stays isolated meanwhile.
+//! - A GCMA or carveout allocation, and every free, is one areas-lock
+//!   hold and takes no memsys lock: it never waits behind page-cache work,
+//!   only behind another hold of the areas lock (for GCMA, the cleancache
+//!   takes the range back or gets it back in one call).
+//! - Cleancache copies are read only by the page cache (under the memsys
+//!   lock); an allocation that takes copies back only drops them, so no
+//!   copy is ever handed out stale.
+//! - A CMA allocation ([`alloc_with`]) runs `cma_begin` in one areas hold,
+//!   then one migration pass (`cma_step`, `migrator`) per memsys hold, with
+//!   the areas lock held inside it for the pass; between passes both locks
+//!   are released and the task yields (Linux's `cond_resched`), or sleeps
+//!   for the Android policy's rescans; the candidate range stays isolated
+//!   meanwhile.
 //! - During a pass `KernelPages` is detached from the page cache and lent
-//!   to the step: the step changes the areas, the migrator changes the page
-//!   cache (drops clean pages, copies dirty ones) and the counters of
-//!   `KernelPages` it names (disjoint fields). The page cache then reaches
-//!   only the `Detachable` left in its place, which hands out no frame,
-//!   queues frees, misses on cleancache gets, skips puts and queues every
-//!   invalidation. `KernelPages` is attached again before the lock is
-//!   released: the queued invalidations are applied first (never skipped:
-//!   no stale copy survives), then the queued frames go back to their area.
-//!   So whoever takes the lock finds the state whole.
-//! - Outside this module, [`lock`] gives read access to the areas and the
-//!   page cache (checks, reports) and access to the cleancache itself
-//!   (tests and timings that fill it or take pool pages back; its observer
-//!   keeps the descriptors right). The areas change only through [`init`],
-//!   [`alloc`](fn@alloc), [`alloc_with`], [`alloc_range`], [`free`] and the page cache's environment.
+//!   to the step: the step changes the areas (through the areas guard it
+//!   is given), the migrator changes the page cache (drops clean pages,
+//!   copies dirty ones) and the counters of `KernelPages` it names. The
+//!   page cache then reaches only the `Detachable` left in its place, which
+//!   hands out no frame, queues frees, misses on cleancache gets, skips
+//!   puts and queues every invalidation (so nothing inside the pass takes
+//!   the areas lock again). The areas lock is released, then `KernelPages`
+//!   is attached again before the memsys lock is released: the queued
+//!   invalidations are applied first (never skipped: no stale copy
+//!   survives, and none can be read in between, since only the page cache
+//!   reads copies), then the queued frames go back to their area. So
+//!   whoever takes the memsys lock finds the page cache whole; an
+//!   allocation between the two may find freed CMA frames not yet returned
+//!   (they are returned a moment later).
+//! - Outside this module, [`areas`] gives access to the areas (checks,
+//!   reports) and to the cleancache itself (tests and timings that fill it
+//!   or take pool pages back; its observer keeps the descriptors right),
+//!   and [`lock`] to the page cache. The areas change only through [`init`],
+//!   [`alloc`](fn@alloc), [`alloc_with`], [`alloc_range`], [`free`] and the
+//!   page cache's environment.
 //!
 //! Frame descriptors (the frame table's state per frame) are written in two
 //! places, both in `frame_mirror`:
@@ -151,6 +172,25 @@ pub struct MemSys {
 probe::probe!(pub LOCK_WAIT = "memsys.lock_wait", crate::sync::LOCK_PROBE_CAP);
 probe::probe!(pub LOCK_HOLD = "memsys.lock_hold", crate::sync::LOCK_PROBE_CAP);
 
+// The areas lock's figures, the same way.
+probe::probe!(pub AREAS_WAIT = "areas.lock_wait", crate::sync::LOCK_PROBE_CAP);
+probe::probe!(pub AREAS_HOLD = "areas.lock_hold", crate::sync::LOCK_PROBE_CAP);
+
+/// The areas and the cleancache they own (see the module rules).
+static AREAS: IrqLock<Areas<Cleancache>> =
+    IrqLock::timed(Areas::new(Cleancache::new()), &AREAS_WAIT, &AREAS_HOLD);
+
+/// The areas and their cleancache, locked (the areas lock: never take the
+/// memsys lock while holding it).
+pub fn areas() -> IrqLockGuard<'static, Areas<Cleancache>> {
+    AREAS.lock()
+}
+
+/// The areas lock's ticket counters.
+pub fn areas_contention() -> ticket::Contention {
+    AREAS.contention()
+}
+
 static MEMSYS: IrqLock<MemSys> = IrqLock::timed(
     MemSys {
         owner: Owner::Unmounted(KernelPages::new()),
@@ -187,33 +227,6 @@ pub fn pages_mut(pc: &mut Pc) -> &mut KernelPages {
 }
 
 impl MemSys {
-    fn env(&self) -> &KernelPages {
-        match &self.owner {
-            Owner::Unmounted(env) => env,
-            Owner::Mounted(pc) => pages(pc),
-            Owner::Moving => unreachable!("memory state seen while it moves"),
-        }
-    }
-    fn env_mut(&mut self) -> &mut KernelPages {
-        match &mut self.owner {
-            Owner::Unmounted(env) => env,
-            Owner::Mounted(pc) => pages_mut(pc),
-            Owner::Moving => unreachable!("memory state seen while it moves"),
-        }
-    }
-    /// The areas (read only: they change through alloc/free).
-    pub fn areas(&self) -> &Areas<Cleancache> {
-        self.env().areas()
-    }
-    /// The cleancache the GCMA areas own.
-    pub fn cleancache(&self) -> &Cleancache {
-        self.env().areas().backend()
-    }
-    /// The cleancache, mutable (tests and timings; its observer keeps the
-    /// frame descriptors right).
-    pub fn cleancache_mut(&mut self) -> &mut Cleancache {
-        self.env_mut().cleancache_mut()
-    }
     /// The page cache, if a filesystem is mounted.
     pub fn page_cache(&self) -> Option<&Pc> {
         match &self.owner {
@@ -233,13 +246,15 @@ impl MemSys {
     /// detached from the page cache for the pass, attached again after).
     fn cma_pass(&mut self, job: &mut CmaAlloc) -> AllocStep {
         match &mut self.owner {
-            Owner::Unmounted(env) => env.cma_pass(job, None),
+            Owner::Unmounted(env) => env.cma_pass(&mut areas(), job, None),
             Owner::Mounted(pc) => {
                 let mut env = pc
                     .env_mut()
                     .detach()
                     .expect("KernelPages attached between passes");
-                let step = env.cma_pass(job, Some(pc));
+                // The areas lock for the pass only: attaching replays the
+                // queued calls, each of which takes it.
+                let step = env.cma_pass(&mut areas(), job, Some(pc));
                 pc.env_mut().attach(env);
                 step
             }
@@ -260,12 +275,10 @@ pub fn lent_pages() -> Option<usize> {
 
 /// Registers every reserved region of the memory map as an area.
 pub fn init(regions: &[ReservedRegion]) {
-    let mut m = lock();
-    let env = m.env_mut();
+    let mut areas = areas();
     for r in regions {
         let pfn = frames::Pfn::from_addr(r.range.base);
         let pages = (r.range.size >> frames::PAGE_SHIFT) as usize;
-        let areas = &mut env.areas;
         let result = match r.kind {
             _ if r.no_map => {
                 log::warn!(
@@ -296,7 +309,7 @@ pub fn init(regions: &[ReservedRegion]) {
             Err(e) => log::error!("'{}' not registered: {e}", r.name),
         }
     }
-    let cc = env.cleancache_mut();
+    let cc = areas.backend_mut();
     cc.set_page_copy(crate::arch::page_ops::copy_page);
     cc.set_observer(Some(Box::new(frame_mirror::FrameMirror)));
 }
@@ -315,31 +328,29 @@ pub fn alloc_with(
     align: usize,
     policy: CmaPolicy,
 ) -> Result<Allocation, ContigError> {
-    // One lock hold names the area's kind and, for GCMA or a carveout (or
-    // no such area: the error comes from the areas), allocates: no window
-    // between finding the area and taking its range.
-    let mut m = lock();
-    let kind = {
-        let areas = m.areas();
-        match sel {
-            Select::Kind(k) => Some(k),
-            Select::Id(id) => areas.kind(id),
-            Select::Name(n) => areas.find(n).and_then(|id| areas.kind(id)),
-        }
+    // One areas-lock hold names the area's kind and, for GCMA or a
+    // carveout (or no such area: the error comes from the areas),
+    // allocates: no window between finding the area and taking its range,
+    // and no wait behind page-cache work (the memsys lock is not taken).
+    let t = timer::ticks();
+    let mut a = areas();
+    let kind = match sel {
+        Select::Kind(k) => Some(k),
+        Select::Id(id) => a.kind(id),
+        Select::Name(n) => a.find(n).and_then(|id| a.kind(id)),
     };
     if kind == Some(AreaKind::Cma) {
-        let t = CMA_ALLOC.start();
-        let result = alloc_cma(m, sel, count, align, policy);
-        CMA_ALLOC.stop(t);
+        let result = alloc_cma(a, sel, count, align, policy);
+        CMA_ALLOC.record_ticks(timer::ticks() - t);
         return result;
     }
     let probe = match kind {
         Some(AreaKind::Carveout) => &CARVEOUT_ALLOC,
         _ => &GCMA_ALLOC,
     };
-    let t = probe.start();
-    let result = m.env_mut().alloc(sel, count, align);
-    probe.stop(t);
+    let result = kernel_pages::alloc(&mut a, sel, count, align);
+    drop(a);
+    probe.record_ticks(timer::ticks() - t);
     result
 }
 
@@ -347,15 +358,16 @@ pub fn alloc_with(
 /// the lock released between passes: other tasks may run (`cond_resched`),
 /// and the Android policy's sleeps are real sleeps.
 fn alloc_cma(
-    mut m: IrqLockGuard<'static, MemSys>,
+    mut a: IrqLockGuard<'static, Areas<Cleancache>>,
     sel: Select<'_>,
     count: usize,
     align: usize,
     policy: CmaPolicy,
 ) -> Result<Allocation, ContigError> {
-    // `cma_begin` in the hold that found the area; then one pass per hold.
-    let mut job = m.env_mut().areas.cma_begin(sel, count, align, policy)?;
-    drop(m);
+    // `cma_begin` in the areas hold that found the area; then one pass per
+    // memsys hold (the areas lock inside it for the pass).
+    let mut job = a.cma_begin(sel, count, align, policy)?;
+    drop(a);
     loop {
         let mut m = lock();
         let t = CMA_PASS.start();
@@ -377,14 +389,13 @@ fn alloc_cma(
 /// page, one in a CMA area (`contig`'s `alloc_range` rules). Freed with
 /// [`free`].
 pub fn alloc_range(pfn: frames::Pfn, count: usize) -> Result<Allocation, ContigError> {
-    let mut m = lock();
-    let t = RANGE_ALLOC.start();
-    let result = m.env_mut().alloc_range(pfn, count);
-    RANGE_ALLOC.stop(t);
+    let t = timer::ticks();
+    let result = kernel_pages::alloc_range(&mut areas(), pfn, count);
+    RANGE_ALLOC.record_ticks(timer::ticks() - t);
     result
 }
 
 /// Frees an allocation made by [`alloc`](fn@alloc) or [`alloc_range`].
 pub fn free(a: Allocation) -> Result<(), ContigError> {
-    lock().env_mut().free(a)
+    kernel_pages::free(&mut areas(), a)
 }

@@ -10,7 +10,7 @@ use core::fmt::Write as _;
 use contig::{AreaId, AreaKind, MemReport};
 use frames::{FrameState, Pfn};
 
-use super::lock;
+use super::areas;
 use crate::{console, mm};
 
 /// An area: its id, name, first pfn and size in pages.
@@ -24,8 +24,7 @@ pub struct AreaInfo {
 
 /// The first area of `kind`.
 pub fn first_of(kind: AreaKind) -> Option<AreaInfo> {
-    let m = lock();
-    let areas = m.areas();
+    let areas = areas();
     let id = areas.ids().find(|id| areas.kind(*id) == Some(kind))?;
     let (pfn, pages) = areas.span(id)?;
     Some(AreaInfo {
@@ -39,8 +38,7 @@ pub fn first_of(kind: AreaKind) -> Option<AreaInfo> {
 /// The first area whose name is `prefix` or starts with `prefix@` (a
 /// device-tree node name such as `tags@58000000`).
 pub fn area_named(prefix: &str) -> Option<AreaInfo> {
-    let m = lock();
-    let areas = m.areas();
+    let areas = areas();
     let id = areas.ids().find(|id| {
         areas.name(*id).is_some_and(|n| {
             n == prefix || n.strip_prefix(prefix).is_some_and(|r| r.starts_with('@'))
@@ -57,15 +55,14 @@ pub fn area_named(prefix: &str) -> Option<AreaInfo> {
 
 /// The memory report (total, free, lent, cached, allocated per kind).
 pub fn mem_report() -> MemReport {
-    lock().areas().mem_report()
+    areas().mem_report()
 }
 
 /// Prints the kernel's memory report (every frame by state, and each kind
 /// of reserved memory split the way the `contig` crate's accounting says),
 /// the per-area table, the cleancache statistics and machine lines.
 pub fn print_stats() {
-    let m = lock();
-    let areas = m.areas();
+    let areas = areas();
     let mut out = console::Writer;
     let stats = mm::with_frames(|t| t.stats());
     let mib = |pages: u64| pages as f64 / 256.0;

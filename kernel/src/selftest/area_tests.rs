@@ -16,8 +16,8 @@ use crate::{BootInfo, memsys, mm};
 /// stored, and the mount.
 fn fill_cleancache(base_file: u64, pages: usize) -> (usize, cleancache::FsId) {
     let mut page = [0u8; PAGE_SIZE as usize];
-    let mut mm = memsys::lock();
-    let cc = mm.cleancache_mut();
+    let mut mm = memsys::areas();
+    let cc = mm.backend_mut();
     let fs = cc.register_fs(0);
     let before = cc.stats().cached_now;
     for i in 0..pages {
@@ -62,7 +62,7 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
         a.count
     );
     frames_in(pfn, pages, FrameState::Allocated)?;
-    let cached = memsys::lock().cleancache().stats().cached_now;
+    let cached = memsys::areas().backend().stats().cached_now;
     check!(
         cached == 0,
         "{cached} pages still cached after taking the whole area"
@@ -83,8 +83,8 @@ pub fn gcma_whole_area_from_full_cleancache(_: &BootInfo) -> TestResult {
     );
     // A cached page from before must be gone, not stale.
     let mut out = [0u8; PAGE_SIZE as usize];
-    let hit = memsys::lock()
-        .cleancache_mut()
+    let hit = memsys::areas()
+        .backend_mut()
         .get_page(fs, 1 << 40, 0, &mut out);
     check!(!hit, "a copy dropped by the allocation was still returned");
     memsys::free(a).map_err(|e| format!("free: {e}"))?;
@@ -137,10 +137,7 @@ pub fn gcma_mixed_sizes_never_fail(_: &BootInfo) -> TestResult {
     for a in live {
         memsys::free(a).map_err(|e| format!("final free: {e}"))?;
     }
-    let stats = memsys::lock()
-        .areas()
-        .stats(id)
-        .map_err(|e| format!("{e}"))?;
+    let stats = memsys::areas().stats(id).map_err(|e| format!("{e}"))?;
     check!(
         stats.allocated == 0,
         "{} pages still allocated",

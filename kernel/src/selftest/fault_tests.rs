@@ -43,8 +43,7 @@ const STALL_TIMEOUT_NS: u64 = 300_000_000;
 /// cleancache holds and takes nothing.
 fn hold_gcma() -> Result<Vec<Allocation>, String> {
     let areas: Vec<(contig::AreaId, usize)> = {
-        let m = memsys::lock();
-        let a = m.areas();
+        let a = memsys::areas();
         a.ids()
             .filter(|id| a.kind(*id) == Some(AreaKind::Gcma))
             .filter_map(|id| Some((id, a.span(id)?.1)))

@@ -192,11 +192,14 @@ pub fn memsys_across_cores(_: &BootInfo) -> TestResult {
     }
     check!(gcma_rounds > 0, "no GCMA allocation ran beside the reader");
     {
+        // Lock order: memsys, then the areas.
         let m = memsys::lock();
-        m.areas()
+        let areas = memsys::areas();
+        areas
             .check()
             .map_err(|pfn| format!("GCMA bitmap and backend disagree at pfn {pfn:?}"))?;
-        m.cleancache()
+        areas
+            .backend()
             .check_invariants()
             .map_err(|e| format!("cleancache: {e}"))?;
         if let Some(pc) = m.page_cache() {

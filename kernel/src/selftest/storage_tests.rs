@@ -327,7 +327,7 @@ pub fn gcma_whole_area_under_file_workload(_: &BootInfo) -> TestResult {
     let memsys::AreaInfo { id, pages, .. } =
         memsys::first_of(AreaKind::Gcma).ok_or("no GCMA area")?;
     pc(|pc| check_every_byte(pc).map(|_| ()))?;
-    let cached = memsys::lock().cleancache().stats().cached_now;
+    let cached = memsys::areas().backend().stats().cached_now;
     check!(cached > 0, "the file workload left cleancache empty");
     for round in 0..3 {
         let a = memsys::alloc(Select::Id(id), pages, 1)
@@ -337,7 +337,7 @@ pub fn gcma_whole_area_under_file_workload(_: &BootInfo) -> TestResult {
         memsys::free(a).map_err(|e| format!("free: {e}"))?;
         // Cleancache refills from the workload after the free.
         pc(|pc| check_every_byte(pc).map(|_| ()))?;
-        let again = memsys::lock().cleancache().stats().cached_now;
+        let again = memsys::areas().backend().stats().cached_now;
         check!(
             again > 0,
             "round {round}: cleancache did not refill after the free"
@@ -364,16 +364,9 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
     });
     let result = (|| {
         pc(|pc| check_every_byte(pc).map(|_| ()))?;
-        let lent = memsys::lock()
-            .areas()
-            .stats(id)
-            .map_err(|e| format!("{e}"))?
-            .lent;
+        let lent = memsys::areas().stats(id).map_err(|e| format!("{e}"))?.lent;
         check!(lent > 0, "the page cache borrowed no CMA pages");
-        let start = memsys::lock()
-            .areas()
-            .stats(id)
-            .map_err(|e| format!("{e}"))?;
+        let start = memsys::areas().stats(id).map_err(|e| format!("{e}"))?;
         // Pin one lent page (a reader holding it): the whole area is then
         // busy, and CMA must give up after its retries. Dirty another one by
         // writing its own bytes back (same content, DIRTY set): CMA must
@@ -424,16 +417,10 @@ pub fn cma_migrates_under_pressure(_: &BootInfo) -> TestResult {
             "whole CMA area with a pinned page: {r:?}"
         );
         pc(|pc| pc.unpin_page(pinned).map_err(|e| format!("unpin: {e}")))?;
-        let before = memsys::lock()
-            .areas()
-            .stats(id)
-            .map_err(|e| format!("{e}"))?;
+        let before = memsys::areas().stats(id).map_err(|e| format!("{e}"))?;
         let a = memsys::alloc(Select::Id(id), pages, 1)
             .map_err(|e| format!("whole CMA area after unpin: {e}"))?;
-        let after = memsys::lock()
-            .areas()
-            .stats(id)
-            .map_err(|e| format!("{e}"))?;
+        let after = memsys::areas().stats(id).map_err(|e| format!("{e}"))?;
         check!(
             after.migrated + after.dropped_clean > before.migrated + before.dropped_clean,
             "nothing was moved out"

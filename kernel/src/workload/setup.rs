@@ -80,7 +80,7 @@ pub(crate) fn prefill(kind: AreaKind, data: &'static DataSet, area_pages: usize)
         let target = area_pages * 95 / 100;
         match kind {
             AreaKind::Cma => memsys::lent_pages().is_none_or(|n| n >= target),
-            AreaKind::Gcma => memsys::lock().cleancache().stats().cached_now >= target,
+            AreaKind::Gcma => memsys::areas().backend().stats().cached_now >= target,
             AreaKind::Carveout => {
                 memsys::with(|pc| pc.cached_pages() * 100 >= BUDGET_PAGES * 95).unwrap_or(true)
             }

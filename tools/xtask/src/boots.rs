@@ -539,6 +539,7 @@ pub fn demo_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut
         "memory report (MiB)",
         "kind       size  allocated",
         "memsys lock (",
+        "areas  lock (",
     ] {
         report.add(
             group,
