@@ -227,7 +227,7 @@ pub fn memsys_across_cores(_: &BootInfo) -> TestResult {
 /// Most bytes the reader of [`memsys_across_cores`] reads: enough for
 /// hundreds of allocations beside it on virt, and minutes, not a quarter
 /// of an hour, on QEMU's emulated SD card (raspi4b).
-const READ_LIMIT: u64 = 8 << 20;
+const READ_LIMIT: u64 = 4 << 20;
 
 /// Reads the files in 64 KiB steps, one memory-state lock hold each, up to
 /// [`READ_LIMIT`] bytes, and compares every byte with its seeded content;
