@@ -148,6 +148,20 @@ static KICK: Once<fn(usize)> = Once::new();
 /// return; the timer interrupt must already be routed to
 /// [`on_timer_interrupt`].
 pub fn init(prio: u8) {
+    adopt_caller(prio);
+    spawn("idle", PRIO_IDLE, || {
+        loop {
+            cpu::wait_for_interrupt();
+        }
+    });
+    STARTED.store(true, Ordering::Release);
+    timer::disarm();
+    local_irq_unmask();
+}
+
+/// Makes the caller's context the running task of this core, at `prio`,
+/// and puts the core in the scheduler.
+fn adopt_caller(prio: u8) {
     let core = cpu::index();
     {
         let mut s = SCHED.lock();
@@ -169,14 +183,6 @@ pub fn init(prio: u8) {
         };
     }
     ONLINE.fetch_add(1, Ordering::Release);
-    spawn("idle", PRIO_IDLE, || {
-        loop {
-            cpu::wait_for_interrupt();
-        }
-    });
-    STARTED.store(true, Ordering::Release);
-    timer::disarm();
-    local_irq_unmask();
 }
 
 /// Installs the function that sends a core the reschedule SGI (once, by the
@@ -190,28 +196,8 @@ pub fn set_kick(kick: fn(usize)) {
 /// [`on_kick`]: the caller becomes this core's idle task, which runs
 /// `idle_step` (it must wait for an interrupt, then take it) for ever.
 pub fn enter_secondary(idle_step: fn()) -> ! {
-    let core = cpu::index();
-    {
-        let mut s = SCHED.lock();
-        let id = s.tasks.len();
-        s.tasks.push(Box::new(Task {
-            prio: PRIO_IDLE,
-            state: State::Running,
-            core,
-            sp: 0,
-            stack: None,
-            entry: None,
-            joiner: None,
-            wake_pending: false,
-        }));
-        s.cores[core] = CoreRq {
-            online: true,
-            current: id,
-            ..CORE_OFF
-        };
-    }
     timer::disarm();
-    ONLINE.fetch_add(1, Ordering::Release);
+    adopt_caller(PRIO_IDLE);
     loop {
         idle_step();
     }
