@@ -14,6 +14,16 @@ use crate::{
     PageStateStore, frame_bytes, valid_bytes,
 };
 
+/// Whether a read waits for the device when a page's read is in flight.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Wait {
+    /// Wait: the page comes back up to date (or with its read's error).
+    Yes,
+    /// Do not wait: say so (`None`, [`Error::InFlight`]) and let the caller
+    /// come back, so that it can drop a lock while the device works.
+    No,
+}
+
 impl<D, E, S, F> PageCache<D, E, S, F>
 where
     D: BlockDevice,
@@ -53,30 +63,60 @@ where
     }
 
     /// Page `idx` for reading: hit, or miss with cleancache / device read and
-    /// readahead.
-    pub(crate) fn get_read_page(&mut self, file: FileId, idx: PageIndex) -> Result<Frame, Error> {
+    /// readahead. With [`Wait::No`] it never waits for the device: `None`
+    /// while the page's read is in flight (its read, and its readahead,
+    /// started here if it was not cached). A demand read started that way is
+    /// finished (checked, its error returned) by the next call that reaches
+    /// the page, in either mode; its miss was counted when it started, so
+    /// finishing it counts no hit. With [`Wait::Yes`] the answer is always
+    /// `Some`.
+    pub(crate) fn read_page(
+        &mut self,
+        file: FileId,
+        idx: PageIndex,
+        wait: Wait,
+    ) -> Result<Option<Frame>, Error> {
         let key = (file, idx);
         let size = self.file(file)?.size;
-        let f = match self.lookup_cached(key)? {
-            Some(f) => f,
-            None => {
-                let (start, len) = self.ondemand_window(file, idx, size);
-                let f = self.fill_page(key, size, true)?;
-                if len > 1 {
-                    // Readahead may reclaim: a page restored from cleancache
-                    // is not under I/O, so pin it while readahead runs.
-                    self.states.pin(f);
-                    self.readahead(file, idx + 1, start + len, Some(idx + 1));
-                    self.states.unpin(f);
-                }
-                self.finish_read(key)?
+        if wait == Wait::No && self.in_flight(key) {
+            return Ok(None);
+        }
+        let started_here = self.pages.get(&key).is_some_and(|p| p.demand_wait);
+        let f = if started_here {
+            if let Some(p) = self.pages.get_mut(&key) {
+                p.demand_wait = false;
             }
+            self.finish_read(key)?
+        } else if let Some(f) = self.lookup_cached(key)? {
+            f
+        } else {
+            let (start, len) = self.ondemand_window(file, idx, size);
+            let f = self.fill_page(key, size, true)?;
+            if len > 1 {
+                // Readahead may reclaim: a page restored from cleancache
+                // is not under I/O, so pin it while readahead runs.
+                self.states.pin(f);
+                self.readahead(file, idx + 1, start + len, Some(idx + 1));
+                self.states.unpin(f);
+            }
+            if wait == Wait::No && self.in_flight(key) {
+                if let Some(p) = self.pages.get_mut(&key) {
+                    p.demand_wait = true;
+                }
+                return Ok(None);
+            }
+            self.finish_read(key)?
         };
         if let Some(fs) = self.files.get_mut(&file) {
             fs.ra.prev = Some(idx);
         }
         self.mark_accessed(key);
-        Ok(f)
+        Ok(Some(f))
+    }
+
+    /// Whether page `key` is cached with a device read in flight.
+    fn in_flight(&self, key: Key) -> bool {
+        self.pages.get(&key).is_some_and(|p| p.io_parts > 0)
     }
 
     /// Inserts page `key` and fills it from cleancache or starts a device

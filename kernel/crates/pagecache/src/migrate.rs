@@ -10,6 +10,7 @@ use frames::PageBytes;
 use blkdev::QueueMux;
 
 use crate::filesystem::Filesystem;
+use crate::lookup::Wait;
 use crate::{
     CleancacheHooks, Error, FileId, Frame, MigrateError, PAGE_SIZE, PageAllocator, PageCache,
     PageFlags, PageIndex, PageStateStore, frame_bytes, pages_of,
@@ -25,17 +26,7 @@ where
     /// Brings page `index` in (reading it if needed) and pins it: it stays
     /// cached, unmovable and unevictable until [`unpin_page`](Self::unpin_page).
     pub fn pin_page(&mut self, file: FileId, index: PageIndex) -> Result<Frame, Error> {
-        self.reap();
-        let size = self.file(file)?.size;
-        if index >= pages_of(size) {
-            return Err(Error::BeyondEof {
-                offset: index as u64 * PAGE_SIZE,
-                size,
-            });
-        }
-        let f = self.get_read_page(file, index)?;
-        self.states.pin(f);
-        Ok(f)
+        self.pin_with(file, index, Wait::Yes)
     }
 
     /// As [`pin_page`](Self::pin_page), but never waits for the device:
@@ -43,6 +34,10 @@ where
     /// read started if it was not cached (see
     /// [`read_nowait`](Self::read_nowait)); call again.
     pub fn pin_page_nowait(&mut self, file: FileId, index: PageIndex) -> Result<Frame, Error> {
+        self.pin_with(file, index, Wait::No)
+    }
+
+    fn pin_with(&mut self, file: FileId, index: PageIndex, wait: Wait) -> Result<Frame, Error> {
         self.reap();
         let size = self.file(file)?.size;
         if index >= pages_of(size) {
@@ -51,9 +46,7 @@ where
                 size,
             });
         }
-        let f = self
-            .read_page_nowait(file, index, size)?
-            .ok_or(Error::InFlight)?;
+        let f = self.read_page(file, index, wait)?.ok_or(Error::InFlight)?;
         self.states.pin(f);
         Ok(f)
     }

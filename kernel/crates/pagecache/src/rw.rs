@@ -11,9 +11,10 @@ use blkdev::BlockDevice;
 use blkdev::QueueMux;
 
 use crate::filesystem::Filesystem;
+use crate::lookup::Wait;
 use crate::{
-    CleancacheHooks, Error, FileId, Frame, Key, PAGE_SIZE, PageAllocator, PageCache, PageFlags,
-    PageIndex, PageStateStore, RaState, frame_bytes, pages_of, valid_bytes,
+    CleancacheHooks, Error, FileId, Key, PAGE_SIZE, PageAllocator, PageCache, PageFlags, PageIndex,
+    PageStateStore, RaState, frame_bytes, pages_of, valid_bytes,
 };
 
 impl<D, E, S, F> PageCache<D, E, S, F>
@@ -26,26 +27,7 @@ where
     /// Reads from `offset`; returns the bytes read (short at end of file,
     /// 0 at end of file). An offset past the end is [`Error::BeyondEof`].
     pub fn read(&mut self, file: FileId, offset: u64, buf: &mut [u8]) -> Result<usize, Error> {
-        self.reap();
-        let size = self.file(file)?.size;
-        if offset > size {
-            return Err(Error::BeyondEof { offset, size });
-        }
-        let n = ((size - offset) as usize).min(buf.len());
-        let mut done = 0;
-        while done < n {
-            let pos = offset + done as u64;
-            let idx = (pos / PAGE_SIZE) as PageIndex;
-            let o = (pos % PAGE_SIZE) as usize;
-            let k = (PAGE_SIZE as usize - o).min(n - done);
-            let f = self.get_read_page(file, idx)?;
-            // SAFETY: an up-to-date cached page with no I/O in flight; read
-            // only, before anything else can run.
-            let data = unsafe { frame_bytes(f) };
-            buf[done..done + k].copy_from_slice(&data[o..o + k]);
-            done += k;
-        }
-        Ok(n)
+        self.read_with(file, offset, buf, Wait::Yes)
     }
 
     /// As [`read`](Self::read), but never waits for the device, so a
@@ -65,6 +47,16 @@ where
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, Error> {
+        self.read_with(file, offset, buf, Wait::No)
+    }
+
+    fn read_with(
+        &mut self,
+        file: FileId,
+        offset: u64,
+        buf: &mut [u8],
+        wait: Wait,
+    ) -> Result<usize, Error> {
         self.reap();
         let size = self.file(file)?.size;
         if offset > size {
@@ -77,7 +69,7 @@ where
             let idx = (pos / PAGE_SIZE) as PageIndex;
             let o = (pos % PAGE_SIZE) as usize;
             let k = (PAGE_SIZE as usize - o).min(n - done);
-            let Some(f) = self.read_page_nowait(file, idx, size)? else {
+            let Some(f) = self.read_page(file, idx, wait)? else {
                 break;
             };
             // SAFETY: an up-to-date cached page with no I/O in flight; read
@@ -90,51 +82,6 @@ where
             return Err(Error::InFlight);
         }
         Ok(done)
-    }
-
-    /// Page `idx` for [`read_nowait`](Self::read_nowait): `None` while its
-    /// read is in flight.
-    pub(crate) fn read_page_nowait(
-        &mut self,
-        file: FileId,
-        idx: PageIndex,
-        size: u64,
-    ) -> Result<Option<Frame>, Error> {
-        let key = (file, idx);
-        let in_flight = |pc: &Self| pc.pages.get(&key).is_some_and(|p| p.io_parts > 0);
-        if in_flight(self) {
-            return Ok(None);
-        }
-        let started_here = self.pages.get(&key).is_some_and(|p| p.demand_wait);
-        let f = if started_here {
-            if let Some(p) = self.pages.get_mut(&key) {
-                p.demand_wait = false;
-            }
-            self.finish_read(key)?
-        } else if let Some(f) = self.lookup_cached(key)? {
-            f
-        } else {
-            let (start, len) = self.ondemand_window(file, idx, size);
-            let f = self.fill_page(key, size, true)?;
-            if len > 1 {
-                // As in `get_read_page`: keep the page while readahead runs.
-                self.states.pin(f);
-                self.readahead(file, idx + 1, start + len, Some(idx + 1));
-                self.states.unpin(f);
-            }
-            if in_flight(self) {
-                if let Some(p) = self.pages.get_mut(&key) {
-                    p.demand_wait = true;
-                }
-                return Ok(None);
-            }
-            self.finish_read(key)?
-        };
-        if let Some(fs) = self.files.get_mut(&file) {
-            fs.ra.prev = Some(idx);
-        }
-        self.mark_accessed(key);
-        Ok(Some(f))
     }
 
     /// Writes at `offset`, growing the file if needed (a gap past the old

@@ -112,3 +112,25 @@ fn pin_nowait_pins_only_a_page_that_is_read() {
     ));
     check(&pc);
 }
+
+#[test]
+fn a_blocking_read_finishes_what_read_nowait_started() {
+    let data = content(15, "b", 4 * P);
+    let (mut pc, _log) = cache_on(disk_with(&[("/b", data.clone())]), cfg(64, 1, 1), false);
+    let f = pc.open("/b").unwrap();
+    pc.device_mut().hold = true;
+    let mut b = vec![0u8; P];
+    assert_eq!(pc.read_nowait(f, P as u64, &mut b), Err(Error::InFlight));
+    // `read` waits for the device (whose `wait` completes while held) and
+    // finishes the read the nowait call started: the same page, one miss,
+    // no hit.
+    assert_eq!(pc.read(f, P as u64, &mut b), Ok(P));
+    assert_eq!(b, data[P..2 * P]);
+    let s = pc.stats();
+    assert_eq!((s.misses, s.hits), (1, 0));
+    pc.device_mut().hold = false;
+    assert_eq!(pc.read(f, P as u64, &mut b), Ok(P));
+    assert_eq!(b, data[P..2 * P]);
+    assert_eq!(pc.stats().hits, 1, "then it is cached");
+    check(&pc);
+}
