@@ -194,6 +194,16 @@ impl<T: FrameTableAccess> PageStateStore for FrameDescStates<T> {
     fn pin_count(&self, frame: Frame) -> u32 {
         self.read(frame, |d| d.pin_count() as u32).unwrap_or(0)
     }
+
+    /// As the default, with one look at the descriptor (one frame-table
+    /// access, which in the kernel is one lock) instead of two.
+    fn is_busy(&self, frame: Frame) -> bool {
+        self.read(frame, |d| {
+            d.pin_count() > 0
+                || from_desc(d.flags().bits()).intersects(PageFlags::UNDER_IO | PageFlags::LOCKED)
+        })
+        .unwrap_or(false)
+    }
 }
 
 /// Page frames from the kernel's buddy allocator (order 0, state

@@ -98,10 +98,13 @@ where
             self.balance();
             let mut victim = None;
             let mut wb = Vec::new();
-            for list in [&self.inactive, &self.active] {
+            // Pages passed over (busy or dirty), with the list they are on.
+            let mut passed = Vec::new();
+            for (list, active) in [(&self.inactive, false), (&self.active, true)] {
                 for key in list.values() {
                     let f = self.pages[key].frame;
                     if self.states.is_busy(f) {
+                        passed.push((*key, active));
                         continue;
                     }
                     let flags = self.states.flags(f);
@@ -110,6 +113,7 @@ where
                         {
                             wb.push(*key);
                         }
+                        passed.push((*key, active));
                         continue;
                     }
                     victim = Some(*key);
@@ -118,6 +122,16 @@ where
                 if victim.is_some() {
                     break;
                 }
+            }
+            // A page passed over goes to the young end of its list, as
+            // Linux's shrink_folio_list puts back the folios it could not
+            // reclaim (folio_putback_lru): the next scan does not walk the
+            // same pinned pages again, so an eviction costs O(1) amortized,
+            // not O(pinned pages).
+            self.stats.reclaim_scanned += passed.len() as u64 + victim.is_some() as u64;
+            for (key, active) in passed {
+                self.lru_remove(key);
+                self.lru_add(key, active);
             }
             for key in wb {
                 // A failed submission leaves the page dirty with ERROR set;

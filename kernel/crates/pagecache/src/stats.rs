@@ -63,6 +63,11 @@ pub struct Stats {
     pub cc_puts: u64,
     /// Dirty pages written back because reclaim found them.
     pub reclaim_writebacks: u64,
+    /// Pages reclaim looked at to find a victim (Linux's pgscan): the one
+    /// evicted and every busy or dirty page passed over on the way. A page
+    /// passed over moves to the young end of its list, so with `b` busy pages
+    /// among `n` cached, an eviction looks at about `1 + b / (n - b)` pages.
+    pub reclaim_scanned: u64,
     /// Pages dropped by truncate or delete (never offered to cleancache).
     pub truncated_pages: u64,
     /// Pages dropped because their read failed.

@@ -551,3 +551,35 @@ fn drop_clean_frame_drops_without_cleancache_and_keeps_dirty_and_pinned() {
     assert_eq!(pc.stats().cc_demand_restores, 0);
     check(&pc);
 }
+
+#[test]
+fn reclaim_passes_over_pinned_pages_once_not_per_eviction() {
+    // 48 pinned pages at the old end of a 64-page cache, then 400 pages
+    // read through the 16 that are left: each pinned page passed over goes
+    // to the young end (Linux's putback), so an eviction looks at about
+    // 1 + 48/16 = 4 pages, not the 49 a scan from the old end would.
+    let data = content(21, "r", 512 * P);
+    let (mut pc, _log) = cache_on(disk_with(&[("/r", data.clone())]), cfg(64, 0, 0), false);
+    let f = pc.open("/r").unwrap();
+    let pins: Vec<Frame> = (0..48).map(|i| pc.pin_page(f, i).unwrap()).collect();
+    let mut b = vec![0u8; P];
+    for i in 48..448u32 {
+        pc.read(f, i as u64 * P as u64, &mut b).unwrap();
+        assert_eq!(b, data[i as usize * P..(i as usize + 1) * P]);
+    }
+    let s = pc.stats();
+    assert_eq!(s.evictions, 448 - 64);
+    assert!(
+        s.reclaim_scanned <= 5 * s.evictions,
+        "{} pages scanned for {} evictions",
+        s.reclaim_scanned,
+        s.evictions
+    );
+    // The pinned pages are all still cached and unchanged.
+    for (i, fr) in pins.into_iter().enumerate() {
+        pc.read(f, i as u64 * P as u64, &mut b).unwrap();
+        assert_eq!(b, data[i * P..(i + 1) * P]);
+        pc.unpin_page(fr).unwrap();
+    }
+    check(&pc);
+}
