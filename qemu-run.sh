@@ -336,12 +336,22 @@ done
 OUT="$REPO_ROOT/build/results/$DTB_NAME/$SCALE"
 LOG="$OUT/demo.log"
 mkdir -p "$OUT"
+# The commit is read before the boot, not after: a commit made while the
+# demo runs (minutes on virt, most of an hour on raspi4b) did not build the
+# kernel that ran.
+COMMIT_ARGS=()
+if head=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null); then
+    if [[ -n "$(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+        head+=-dirty
+    fi
+    COMMIT_ARGS=(--commit "$head")
+fi
 rc=0
 run_qemu 2>&1 | tee "$LOG" || true
 rc=${PIPESTATUS[0]}
 if [[ "$rc" == 0 && -z "${QEMU_RUN_NO_RESULTS:-}" && -f "$REPO_ROOT/tools/bench/collect.py" ]]; then
     echo "$PROG: demo log in ${LOG#"$REPO_ROOT"/}; writing ${OUT#"$REPO_ROOT"/}/ (tools/bench/collect.py)" >&2
-    if "$BENCH_PYTHON" "$REPO_ROOT/tools/bench/collect.py" "$LOG" --board "$DTB_NAME" --accel tcg --out "$OUT"; then
+    if "$BENCH_PYTHON" "$REPO_ROOT/tools/bench/collect.py" "$LOG" --board "$DTB_NAME" --accel tcg --out "$OUT" "${COMMIT_ARGS[@]}"; then
         if [[ "$SCALE" == full ]]; then
             echo "$PROG: to make this run the committed results: cargo xtask publish --board $DTB_NAME" >&2
         fi
