@@ -340,11 +340,9 @@ mkdir -p "$OUT"
 # demo runs (minutes on virt, most of an hour on raspi4b) did not build the
 # kernel that ran.
 COMMIT_ARGS=()
-if head=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null); then
-    if [[ -n "$(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
-        head+=-dirty
-    fi
-    COMMIT_ARGS=(--commit "$head")
+if [[ -f "$REPO_ROOT/tools/bench/collect.py" ]] &&
+    commit=$("$BENCH_PYTHON" "$REPO_ROOT/tools/bench/collect.py" --print-commit --out "$OUT"); then
+    COMMIT_ARGS=(--commit "$commit")
 fi
 rc=0
 run_qemu 2>&1 | tee "$LOG" || true

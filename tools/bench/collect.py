@@ -38,7 +38,8 @@ def parse_args(argv):
         prog="collect.py",
         description="Turn the demo's @-lines (console log) into bench.json, plots and a results page.",
     )
-    p.add_argument("log", metavar="LOG", help="console log file, '-' for stdin; with --check also a bench.json")
+    p.add_argument("log", metavar="LOG", nargs="?",
+                   help="console log file, '-' for stdin; with --check also a bench.json")
     p.add_argument("--out", help="output folder (default: <repo>/build/results/<board>/<scale>)")
     p.add_argument("--board", choices=benchlog.BOARDS, help="board (default: the @bench line's, else qemu-virt)")
     p.add_argument("--accel", choices=benchlog.ACCELS, help="accelerator (default: the @bench line's, else tcg)")
@@ -51,12 +52,18 @@ def parse_args(argv):
                    help="refuse (write nothing, exit 1) unless the run is complete, full-scale, exited 0 "
                         "and has no problems; used by `cargo xtask publish`")
     p.add_argument("--commit", help="commit to record (default: git rev-parse --short HEAD, +-dirty)")
+    p.add_argument("--print-commit", action="store_true",
+                   help="print the commit a run would record now and exit (qemu-run.sh reads it before "
+                        "the boot and passes it back with --commit)")
     p.add_argument("--linux-cma", metavar="FILE",
                    help="Linux CMA reference to compare with (default: <repo>/results/linux-cma-align256.json, "
                         "Linux aligning each request as our demo does, or on a run with N > 1 cores "
                         "results/linux-cma-align256-smpN.json when it exists; "
                         "written by `cargo xtask linux-cma`); 'none' for no comparison")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.log is None and not args.print_commit:
+        p.error("the following arguments are required: LOG")
+    return args
 
 
 # --- environment --------------------------------------------------------------
@@ -296,6 +303,9 @@ def publish_refusals(parsed, problems):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.print_commit:
+        print(git_commit(ignore=tuple(p for p in (args.out, args.readme) if p)))
+        return 0
     if not args.check and not args.no_plots and not have_matplotlib() and __name__ == "__main__":
         reexec_with_system_python(argv)
     try:

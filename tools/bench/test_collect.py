@@ -283,6 +283,20 @@ class JsonTest(Workspace):
         self.assertIsInstance(commit, str)
         self.assertTrue(commit)
 
+    def test_print_commit_is_what_a_run_would_record(self):
+        # qemu-run.sh reads it before the boot and passes it back: the
+        # same function, the same folder left out of the dirty check.
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(collect.main(["--print-commit", "--out", self.out]), 0)
+        self.assertEqual(out.getvalue().strip(), collect.git_commit(ignore=(self.out,)))
+        self.assertTrue(out.getvalue().strip())
+
+    def test_a_log_is_required_unless_printing_the_commit(self):
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit) as e:
+            collect.main(["--check"])
+        self.assertEqual(e.exception.code, 2)
+
     def test_unreadable_log(self):
         err = io.StringIO()
         with contextlib.redirect_stderr(err):

@@ -190,11 +190,13 @@ pub trait PageStateStore {
     fn pin_count(&self, frame: Frame) -> u32;
     /// Not movable or evictable now: pinned, under I/O or locked.
     fn is_busy(&self, frame: Frame) -> bool {
-        self.pin_count(frame) > 0
-            || self
-                .flags(frame)
-                .intersects(PageFlags::UNDER_IO | PageFlags::LOCKED)
+        busy(self.pin_count(frame), self.flags(frame))
     }
+}
+
+/// A page with `pins` pins and `flags` is busy: pinned, under I/O or locked.
+pub(crate) fn busy(pins: u32, flags: PageFlags) -> bool {
+    pins > 0 || flags.intersects(PageFlags::UNDER_IO | PageFlags::LOCKED)
 }
 
 #[derive(Debug, Clone, Copy)]

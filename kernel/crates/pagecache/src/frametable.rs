@@ -199,8 +199,7 @@ impl<T: FrameTableAccess> PageStateStore for FrameDescStates<T> {
     /// access, which in the kernel is one lock) instead of two.
     fn is_busy(&self, frame: Frame) -> bool {
         self.read(frame, |d| {
-            d.pin_count() > 0
-                || from_desc(d.flags().bits()).intersects(PageFlags::UNDER_IO | PageFlags::LOCKED)
+            crate::frame::busy(d.pin_count() as u32, from_desc(d.flags().bits()))
         })
         .unwrap_or(false)
     }

@@ -41,8 +41,13 @@ where
         }
     }
 
+    /// Whether page `key` is cached with device I/O in flight.
+    pub(crate) fn in_flight(&self, key: Key) -> bool {
+        self.pages.get(&key).is_some_and(|p| p.io_parts > 0)
+    }
+
     pub(crate) fn wait_io(&mut self, key: Key) -> Result<(), Error> {
-        while self.pages.get(&key).is_some_and(|p| p.io_parts > 0) {
+        while self.in_flight(key) {
             self.wait_one()?;
         }
         Ok(())

@@ -81,11 +81,12 @@ where
         if wait == Wait::No && self.in_flight(key) {
             return Ok(None);
         }
-        let started_here = self.pages.get(&key).is_some_and(|p| p.demand_wait);
+        // Taken: the read it marks is finished now, whatever the outcome.
+        let started_here = self
+            .pages
+            .get_mut(&key)
+            .is_some_and(|p| core::mem::take(&mut p.demand_wait));
         let f = if started_here {
-            if let Some(p) = self.pages.get_mut(&key) {
-                p.demand_wait = false;
-            }
             self.finish_read(key)?
         } else if let Some(f) = self.lookup_cached(key)? {
             f
@@ -112,11 +113,6 @@ where
         }
         self.mark_accessed(key);
         Ok(Some(f))
-    }
-
-    /// Whether page `key` is cached with a device read in flight.
-    fn in_flight(&self, key: Key) -> bool {
-        self.pages.get(&key).is_some_and(|p| p.io_parts > 0)
     }
 
     /// Inserts page `key` and fills it from cleancache or starts a device

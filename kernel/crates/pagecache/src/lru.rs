@@ -3,6 +3,8 @@
 //! `active <= inactive` by moving the oldest active pages to the inactive
 //! list (clearing REFERENCED).
 
+use alloc::collections::BTreeMap;
+
 use blkdev::BlockDevice;
 
 use blkdev::QueueMux;
@@ -43,6 +45,27 @@ where
                 self.states.clear_flags(p.frame, PageFlags::ACTIVE);
                 self.inactive.insert(stamp, key);
             }
+        }
+    }
+
+    /// The active or the inactive list (stamp, oldest first, to page).
+    pub(crate) fn lru_list(&self, active: bool) -> &BTreeMap<u64, Key> {
+        if active { &self.active } else { &self.inactive }
+    }
+
+    /// Moves page `key`, at `stamp` on the active or inactive list, to the
+    /// young end of the same list; its flags stay as they are.
+    pub(crate) fn lru_rotate(&mut self, active: bool, stamp: u64, key: Key) {
+        let new = self.next_stamp();
+        let list = if active {
+            &mut self.active
+        } else {
+            &mut self.inactive
+        };
+        list.remove(&stamp);
+        list.insert(new, key);
+        if let Some(p) = self.pages.get_mut(&key) {
+            p.stamp = new;
         }
     }
 

@@ -98,40 +98,32 @@ where
             self.balance();
             let mut victim = None;
             let mut wb = Vec::new();
-            // Pages passed over (busy or dirty), with the list they are on.
-            let mut passed = Vec::new();
-            for (list, active) in [(&self.inactive, false), (&self.active, true)] {
-                for key in list.values() {
-                    let f = self.pages[key].frame;
-                    if self.states.is_busy(f) {
-                        passed.push((*key, active));
-                        continue;
-                    }
-                    let flags = self.states.flags(f);
-                    if flags.contains(PageFlags::DIRTY) {
+            // Each page is looked at once, from the old end. One passed over
+            // (busy, or dirty) goes to the young end of its list, as Linux's
+            // shrink_folio_list puts back the folios it could not reclaim
+            // (folio_putback_lru): the next scan does not walk the same
+            // pinned pages again, so an eviction costs O(1) amortized, not
+            // O(pinned pages).
+            'lists: for active in [false, true] {
+                for _ in 0..self.lru_list(active).len() {
+                    let Some((&stamp, &key)) = self.lru_list(active).first_key_value() else {
+                        break;
+                    };
+                    self.stats.reclaim_scanned += 1;
+                    let f = self.pages[&key].frame;
+                    if !self.states.is_busy(f) {
+                        let flags = self.states.flags(f);
+                        if !flags.contains(PageFlags::DIRTY) {
+                            victim = Some(key);
+                            break 'lists;
+                        }
                         if !flags.contains(PageFlags::ERROR) && wb.len() < self.cfg.writeback_batch
                         {
-                            wb.push(*key);
+                            wb.push(key);
                         }
-                        passed.push((*key, active));
-                        continue;
                     }
-                    victim = Some(*key);
-                    break;
+                    self.lru_rotate(active, stamp, key);
                 }
-                if victim.is_some() {
-                    break;
-                }
-            }
-            // A page passed over goes to the young end of its list, as
-            // Linux's shrink_folio_list puts back the folios it could not
-            // reclaim (folio_putback_lru): the next scan does not walk the
-            // same pinned pages again, so an eviction costs O(1) amortized,
-            // not O(pinned pages).
-            self.stats.reclaim_scanned += passed.len() as u64 + victim.is_some() as u64;
-            for (key, active) in passed {
-                self.lru_remove(key);
-                self.lru_add(key, active);
             }
             for key in wb {
                 // A failed submission leaves the page dirty with ERROR set;

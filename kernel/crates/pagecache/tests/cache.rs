@@ -569,6 +569,14 @@ fn reclaim_passes_over_pinned_pages_once_not_per_eviction() {
     }
     let s = pc.stats();
     assert_eq!(s.evictions, 448 - 64);
+    // Every eviction looked at its victim, and the first one walked past
+    // all 48 pinned pages at the old end.
+    assert!(
+        s.reclaim_scanned >= s.evictions + 48,
+        "{} pages scanned for {} evictions",
+        s.reclaim_scanned,
+        s.evictions
+    );
     assert!(
         s.reclaim_scanned <= 5 * s.evictions,
         "{} pages scanned for {} evictions",
