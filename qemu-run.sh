@@ -249,8 +249,15 @@ if [[ ${#USER_ARGS[@]} -gt 0 ]]; then
     KERNEL_ARGS+=" ${USER_ARGS[*]}"
 fi
 
+# How many cores the kernel will start: the last valid smp= (bootargs takes
+# the last one; an invalid one is ignored there too), empty for all of them.
+# rpi4's TCG threading depends on it (tools/dtb/qemu-machines.sh).
+CORES=""
+for a in $KERNEL_ARGS; do
+    [[ "$a" =~ ^smp=0*([1-8])$ ]] && CORES="${BASH_REMATCH[1]}"
+done
 QEMU_MACHINE=()
-qemu_machine_args "$BOARD"
+qemu_machine_args "$BOARD" "$CORES"
 CMD=("$QEMU" "${QEMU_MACHINE[@]}" -nographic
     -kernel "$IMAGE" -dtb "$DTB" -append "$KERNEL_ARGS"
     -semihosting-config enable=on,target=native)

@@ -7,7 +7,9 @@
 # matches the machine, so both must use exactly these options: the number of
 # CPUs, the GIC version and the RAM size all appear in the tree.
 #
-# After sourcing, call qemu_machine_args BOARD to fill the array QEMU_MACHINE.
+# After sourcing, call qemu_machine_args BOARD [CORES] to fill the array
+# QEMU_MACHINE. CORES is how many cores the kernel will start (its smp=); it
+# only matters on rpi4, see there.
 #
 # `-nic none` on every board: the kernel has no network driver, and without
 # it QEMU virt creates a virtio-net-pci card whose option ROM
@@ -16,7 +18,7 @@
 # The QEMU binary; override with QEMU=/path/to/qemu-system-aarch64.
 QEMU="${QEMU:-qemu-system-aarch64}"
 
-# qemu_machine_args virt|rpi4: set QEMU_MACHINE to the machine options.
+# qemu_machine_args virt|rpi4 [CORES]: set QEMU_MACHINE to the machine options.
 qemu_machine_args() {
     case "$1" in
         virt)
@@ -30,13 +32,25 @@ qemu_machine_args() {
         rpi4)
             # Raspberry Pi 4 B, 2 GiB (fixed by the machine: board revision
             # 0xb03115), 4 x Cortex-A72, PL011 UART0 at 0xFE20_1000.
-            # One TCG thread for the four vCPUs: QEMU's boot stub parks
-            # cores 1-3 in a wfe loop, and TCG's wfe does not sleep, so with
-            # a thread per vCPU three host threads spin and core 0 gets a
-            # fraction of the host (the kernel runs on core 0 only). Single
-            # threaded, a parked core yields at its first wfe.
-            # shellcheck disable=SC2054 # commas belong to the -accel value
-            QEMU_MACHINE=(-machine raspi4b -accel tcg,thread=single -nic none)
+            #
+            # TCG threads: QEMU's boot stub parks cores 1-3 in a wfe loop,
+            # and multi-threaded TCG's wfe does not sleep (it is a nop there),
+            # so a core the kernel leaves parked spins a host thread for the
+            # whole boot. Single-threaded TCG yields at a parked core's first
+            # wfe, but it runs the four vCPUs in turn and switches only when
+            # one halts or every 100 ms (QEMU's TCG_KICK_PERIOD), so a core
+            # waiting for another that is busy waits in steps of 100 ms
+            # (measured: GCMA's p99 200 ms on four cores, 0.3 ms on one).
+            # So: a thread per vCPU when the kernel starts all four cores
+            # (CORES empty or 4 and more), one thread when it leaves some
+            # parked.
+            if [[ -z "${2:-}" || "$2" -ge 4 ]]; then
+                # shellcheck disable=SC2054 # commas belong to the -accel value
+                QEMU_MACHINE=(-machine raspi4b -accel tcg,thread=multi -nic none)
+            else
+                # shellcheck disable=SC2054 # commas belong to the -accel value
+                QEMU_MACHINE=(-machine raspi4b -accel tcg,thread=single -nic none)
+            fi
             ;;
         *)
             echo "qemu_machine_args: unknown board '$1' (want virt or rpi4)" >&2

@@ -591,14 +591,13 @@ pub fn demo_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut
     );
 }
 
-/// The `smp=` of a board's quick demo. raspi4b runs its four cores on one
-/// host thread (`-accel tcg,thread=single`, tools/dtb/qemu-machines.sh), so
-/// load tasks on cores 1-3 take host time from the camera's core and the
-/// demo with its one-core comparison took over 20 minutes (measured: 13 of
-/// 44 steps in 5 minutes). It runs on one core there; the several-core
-/// demo is checked on virt (two host threads), and raspi4b's four cores by
-/// its self-tests (tasks on every core, cross-core joins, the memory state
-/// across cores).
+/// The `smp=` of a board's quick demo. raspi4b's four cores take four TCG
+/// threads on a host that may have two, and its demo with the one-core
+/// comparison takes about 40 minutes, too long for the test command. It
+/// runs on one core there (one TCG thread, tools/dtb/qemu-machines.sh); the
+/// several-core demo is checked on virt, and raspi4b's four cores by its
+/// self-tests (tasks on every core, cross-core joins, the memory state
+/// across cores, a thread per vCPU) and by `cargo run-rpi4`.
 fn demo_cores(board: &str) -> &'static [&'static str] {
     if board == "rpi4" { &["smp=1"] } else { &[] }
 }
