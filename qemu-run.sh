@@ -351,9 +351,32 @@ if [[ -f "$REPO_ROOT/tools/bench/collect.py" ]] &&
     commit=$("$BENCH_PYTHON" "$REPO_ROOT/tools/bench/collect.py" --print-commit --out "$OUT"); then
     COMMIT_ARGS=(--commit "$commit")
 fi
+# Host CPU per demo step (tools/bench/hostsched.py, read by collect.py):
+# QEMU names its vCPU threads and writes its pid, and the sampler follows
+# the log until QEMU exits. The old log goes first, so that the sampler
+# never reads a previous run's steps.
+rm -f "$OUT/qemu.pid" "$OUT/hostsched.tsv"
+: >"$LOG"
+CMD+=(-name "gcma-$BOARD,debug-threads=on" -pidfile "$OUT/qemu.pid")
+SAMPLER=""
+if [[ -f "$REPO_ROOT/tools/bench/hostsched.py" ]]; then
+    "$BENCH_PYTHON" "$REPO_ROOT/tools/bench/hostsched.py" sample --pidfile "$OUT/qemu.pid" \
+        --log "$LOG" --out "$OUT/hostsched.tsv" &
+    SAMPLER=$!
+fi
 rc=0
 run_qemu 2>&1 | tee "$LOG" || true
 rc=${PIPESTATUS[0]}
+if [[ -n "$SAMPLER" ]]; then
+    # It ends within 50 ms of QEMU; one that still waits for a pid file
+    # (QEMU did not start) is stopped.
+    for _ in $(seq 40); do
+        kill -0 "$SAMPLER" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill "$SAMPLER" 2>/dev/null || true
+    wait "$SAMPLER" 2>/dev/null || true
+fi
 if [[ "$rc" == 0 && -z "${QEMU_RUN_NO_RESULTS:-}" && -f "$REPO_ROOT/tools/bench/collect.py" ]]; then
     echo "$PROG: demo log in ${LOG#"$REPO_ROOT"/}; writing ${OUT#"$REPO_ROOT"/}/ (tools/bench/collect.py)" >&2
     if "$BENCH_PYTHON" "$REPO_ROOT/tools/bench/collect.py" "$LOG" --board "$DTB_NAME" --accel tcg --out "$OUT" "${COMMIT_ARGS[@]}"; then

@@ -69,9 +69,10 @@ ROW_KEYS = {
 # Log tag -> JSON section.
 TAG_SECTION = {"@alloc": "alloc", "@frames": "frames", "@util": "utilization"}
 TOP_KEYS = ("commit", "board", "accel", "alloc", "frames", "utilization", "per_page", "linux_cma",
-            "tag_storage", "interleaved", "cma_work", "cores", "sched", "one_core", "locks")
+            "tag_storage", "interleaved", "cma_work", "cores", "sched", "one_core", "locks", "host")
 # Keys a bench.json written before they existed may lack (checked when present).
-OPTIONAL_TOP_KEYS = ("cma_work", "cores", "sched", "one_core", "locks")
+# `host` (tools/bench/hostsched.py) is null for a log with no sampler beside it.
+OPTIONAL_TOP_KEYS = ("cma_work", "cores", "sched", "one_core", "locks", "host")
 # The cores of the scheduler a camera run ran with (`cores=K` on @alloc,
 # @latency, @frames, @cmawork, @lock): K = the @bench cores=N is the main
 # placement (camera on core 0, load on 1..N-1), every top-level row; K = 1
@@ -697,6 +698,29 @@ def check_cma_work(rows, name="cma_work"):
     return check_rows(name, CMA_WORK_FIELDS + (CORES,), rows, sane)
 
 
+HOST_ROW_NUMBERS = ("cores", "step", "wall_s", "camera_run_pct", "camera_wait_pct", "main_run_pct", "qemu_cores")
+
+
+def check_host(host):
+    """`host`: null, or {"host_cores": N or null, "rows": [...]} with one
+    row per camera run (tools/bench/hostsched.py)."""
+    if host is None:
+        return []
+    if not isinstance(host, dict) or not isinstance(host.get("rows"), list):
+        return ["host: expected null or an object with a rows list"]
+    problems = []
+    for i, row in enumerate(host["rows"]):
+        if not isinstance(row, dict):
+            problems.append(f"host.rows[{i}]: expected an object")
+            continue
+        if row.get("allocator") not in ALLOCATORS or row.get("condition") not in CONDITIONS:
+            problems.append(f"host.rows[{i}]: unknown allocator or condition")
+        for k in HOST_ROW_NUMBERS:
+            if not _type_ok(float, row.get(k)) or row[k] < 0:
+                problems.append(f"host.rows[{i}].{k}: {row.get(k)!r} is not a number >= 0")
+    return problems
+
+
 def validate(data):
     """Every way `data` breaks the bench.json contract, one line each."""
     if not isinstance(data, dict):
@@ -723,6 +747,8 @@ def validate(data):
         problems += check_interleaved(data["interleaved"])
     if "cma_work" in data:
         problems += check_cma_work(data["cma_work"])
+    if "host" in data:
+        problems += check_host(data["host"])
     from corelog import check_cores_data  # it builds on this module
 
     return problems + check_cores_data(data)

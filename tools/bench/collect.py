@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import benchlog  # noqa: E402
+import hostsched  # noqa: E402
 import report  # noqa: E402
 
 PROG = "collect"
@@ -60,6 +61,9 @@ def parse_args(argv):
                         "Linux aligning each request as our demo does, or on a run with N > 1 cores "
                         "results/linux-cma-align256-smpN.json when it exists; "
                         "written by `cargo xtask linux-cma`); 'none' for no comparison")
+    p.add_argument("--host-sched", metavar="FILE",
+                   help="host CPU per demo step (tools/bench/hostsched.py; default: hostsched.tsv beside "
+                        "LOG when it exists, as qemu-run.sh writes it); 'none' to leave it out")
     args = p.parse_args(argv)
     if args.log is None and not args.print_commit:
         p.error("the following arguments are required: LOG")
@@ -175,6 +179,30 @@ def load_linux_cma(flag, warnings, cores=1):
     except (json.JSONDecodeError, ValueError) as e:
         warnings.append(f"Linux CMA reference {shown} not used: {e}")
     return None
+
+
+def load_host_sched(args, log_text, warnings):
+    """bench.json's `host` from the sampler's file, or None without one."""
+    path = args.host_sched
+    if path == "none":
+        return None
+    if path is None:
+        if args.log == "-":
+            return None
+        path = os.path.join(os.path.dirname(os.path.abspath(args.log)), "hostsched.tsv")
+        if not os.path.exists(path):
+            return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        rows = hostsched.host_rows(text, log_text.splitlines())
+    except (OSError, ValueError) as e:
+        warnings.append(f"host CPU figures left out: {path}: {e}")
+        return None
+    if not rows:
+        warnings.append(f"host CPU figures left out: {path} has no step of this log's camera runs")
+        return None
+    return {"host_cores": hostsched.host_cores(text), "rows": rows}
 
 
 def check_json_file(text, source):
@@ -329,6 +357,7 @@ def main(argv=None):
     commit = args.commit or git_commit(ignore=tuple(p for p in (args.out, args.readme) if p))
     linux = load_linux_cma(args.linux_cma, warnings, parsed.cores)
     data = benchlog.build_json(parsed, commit, board, accel, linux)
+    data["host"] = load_host_sched(args, text, warnings)
     problems = parsed.problems + benchlog.validate(data)
     if args.check:
         return finish_check(problems, warnings, f"{source} ({summarize(data)})")

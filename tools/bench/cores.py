@@ -72,15 +72,66 @@ def one_core_table(v):
             if (a, c) not in one.alloc and (a, c) not in one.frames:
                 continue
             dropped = f"{fmt_num(one.dropped(a, c))} / {fmt_num(v.dropped(a, c))}"
+            waited = " / ".join(fmt_pct((v.host.get((a, c, k)) or {}).get("camera_wait_pct")) for k in (1, n))
             for p in sizes or [None]:
                 p99_1, p99_n = one.s(a, c, p, "p99_us"), v.s(a, c, p, "p99_us")
                 success = " / ".join(fmt_pct(success_pct(x.sized.get((a, c, p)))) for x in (one, v))
                 rows.append([NAMES[a], c, fmt_num(p), fmt_num(one.s(a, c, p, "p50_us")), fmt_num(p99_1),
                              fmt_num(v.s(a, c, p, "p50_us")), fmt_num(p99_n), fmt_ratio(ratio(p99_n, p99_1)),
-                             success, dropped])
+                             success, dropped] + ([waited] if v.host else []))
     headers = ["allocator", "condition", "pages", "p50 1 core (µs)", "p99 1 core (µs)", f"p50 {n} cores (µs)",
                f"p99 {n} cores (µs)", f"p99 {n}/1", f"success 1 / {n}", f"dropped 1 / {n}"]
-    return md_table(headers, rows, right=tuple(range(2, 10)))
+    headers += [f"camera vCPU waited for the host 1 / {n}"] if v.host else []
+    return md_table(headers, rows, right=tuple(range(2, len(headers))))
+
+
+# --- host CPU --------------------------------------------------------------------
+
+
+def host_text(v):
+    cores = f"{plural(v.host_cores, 'core')}" if v.host_cores else "an unknown number of cores"
+    return (
+        "Under TCG every vCPU is a host thread, and the guest's counter runs on the host clock: a vCPU thread "
+        "that is ready but waits for a host core stops the guest's work, not its time, so whatever it was "
+        "timing takes longer. This host has "
+        f"{cores}; QEMU needs one per busy vCPU plus its main loop, which emulates the block device (busy "
+        "under pagecache and odirect). Per camera run, from the host kernel's scheduler statistics of QEMU's "
+        "threads (`/proc/PID/task/TID/schedstat`, sampled by `tools/bench/hostsched.py` beside the boot): "
+        "how much of the run the camera core's vCPU (core 0) ran and how much it was ready but waiting for a "
+        "host core; the same for the load cores' vCPUs together; how much the main loop and QEMU's other "
+        "threads ran; and the host cores QEMU used on average. A camera vCPU that waited a few percent of "
+        "the time has that share of its allocations stretched by host milliseconds: that is the emulator, "
+        "not the allocator."
+    )
+
+
+def host_order(r):
+    return lock_order(r)
+
+
+def host_table(v):
+    rows = []
+    for r in sorted(v.host.values(), key=host_order):
+        rows.append([NAMES.get(r.get("allocator"), str(r.get("allocator"))), str(r.get("condition")),
+                     fmt_num(r.get("cores")), fmt_num(r.get("wall_s")), fmt_pct(r.get("camera_run_pct")),
+                     fmt_pct(r.get("camera_wait_pct")), fmt_pct(r.get("load_run_pct")),
+                     fmt_pct(r.get("load_wait_pct")), fmt_pct(r.get("main_run_pct")),
+                     fmt_num(r.get("qemu_cores"))])
+    headers = ["allocator", "condition", "cores", "run (s)", "camera vCPU ran", "camera vCPU waited",
+               "load vCPUs ran", "load vCPUs waited", "main loop and others ran", "host cores used"]
+    return md_table(headers, rows, right=tuple(range(2, len(headers))))
+
+
+def host_summary(v):
+    """The run whose camera vCPU waited longest, one line."""
+    rated = [r for r in v.host.values() if is_num(r.get("camera_wait_pct"))]
+    if not rated:
+        return None
+    worst = max(rated, key=lambda r: r["camera_wait_pct"])
+    return (f"Longest wait for the host: the camera vCPU under {NAMES.get(worst['allocator'], worst['allocator'])}/"
+            f"{worst['condition']} at cores={worst['cores']}, ready but not running "
+            f"{fmt_pct(worst['camera_wait_pct'])} of the run, while QEMU used "
+            f"{fmt_num(worst.get('qemu_cores'))} host cores on average.")
 
 
 # --- the memory-state lock -----------------------------------------------------
@@ -118,9 +169,11 @@ def lock_table(v):
 
 def lock_text(v):
     names = sorted({str(r.get("name")) for r in v.locks})
+    what = ("the two memory-state locks (ticket locks: memsys guards the page cache, areas the areas and "
+            "their cleancache; a CMA pass holds both)" if len(names) > 1 else
+            "the memory-state lock (one ticket lock guarding the areas, cleancache and the page cache)")
     return (
-        f"`@lock name={'/'.join(names)}`: the memory-state lock (one ticket lock guarding the areas, "
-        "cleancache and the page cache) over each camera run, every acquisition on every core: how many "
+        f"`@lock name={'/'.join(names)}`: {what} over each camera run, every acquisition on every core: how many "
         "found it held by another core and had to wait (contended), and the time waited for the lock and "
         "the time it was held (nearest rank, µs; wait and hold p50 are in bench.json)."
     )
@@ -147,12 +200,17 @@ def lock_summary(v):
 
 def sections(v):
     """The page's lines for "One core and several" (when the run has both
-    core counts) and "The memory-state lock" (when it has @lock lines)."""
+    core counts) and "Host CPU" (when the run has hostsched figures) and "The memory-state locks" (when it has @lock lines)."""
     parts = []
     if v.one is not None:
         parts += ["## One core and several", "", placement_text(v), "", one_core_table(v), ""]
+    if v.host:
+        parts += ["## Host CPU", "", host_text(v), "", host_table(v), ""]
+        summary = host_summary(v)
+        if summary:
+            parts += [summary, ""]
     if v.locks:
-        parts += ["## The memory-state lock", "", lock_text(v), "", lock_table(v), ""]
+        parts += ["## The memory-state locks", "", lock_text(v), "", lock_table(v), ""]
         summary = lock_summary(v)
         if summary:
             parts += [summary, ""]

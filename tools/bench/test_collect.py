@@ -224,9 +224,11 @@ class JsonTest(Workspace):
         data = self.bench_json()
         self.assertEqual(list(data), ["commit", "board", "accel", "alloc", "frames", "utilization", "per_page",
                                       "linux_cma", "tag_storage", "interleaved", "cma_work", "cores", "sched",
-                                      "one_core", "locks"])
-        # A log without cores= is a one-core boot: no comparison, no lock lines.
-        self.assertEqual((data["cores"], data["sched"], data["one_core"], data["locks"]), (1, None, None, []))
+                                      "one_core", "locks", "host"])
+        # A log without cores= is a one-core boot: no comparison, no lock lines;
+        # no hostsched.tsv beside it: no host figures.
+        self.assertEqual((data["cores"], data["sched"], data["one_core"], data["locks"], data["host"]),
+                         (1, None, None, [], None))
         self.assertEqual({r["cores"] for r in data["alloc"] + data["frames"] + data["cma_work"]}, {1})
         self.assertEqual([(r["allocator"], r["condition"], r["passes"]) for r in data["cma_work"]][:3],
                          [("cma", "idle", 20), ("cma-retry", "idle", 20), ("cma", "pagecache", 40)])

@@ -255,8 +255,8 @@ class CoresPageTest(Workspace):
         self.assertRegex(anon, rf"\|\s+2.00 \|\s+[\d.]+ \|\s+{g:.1f} \|\s+{g / 2:.1f}x \|\s+100.0% / 100.0% \|\s+0 / 0 \|$")
         cma = next(l for l in table if l.startswith("| CMA ") and "| longpin " in l)
         self.assertRegex(cma, r"\|\s+5 / 6 \|$")
-        self.assertIn("## The memory-state lock", page)
-        locks = self.table(page, "The memory-state lock")
+        self.assertIn("## The memory-state locks", page)
+        locks = self.table(page, "The memory-state locks")
         self.assertEqual(len(locks), 2 + 36)
         self.assertEqual(len({len(l) for l in locks}), 1)
         self.assertRegex(locks[2], r"^\| GCMA +\| idle +\| +2 \| +5,000 \| +400 \| +8.0% \| +3.00 \| +25.0 \| +4.00 \| +30.0 \|$")
@@ -266,7 +266,7 @@ class CoresPageTest(Workspace):
         # A one-core boot with @lock lines: the lock table, no comparison.
         page = self.page(make_smp_log(cores=1, comparison=False))
         self.assertNotIn("## One core and several", page)
-        self.assertIn("## The memory-state lock", page)
+        self.assertIn("## The memory-state locks", page)
 
     def test_older_logs_render_without_the_new_sections(self):
         with open(RECORDED, encoding="utf-8", errors="replace") as f:
@@ -274,7 +274,7 @@ class CoresPageTest(Workspace):
         for text in (make_log(), recorded):
             page = self.page(text)
             self.assertNotIn("## One core and several", page)
-            self.assertNotIn("## The memory-state lock", page)
+            self.assertNotIn("## The memory-state locks", page)
             self.assertIn("## Camera frames", page)
             self.assertIn("The Linux reference ran on 1 core (`-smp 1`), as this run did.", page)
 
@@ -292,6 +292,71 @@ class CoresPageTest(Workspace):
         page = self.page(make_smp_log())
         self.assertNotIn("Not the same core count", page)
         self.assertIn("The Linux reference ran on 2 cores (`-smp 2`), as this run did.", page)
+
+
+def with_progress(text):
+    """`text` with an `@progress step=K` line before the first @alloc of
+    every run (allocator, condition, cores), as the kernel prints one at
+    the start of each demo step; returns (text, {step: run})."""
+    lines, runs, last = [], {}, None
+    for line in text.split("\r\n"):
+        if line.startswith("@alloc "):
+            f = dict(x.split("=", 1) for x in line.split()[1:] if "=" in x)
+            run = (f["allocator"], f["condition"], int(f.get("cores", "1")))
+            if run != last:
+                runs[len(runs) + 1] = run
+                lines.append(f"@progress step={len(runs)} of=99 what=x")
+                last = run
+        lines.append(line)
+    return "\r\n".join(lines), runs
+
+
+class HostSchedPageTest(Workspace):
+    """hostsched.tsv beside the log: bench.json's `host` rows and the page's
+    Host CPU section and one-core column."""
+
+    def test_host_section(self):
+        text, runs = with_progress(make_smp_log())
+        tsv = ["# QEMU pid 1; host cores 2; schedstat every 50 ms", "step\tt_ms\ttid\tthread\trun_ms\twait_ms"]
+        run_ms = wait_ms = 0.0
+        for i, step in enumerate(list(runs) + ["end"]):
+            tsv += [f"{step}\t{2000.0 * i}\t2\tCPU 0/TCG\t{run_ms}\t{wait_ms}",
+                    f"{step}\t{2000.0 * i}\t3\tCPU 1/TCG\t{run_ms}\t0.0"]
+            run = runs.get(step)
+            run_ms += 500.0
+            wait_ms += 300.0 if run == ("gcma", "pagecache", 2) else 10.0
+        with open(os.path.join(self.dir, "hostsched.tsv"), "w") as f:
+            f.write("\n".join(tsv) + "\n")
+        code, _, err = self.run_collect(text)
+        self.assertEqual(code, 0, err)
+        rows = self.bench_json()["host"]["rows"]
+        self.assertEqual(len(rows), len(runs))
+        by_run = {(r["allocator"], r["condition"], r["cores"]): r for r in rows}
+        self.assertEqual(by_run[("gcma", "pagecache", 2)]["camera_wait_pct"], 15.0)
+        self.assertEqual(by_run[("gcma", "pagecache", 1)]["camera_wait_pct"], 0.5)
+        with open(os.path.join(self.out, "README.md")) as f:
+            page = f.read()
+        host = self.table_in(page, "Host CPU")
+        self.assertIn("camera vCPU waited", host[0])
+        self.assertTrue(any(l.startswith("| GCMA ") and " pagecache " in l and "15.0%" in l for l in host), host)
+        self.assertIn("Longest wait for the host: the camera vCPU under GCMA/pagecache at cores=2, ready but not "
+                      "running 15.0% of the run", page)
+        one = self.table_in(page, "One core and several")
+        self.assertIn("camera vCPU waited for the host 1 / 2", one[0])
+        self.assertTrue(any(l.startswith("| GCMA ") and " pagecache " in l and "0.5% / 15.0%" in l for l in one),
+                        one)
+        # Without the file: no section, no column.
+        os.remove(os.path.join(self.dir, "hostsched.tsv"))
+        code, _, err = self.run_collect(text)
+        self.assertEqual((code, self.bench_json()["host"]), (0, None), err)
+        with open(os.path.join(self.out, "README.md")) as f:
+            page = f.read()
+        self.assertNotIn("## Host CPU", page)
+        self.assertNotIn("waited for the host", page)
+
+    def table_in(self, page, heading):
+        section = page.split(f"## {heading}\n\n")[1]
+        return next(b for b in section.split("\n\n") if b.startswith("|")).splitlines()
 
 
 class DefaultLinuxReferenceTest(unittest.TestCase):

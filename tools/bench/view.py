@@ -101,6 +101,10 @@ class View:
         locks = data.get("locks")
         self.locks = [r for r in locks if isinstance(r, dict)] if isinstance(locks, list) else []
         self.sched = data.get("sched") if isinstance(data.get("sched"), dict) else {}
+        # Host CPU per camera run (tools/bench/hostsched.py), by (allocator, condition, cores).
+        host = data.get("host") if isinstance(data.get("host"), dict) else {}
+        self.host_cores = host.get("host_cores") if is_num(host.get("host_cores")) else None
+        self.host = self._index(host.get("rows"), ("allocator", "condition", "cores"))
         # The cores Linux booted with: the reference's, else its rows' (older bench.json).
         smp = ref.get("smp")
         seen = {r.get("smp") for r in self.linux.values() if isinstance(r, dict)}

@@ -7,7 +7,8 @@
 //! committed results change: it runs `tools/bench/collect.py --publish` on
 //! that log, which refuses (and writes nothing) unless the run finished with
 //! status 0, is full-scale and has no problem; then it writes
-//! `results/<board>/` (bench.json, plots, page, and the log itself) and, for
+//! `results/<board>/` (bench.json, plots, page, the log itself and its host
+//! CPU figures, hostsched.tsv) and, for
 //! qemu-virt, the README headline.
 
 use std::fs;
@@ -112,14 +113,27 @@ pub fn publish(args: &[String]) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let kept = out.join("demo.log");
-    if !same_file(&log, &kept) {
-        if let Err(e) = fs::copy(&log, &kept) {
-            eprintln!(
-                "xtask publish: cannot copy the log to {}: {e}",
-                kept.display()
-            );
-            return ExitCode::from(1);
+    // The log, and the host CPU figures beside it (tools/bench/hostsched.py)
+    // when the run has them, so that collect.py can rebuild the page from
+    // results/ alone.
+    let sched = log.with_file_name("hostsched.tsv");
+    let mut copies = vec![(log.clone(), out.join("demo.log"))];
+    if sched.is_file() {
+        copies.push((sched, out.join("hostsched.tsv")));
+    } else {
+        // An earlier run's figures would not match this log.
+        let _ = fs::remove_file(out.join("hostsched.tsv"));
+    }
+    for (from, to) in copies {
+        if !same_file(&from, &to) {
+            if let Err(e) = fs::copy(&from, &to) {
+                eprintln!(
+                    "xtask publish: cannot copy {} to {}: {e}",
+                    from.display(),
+                    to.display()
+                );
+                return ExitCode::from(1);
+            }
         }
     }
     println!(
