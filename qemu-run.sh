@@ -354,14 +354,18 @@ fi
 # Host CPU per demo step (tools/bench/hostsched.py, read by collect.py):
 # QEMU names its vCPU threads and writes its pid, and the sampler follows
 # the log until QEMU exits. The old log goes first, so that the sampler
-# never reads a previous run's steps.
+# never reads a previous run's steps. On several cores the sampler also puts
+# the camera core's vCPU thread under SCHED_FIFO (QEMU_RUN_HOST_RT=0 leaves
+# it normal): on a board the camera's core is its own, and under TCG on a
+# host with fewer cores than QEMU has busy threads it would otherwise wait
+# for a host core behind the load's vCPUs (results page, "Host CPU").
 rm -f "$OUT/qemu.pid" "$OUT/hostsched.tsv"
 : >"$LOG"
 CMD+=(-name "gcma-$BOARD,debug-threads=on" -pidfile "$OUT/qemu.pid")
 SAMPLER=""
 if [[ -f "$REPO_ROOT/tools/bench/hostsched.py" ]]; then
     "$BENCH_PYTHON" "$REPO_ROOT/tools/bench/hostsched.py" sample --pidfile "$OUT/qemu.pid" \
-        --log "$LOG" --out "$OUT/hostsched.tsv" &
+        --log "$LOG" --out "$OUT/hostsched.tsv" --camera-rt "$([[ "${QEMU_RUN_HOST_RT:-1}" == 0 ]] && echo 0 || echo 10)" &
     SAMPLER=$!
 fi
 rc=0

@@ -702,13 +702,16 @@ HOST_ROW_NUMBERS = ("cores", "step", "wall_s", "camera_run_pct", "camera_wait_pc
 
 
 def check_host(host):
-    """`host`: null, or {"host_cores": N or null, "rows": [...]} with one
-    row per camera run (tools/bench/hostsched.py)."""
+    """`host`: null, or {"host_cores": N or null, "policy": text or null
+    (absent in older runs), "rows": [...]} with one row per camera run
+    (tools/bench/hostsched.py)."""
     if host is None:
         return []
     if not isinstance(host, dict) or not isinstance(host.get("rows"), list):
         return ["host: expected null or an object with a rows list"]
     problems = []
+    if host.get("policy") is not None and not isinstance(host["policy"], str):
+        problems.append(f"host.policy: {host['policy']!r} is not a string or null")
     for i, row in enumerate(host["rows"]):
         if not isinstance(row, dict):
             problems.append(f"host.rows[{i}]: expected an object")

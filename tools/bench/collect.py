@@ -202,7 +202,7 @@ def load_host_sched(args, log_text, warnings):
     if not rows:
         warnings.append(f"host CPU figures left out: {path} has no step of this log's camera runs")
         return None
-    return {"host_cores": hostsched.host_cores(text), "rows": rows}
+    return {"host_cores": hostsched.host_cores(text), "policy": hostsched.policy(text), "rows": rows}
 
 
 def check_json_file(text, source):

@@ -101,7 +101,13 @@ def host_text(v):
         "host core; the same for the load cores' vCPUs together; how much the main loop and QEMU's other "
         "threads ran; and the host cores QEMU used on average. A camera vCPU that waited a few percent of "
         "the time has that share of its allocations stretched by host milliseconds: that is the emulator, "
-        "not the allocator."
+        "not the allocator. "
+        + (f"Host scheduling policy of QEMU's threads in this boot: {v.host_policy} (set by the sampler "
+           "when the kernel reported its placement, so the one-core comparison ran with it too; on a board "
+           "the camera's core is a core of its own, and a real-time vCPU thread is how the emulator gives it "
+           "one; `QEMU_RUN_HOST_RT=0 cargo run` leaves every thread normal)."
+           if v.host_policy else
+           "Host scheduling policy of QEMU's threads in this boot: all normal (no real-time camera vCPU).")
     )
 
 

@@ -21,6 +21,14 @@ start of a demo step) and when QEMU exits, writes one snapshot of every
 thread, so each step's figures are the difference of two snapshots. QEMU
 names its vCPU threads `CPU N/TCG` when run with `-name ...,debug-threads=on`.
 
+With `--camera-rt PRIO` the sampler also gives the camera core's vCPU
+thread the host's real-time policy (SCHED_FIFO at PRIO) once the kernel
+names that core (`@sched cores=N placement=camera:C,...`, N of 2 or more),
+so that the camera's core, which on a board is a core of its own, never
+waits for a host core behind the load's vCPUs or QEMU's main loop. It
+writes what it did in a `# host policy: ...` line, read by `policy(text)`.
+The one-core comparison of the same boot runs with the same policy.
+
 Reading (collect.py): `parse(text)` returns the snapshots and `steps(...)`
 the per-step differences. Stdlib only.
 """
@@ -68,18 +76,49 @@ def snapshot_lines(step, t_ns, threads):
             for tid, (name, run, wait) in sorted(threads.items())]
 
 
-def progress_steps(chunk):
-    """The step numbers of the `@progress step=N ...` lines in `chunk`."""
-    steps = []
-    for line in chunk.split("\n"):
-        if line.startswith("@progress "):
-            for field in line.split()[1:]:
-                if field.startswith("step="):
-                    steps.append(field[5:])
-    return steps
+POLICY = "# host policy: "
 
 
-def sample(pidfile, log, out, interval=0.05, wait_s=120.0):
+def progress_step(line):
+    """N for a `@progress step=N ...` line, else None."""
+    if line.startswith("@progress "):
+        for field in line.split()[1:]:
+            if field.startswith("step="):
+                return field[5:]
+    return None
+
+
+def camera_core(line):
+    """C for a `@sched cores=N placement=camera:C,...` line with N >= 2,
+    else None (one core: the camera shares it with the load)."""
+    if not line.startswith("@sched "):
+        return None
+    fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+    if not fields.get("cores", "").isdigit() or int(fields["cores"]) < 2:
+        return None
+    for part in fields.get("placement", "").split(","):
+        if part.startswith("camera:") and part[7:].isdigit():
+            return int(part[7:])
+    return None
+
+
+def make_camera_rt(pid, core, prio, threads):
+    """Puts the `CPU core/TCG` thread of `pid` under SCHED_FIFO at `prio`;
+    returns the policy line's text (what was done, or why not)."""
+    name = f"CPU {core}/TCG"
+    tids = [tid for tid, (n, _, _) in threads.items() if n == name]
+    if not tids:
+        return f"normal (no thread named {name!r} in QEMU {pid})"
+    if (os.cpu_count() or 1) < 2:
+        return "normal (one host core: a real-time vCPU would starve the others)"
+    try:
+        os.sched_setscheduler(tids[0], os.SCHED_FIFO, os.sched_param(prio))
+    except OSError as e:
+        return f"normal (SCHED_FIFO for {name} refused: {e.strerror})"
+    return f"{name} (camera core {core}) SCHED_FIFO priority {prio}; other threads normal"
+
+
+def sample(pidfile, log, out, interval=0.05, wait_s=120.0, camera_rt=0):
     deadline = time.monotonic() + wait_s
     pid = None
     while time.monotonic() < deadline:
@@ -94,7 +133,7 @@ def sample(pidfile, log, out, interval=0.05, wait_s=120.0):
         return 1
     start = time.monotonic_ns()
     last = read_threads(pid) or {}
-    pos, tail, written = 0, "", 0
+    pos, tail, written, policy_set = 0, "", 0, None
     with open(out, "w") as o:
         o.write(f"# QEMU pid {pid}; host cores {os.cpu_count()}; schedstat every {interval * 1000:.0f} ms\n")
         o.write("\t".join(HEADER) + "\n")
@@ -115,9 +154,16 @@ def sample(pidfile, log, out, interval=0.05, wait_s=120.0):
                 text = tail + data.decode("utf-8", "replace")
                 cut = text.rfind("\n") + 1
                 text, tail = text[:cut], text[cut:]
-                for step in progress_steps(text):
-                    o.writelines(snapshot_lines(step, t, last))
-                    written += 1
+                for line in text.split("\n"):
+                    step = progress_step(line)
+                    if step is not None:
+                        o.writelines(snapshot_lines(step, t, last))
+                        written += 1
+                    core = camera_core(line)
+                    if core is not None and camera_rt > 0 and not policy_set:
+                        policy_set = make_camera_rt(pid, core, camera_rt, last)
+                        o.write(POLICY + policy_set + "\n")
+                        say(f"host policy: {policy_set}")
                 o.flush()
             time.sleep(interval)
         o.writelines(snapshot_lines(END, time.monotonic_ns() - start, last))
@@ -144,6 +190,15 @@ def parse(text):
             snaps.append((step, t, {}))
         snaps[-1][2][tid] = (name, run, wait)
     return snaps
+
+
+def policy(text):
+    """The sampler's `# host policy: ...` text, or None (no real-time
+    vCPU was asked for, or the kernel ran on one core)."""
+    for line in text.splitlines():
+        if line.startswith(POLICY):
+            return line[len(POLICY):].strip()
+    return None
 
 
 def host_cores(text):
@@ -243,8 +298,10 @@ def main(argv=None):
     s.add_argument("--log", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--interval-ms", type=float, default=50.0)
+    s.add_argument("--camera-rt", type=int, default=0, metavar="PRIO",
+                   help="SCHED_FIFO priority for the camera core's vCPU thread (0: leave it normal)")
     args = p.parse_args(argv)
-    return sample(args.pidfile, args.log, args.out, args.interval_ms / 1000.0)
+    return sample(args.pidfile, args.log, args.out, args.interval_ms / 1000.0, camera_rt=args.camera_rt)
 
 
 if __name__ == "__main__":

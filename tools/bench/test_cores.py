@@ -345,6 +345,19 @@ class HostSchedPageTest(Workspace):
         self.assertIn("camera vCPU waited for the host 1 / 2", one[0])
         self.assertTrue(any(l.startswith("| GCMA ") and " pagecache " in l and "0.5% / 15.0%" in l for l in one),
                         one)
+        self.assertIsNone(self.bench_json()["host"]["policy"])
+        self.assertIn("policy of QEMU's threads in this boot: all normal", page)
+        # The sampler's policy line reaches bench.json and the page.
+        tsv.insert(2, "# host policy: CPU 0/TCG (camera core 0) SCHED_FIFO priority 10; other threads normal")
+        with open(os.path.join(self.dir, "hostsched.tsv"), "w") as f:
+            f.write("\n".join(tsv) + "\n")
+        code, _, err = self.run_collect(text)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.bench_json()["host"]["policy"],
+                         "CPU 0/TCG (camera core 0) SCHED_FIFO priority 10; other threads normal")
+        self.assertEqual(len(self.bench_json()["host"]["rows"]), len(runs))
+        with open(os.path.join(self.out, "README.md")) as f:
+            self.assertIn("in this boot: CPU 0/TCG (camera core 0) SCHED_FIFO priority 10", f.read())
         # Without the file: no section, no column.
         os.remove(os.path.join(self.dir, "hostsched.tsv"))
         code, _, err = self.run_collect(text)

@@ -83,6 +83,22 @@ class ReadingTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             hostsched.parse("1\t0.0\t42\tqemu\n")
 
+    def test_camera_core_from_the_placement(self):
+        self.assertEqual([hostsched.camera_core(line) for line in (
+            "@sched cores=2 placement=camera:0,load:1..1",
+            "@sched cores=4 placement=load:0..2,camera:3",
+            "@sched cores=1 placement=camera:0,load:0..0",
+            "@progress step=1 of=2 what=x",
+            "@sched cores=2 placement=load:1..1",
+        )], [0, 3, None, None, None])
+
+    def test_policy_line_is_read_and_left_out_of_the_snapshots(self):
+        lines = TSV.splitlines(keepends=True)
+        text = "".join(lines[:5]) + hostsched.POLICY + "CPU 0/TCG SCHED_FIFO priority 10\n" + "".join(lines[5:])
+        self.assertEqual(hostsched.policy(text), "CPU 0/TCG SCHED_FIFO priority 10")
+        self.assertEqual(hostsched.parse(text), hostsched.parse(TSV))
+        self.assertIsNone(hostsched.policy(TSV))
+
 
 BUSY = r"""
 import os, sys, threading, time
@@ -90,7 +106,12 @@ def spin(stop):
     while time.monotonic() < stop:
         pass
 stop = time.monotonic() + float(sys.argv[2])
-t = threading.Thread(target=spin, args=(stop,))
+def named(stop):
+    # The name QEMU gives its first vCPU thread, as the host sees it.
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as f:
+        f.write("CPU 0/TCG")
+    spin(stop)
+t = threading.Thread(target=named, args=(stop,))
 t.start()
 with open(sys.argv[1] + ".tmp", "w") as f:
     f.write(str(os.getpid()))
@@ -100,26 +121,39 @@ t.join()
 """
 
 
+def start(d, *args):
+    """A busy process (BUSY, 1.5 s) and the sampler following it: (log,
+    out, busy, sampler)."""
+    pidfile, log, out = (os.path.join(d, n) for n in ("q.pid", "demo.log", "hostsched.tsv"))
+    open(log, "w").close()
+    busy = subprocess.Popen([sys.executable, "-c", BUSY, pidfile, "1.5"])
+    sampler = subprocess.Popen([sys.executable, os.path.join(HERE, "hostsched.py"), "sample",
+                                "--pidfile", pidfile, "--log", log, "--out", out, *args],
+                               stderr=subprocess.PIPE, text=True)
+    return log, out, busy, sampler
+
+
 class SamplerTest(unittest.TestCase):
+    def finish(self, busy, sampler):
+        """Waits for the busy process and the sampler (both end by
+        themselves within 1.5 s); the sampler's stderr."""
+        try:
+            self.assertEqual(busy.wait(timeout=30), 0)
+            _, err = sampler.communicate(timeout=30)
+        finally:
+            busy.kill()
+            sampler.kill()
+        self.assertEqual(sampler.returncode, 0, err)
+        return err
+
     def test_sampler_follows_the_log_and_measures_the_threads(self):
         with tempfile.TemporaryDirectory() as d:
-            pidfile, log, out = (os.path.join(d, n) for n in ("q.pid", "demo.log", "hostsched.tsv"))
-            open(log, "w").close()
-            busy = subprocess.Popen([sys.executable, "-c", BUSY, pidfile, "1.5"])
-            sampler = subprocess.Popen([sys.executable, os.path.join(HERE, "hostsched.py"), "sample",
-                                        "--pidfile", pidfile, "--log", log, "--out", out],
-                                       stderr=subprocess.PIPE, text=True)
-            try:
-                for step in (1, 2):
-                    time.sleep(0.5)
-                    with open(log, "a") as f:
-                        f.write(f"@progress step={step} of=2 what=x\n")
-                self.assertEqual(busy.wait(timeout=30), 0)
-                _, err = sampler.communicate(timeout=30)
-            finally:
-                busy.kill()
-                sampler.kill()
-            self.assertEqual(sampler.returncode, 0, err)
+            log, out, busy, sampler = start(d)
+            for step in (1, 2):
+                time.sleep(0.5)
+                with open(log, "a") as f:
+                    f.write(f"@progress step={step} of=2 what=x\n")
+            err = self.finish(busy, sampler)
             self.assertIn("2 steps sampled", err)
             with open(out) as f:
                 snaps = hostsched.parse(f.read())
@@ -135,6 +169,32 @@ class SamplerTest(unittest.TestCase):
             ran = d[1]["other"][0]
             self.assertGreater(ran, 0.2 * d[1]["wall_ms"])
             self.assertLessEqual(ran, 2.2 * d[1]["wall_ms"])
+
+    def test_camera_rt_puts_the_camera_vcpu_under_sched_fifo(self):
+        with tempfile.TemporaryDirectory() as d:
+            log, out, busy, sampler = start(d, "--camera-rt", "5")
+            time.sleep(0.5)
+            with open(log, "a") as f:
+                f.write("@sched cores=2 placement=camera:0,load:1..1\n")
+            policy, tid = None, None
+            for _ in range(40):
+                time.sleep(0.05)
+                for t in os.listdir(f"/proc/{busy.pid}/task"):
+                    with open(f"/proc/{busy.pid}/task/{t}/comm") as f:
+                        if f.read().strip() == "CPU 0/TCG":
+                            tid = int(t)
+                if tid is not None and os.sched_getscheduler(tid) == os.SCHED_FIFO:
+                    policy = os.sched_getparam(tid).sched_priority
+                    break
+            err = self.finish(busy, sampler)
+            with open(out) as f:
+                text = hostsched.policy(f.read())
+            if os.geteuid() == 0:
+                self.assertEqual(policy, 5, err)
+                self.assertEqual(text, "CPU 0/TCG (camera core 0) SCHED_FIFO priority 5; other threads normal")
+            else:
+                self.assertIsNone(policy)
+                self.assertIn("refused", text)
 
     def test_no_pid_file(self):
         with tempfile.TemporaryDirectory() as d:

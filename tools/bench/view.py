@@ -104,6 +104,7 @@ class View:
         # Host CPU per camera run (tools/bench/hostsched.py), by (allocator, condition, cores).
         host = data.get("host") if isinstance(data.get("host"), dict) else {}
         self.host_cores = host.get("host_cores") if is_num(host.get("host_cores")) else None
+        self.host_policy = host.get("policy") if isinstance(host.get("policy"), str) else None
         self.host = self._index(host.get("rows"), ("allocator", "condition", "cores"))
         # The cores Linux booted with: the reference's, else its rows' (older bench.json).
         smp = ref.get("smp")
