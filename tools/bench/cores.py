@@ -103,9 +103,10 @@ def host_text(v):
         "the time has that share of its allocations stretched by host milliseconds: that is the emulator, "
         "not the allocator. "
         + (f"Host scheduling policy of QEMU's threads in this boot: {v.host_policy} (set by the sampler "
-           "when the kernel reported its placement, so the one-core comparison ran with it too; on a board "
-           "the camera's core is a core of its own, and a real-time vCPU thread is how the emulator gives it "
-           "one; `QEMU_RUN_HOST_RT=0 cargo run` leaves every thread normal)."
+           "when the kernel reported its placement: on a board the camera's core is a core of its own, and "
+           "a real-time vCPU thread is how the emulator gives it one; in the one-core steps that vCPU runs "
+           "the load too, and a real-time thread busy all the time would be held off by the host's RT "
+           "throttling; `QEMU_RUN_HOST_RT=0 cargo run` leaves every thread normal)."
            if v.host_policy else
            "Host scheduling policy of QEMU's threads in this boot: all normal (no real-time camera vCPU).")
     )

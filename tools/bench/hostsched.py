@@ -25,9 +25,14 @@ With `--camera-rt PRIO` the sampler also gives the camera core's vCPU
 thread the host's real-time policy (SCHED_FIFO at PRIO) once the kernel
 names that core (`@sched cores=N placement=camera:C,...`, N of 2 or more),
 so that the camera's core, which on a board is a core of its own, never
-waits for a host core behind the load's vCPUs or QEMU's main loop. It
-writes what it did in a `# host policy: ...` line, read by `policy(text)`.
-The one-core comparison of the same boot runs with the same policy.
+waits for a host core behind the load's vCPUs or QEMU's main loop. In the
+one-core comparison's steps (`@progress ... what=.../one-core`) that
+thread runs everything and is put back to the normal policy: a real-time
+thread busy all the time is held off by the host's RT throttling (tens of
+ms at a time), and with the load on its own core the camera vCPU already
+has a host core to itself (it waited 0.0-0.2% of those runs, measured).
+The sampler writes what it did in a `# host policy: ...` line, read by
+`policy(text)`.
 
 Reading (collect.py): `parse(text)` returns the snapshots and `steps(...)`
 the per-step differences. Stdlib only.
@@ -102,20 +107,36 @@ def camera_core(line):
     return None
 
 
+def one_core_step(line):
+    """True for the `@progress` line of a one-core comparison step."""
+    return line.startswith("@progress ") and any(
+        f.startswith("what=") and f.endswith("/one-core") for f in line.split()[1:])
+
+
+def set_fifo(tid, prio):
+    """SCHED_FIFO at `prio` for `tid`, or the normal policy for prio 0."""
+    if prio > 0:
+        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(prio))
+    else:
+        os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+
+
 def make_camera_rt(pid, core, prio, threads):
-    """Puts the `CPU core/TCG` thread of `pid` under SCHED_FIFO at `prio`;
-    returns the policy line's text (what was done, or why not)."""
+    """Puts the `CPU core/TCG` thread of `pid` under SCHED_FIFO at `prio`:
+    (the policy line's text, what was done or why not; the thread's tid,
+    or None if it was left normal)."""
     name = f"CPU {core}/TCG"
     tids = [tid for tid, (n, _, _) in threads.items() if n == name]
     if not tids:
-        return f"normal (no thread named {name!r} in QEMU {pid})"
+        return f"normal (no thread named {name!r} in QEMU {pid})", None
     if (os.cpu_count() or 1) < 2:
-        return "normal (one host core: a real-time vCPU would starve the others)"
+        return "normal (one host core: a real-time vCPU would starve the others)", None
     try:
-        os.sched_setscheduler(tids[0], os.SCHED_FIFO, os.sched_param(prio))
+        set_fifo(tids[0], prio)
     except OSError as e:
-        return f"normal (SCHED_FIFO for {name} refused: {e.strerror})"
-    return f"{name} (camera core {core}) SCHED_FIFO priority {prio}; other threads normal"
+        return f"normal (SCHED_FIFO for {name} refused: {e.strerror})", None
+    return (f"{name} (camera core {core}) SCHED_FIFO priority {prio}, normal in the one-core steps; "
+            "other threads normal"), tids[0]
 
 
 def sample(pidfile, log, out, interval=0.05, wait_s=120.0, camera_rt=0):
@@ -133,7 +154,7 @@ def sample(pidfile, log, out, interval=0.05, wait_s=120.0, camera_rt=0):
         return 1
     start = time.monotonic_ns()
     last = read_threads(pid) or {}
-    pos, tail, written, policy_set = 0, "", 0, None
+    pos, tail, written, policy_set, rt_tid = 0, "", 0, None, None
     with open(out, "w") as o:
         o.write(f"# QEMU pid {pid}; host cores {os.cpu_count()}; schedstat every {interval * 1000:.0f} ms\n")
         o.write("\t".join(HEADER) + "\n")
@@ -159,9 +180,14 @@ def sample(pidfile, log, out, interval=0.05, wait_s=120.0, camera_rt=0):
                     if step is not None:
                         o.writelines(snapshot_lines(step, t, last))
                         written += 1
+                        if rt_tid is not None:
+                            try:
+                                set_fifo(rt_tid, 0 if one_core_step(line) else camera_rt)
+                            except OSError as e:
+                                say(f"host policy of step {step} not changed: {e.strerror}")
                     core = camera_core(line)
-                    if core is not None and camera_rt > 0 and not policy_set:
-                        policy_set = make_camera_rt(pid, core, camera_rt, last)
+                    if core is not None and camera_rt > 0 and policy_set is None:
+                        policy_set, rt_tid = make_camera_rt(pid, core, camera_rt, last)
                         o.write(POLICY + policy_set + "\n")
                         say(f"host policy: {policy_set}")
                 o.flush()

@@ -348,13 +348,13 @@ class HostSchedPageTest(Workspace):
         self.assertIsNone(self.bench_json()["host"]["policy"])
         self.assertIn("policy of QEMU's threads in this boot: all normal", page)
         # The sampler's policy line reaches bench.json and the page.
-        tsv.insert(2, "# host policy: CPU 0/TCG (camera core 0) SCHED_FIFO priority 10; other threads normal")
+        tsv.insert(2, "# host policy: CPU 0/TCG (camera core 0) SCHED_FIFO priority 10, normal in the one-core steps; other threads normal")
         with open(os.path.join(self.dir, "hostsched.tsv"), "w") as f:
             f.write("\n".join(tsv) + "\n")
         code, _, err = self.run_collect(text)
         self.assertEqual(code, 0, err)
         self.assertEqual(self.bench_json()["host"]["policy"],
-                         "CPU 0/TCG (camera core 0) SCHED_FIFO priority 10; other threads normal")
+                         "CPU 0/TCG (camera core 0) SCHED_FIFO priority 10, normal in the one-core steps; other threads normal")
         self.assertEqual(len(self.bench_json()["host"]["rows"]), len(runs))
         with open(os.path.join(self.out, "README.md")) as f:
             self.assertIn("in this boot: CPU 0/TCG (camera core 0) SCHED_FIFO priority 10", f.read())

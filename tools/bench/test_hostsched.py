@@ -121,12 +121,12 @@ t.join()
 """
 
 
-def start(d, *args):
-    """A busy process (BUSY, 1.5 s) and the sampler following it: (log,
-    out, busy, sampler)."""
+def start(d, *args, seconds=1.5):
+    """A busy process (BUSY, `seconds` long) and the sampler following it:
+    (log, out, busy, sampler)."""
     pidfile, log, out = (os.path.join(d, n) for n in ("q.pid", "demo.log", "hostsched.tsv"))
     open(log, "w").close()
-    busy = subprocess.Popen([sys.executable, "-c", BUSY, pidfile, "1.5"])
+    busy = subprocess.Popen([sys.executable, "-c", BUSY, pidfile, str(seconds)])
     sampler = subprocess.Popen([sys.executable, os.path.join(HERE, "hostsched.py"), "sample",
                                 "--pidfile", pidfile, "--log", log, "--out", out, *args],
                                stderr=subprocess.PIPE, text=True)
@@ -136,7 +136,7 @@ def start(d, *args):
 class SamplerTest(unittest.TestCase):
     def finish(self, busy, sampler):
         """Waits for the busy process and the sampler (both end by
-        themselves within 1.5 s); the sampler's stderr."""
+        themselves once the busy process ends); the sampler's stderr."""
         try:
             self.assertEqual(busy.wait(timeout=30), 0)
             _, err = sampler.communicate(timeout=30)
@@ -172,28 +172,39 @@ class SamplerTest(unittest.TestCase):
 
     def test_camera_rt_puts_the_camera_vcpu_under_sched_fifo(self):
         with tempfile.TemporaryDirectory() as d:
-            log, out, busy, sampler = start(d, "--camera-rt", "5")
+            log, out, busy, sampler = start(d, "--camera-rt", "5", seconds=3)
             time.sleep(0.5)
-            with open(log, "a") as f:
-                f.write("@sched cores=2 placement=camera:0,load:1..1\n")
-            policy, tid = None, None
-            for _ in range(40):
-                time.sleep(0.05)
-                for t in os.listdir(f"/proc/{busy.pid}/task"):
-                    with open(f"/proc/{busy.pid}/task/{t}/comm") as f:
-                        if f.read().strip() == "CPU 0/TCG":
-                            tid = int(t)
-                if tid is not None and os.sched_getscheduler(tid) == os.SCHED_FIFO:
-                    policy = os.sched_getparam(tid).sched_priority
-                    break
+            tid = next(int(t) for t in os.listdir(f"/proc/{busy.pid}/task")
+                       if open(f"/proc/{busy.pid}/task/{t}/comm").read().strip() == "CPU 0/TCG")
+
+            def policy_after(line, want):
+                """The thread's (policy, priority) once it is `want` (or
+                after 2 s) when `line` reaches the log."""
+                with open(log, "a") as f:
+                    f.write(line + "\n")
+                for _ in range(40):
+                    time.sleep(0.05)
+                    got = (os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority)
+                    if got == want:
+                        break
+                return got
+
+            fifo, other = (os.SCHED_FIFO, 5), (os.SCHED_OTHER, 0)
+            root = os.geteuid() == 0
+            seen = [policy_after("@sched cores=2 placement=camera:0,load:1..1", fifo if root else other),
+                    policy_after("@progress step=1 of=2 what=gcma/pagecache/one-core", other),
+                    policy_after("@progress step=2 of=2 what=gcma/odirect", fifo if root else other)]
             err = self.finish(busy, sampler)
             with open(out) as f:
                 text = hostsched.policy(f.read())
-            if os.geteuid() == 0:
-                self.assertEqual(policy, 5, err)
-                self.assertEqual(text, "CPU 0/TCG (camera core 0) SCHED_FIFO priority 5; other threads normal")
+            if root:
+                # Real-time with the load on other cores, normal in the
+                # one-core step, real-time again after it.
+                self.assertEqual(seen, [fifo, other, fifo], err)
+                self.assertEqual(text, "CPU 0/TCG (camera core 0) SCHED_FIFO priority 5, normal in the one-core "
+                                       "steps; other threads normal")
             else:
-                self.assertIsNone(policy)
+                self.assertEqual(seen, [other] * 3)
                 self.assertIn("refused", text)
 
     def test_no_pid_file(self):
