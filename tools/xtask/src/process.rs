@@ -1,13 +1,35 @@
-//! Running host programs: a step heading, a command whose output is
-//! echoed live and returned, and the python3 the results tool needs.
+//! Running host programs: a step heading (with the time since the first
+//! one, and each step's duration kept for the summary), a command whose
+//! output is echoed live and returned, and the python3 the results tool
+//! needs.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// The steps so far: (heading, when it started).
+static STEPS: Mutex<Vec<(String, Instant)>> = Mutex::new(Vec::new());
 
 pub fn step(msg: &str) {
-    println!("\n==> {msg}");
+    let now = Instant::now();
+    let mut steps = STEPS.lock().unwrap_or_else(|e| e.into_inner());
+    let since = steps.first().map_or(0, |(_, t0)| now.duration_since(*t0).as_secs());
+    steps.push((msg.to_string(), now));
+    println!("\n==> [{:02}:{:02}] {msg}", since / 60, since % 60);
     let _ = std::io::stdout().flush();
+}
+
+/// Every step's heading and duration in seconds, the last one up to now.
+pub fn step_times() -> Vec<(String, f64)> {
+    let steps = STEPS.lock().unwrap_or_else(|e| e.into_inner());
+    let ends = steps.iter().skip(1).map(|(_, t)| *t).chain([Instant::now()]);
+    steps
+        .iter()
+        .zip(ends)
+        .map(|((msg, t0), t1)| (msg.clone(), t1.duration_since(*t0).as_secs_f64()))
+        .collect()
 }
 
 /// Runs `cmd`, echoing its output live and returning it (stdout+stderr).
