@@ -16,10 +16,18 @@
 //! acquisition, the time waited for it and the time it was held, in two
 //! probes (the memory-state lock's `memsys.lock_wait` and
 //! `memsys.lock_hold`); [`IrqLock::contention`] gives the ticket lock's
-//! counters.
+//! counters; and [`IrqLock::longest`] names, since its last reset, the
+//! longest hold and where the lock was taken for it, and the longest wait,
+//! where its waiter asked and where the holder it waited behind (the last
+//! one to release before it) had taken the lock. Sites are the callers of
+//! `lock` (`#[track_caller]`, as are the wrappers that hand a guard on).
+//! Both records are written by the holder, before it releases, so two
+//! cores never write one at once; each sits behind a leaf spin lock taken
+//! with IRQs already masked, so a reader on another core sees a whole one.
 
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::panic::Location;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use probe::Probe;
 use ticket::{Contention, TicketGuard, TicketLock};
@@ -46,18 +54,66 @@ pub type LockProbe = Probe<LOCK_PROBE_CAP>;
 /// The probes of a timed lock: time waited, time held (ticks).
 type LockProbes = (&'static LockProbe, &'static LockProbe);
 
+/// A call site of [`IrqLock::lock`].
+pub type Site = &'static Location<'static>;
+
+/// A timed lock's longest hold and wait since the last reset (ticks; 0 and
+/// no site before any).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Longest {
+    pub hold_ticks: u64,
+    /// Where the lock was taken for that hold.
+    pub hold_site: Option<Site>,
+    pub wait_ticks: u64,
+    /// Where the waiter asked for the lock.
+    pub wait_site: Option<Site>,
+    /// Where the holder it waited behind (the last to release before it)
+    /// had taken it.
+    pub behind_site: Option<Site>,
+}
+
+/// What a timed lock keeps besides its probes.
+struct Records {
+    /// `longest.hold_ticks` and `longest.wait_ticks`, read without the
+    /// leaf lock to skip it on every acquisition that sets no record.
+    hold_max: AtomicU64,
+    wait_max: AtomicU64,
+    longest: spin::Mutex<Longest>,
+    /// Where the current (or last) holder took the lock.
+    last_site: spin::Mutex<Option<Site>>,
+}
+
+impl Records {
+    const fn new() -> Self {
+        Self {
+            hold_max: AtomicU64::new(0),
+            wait_max: AtomicU64::new(0),
+            longest: spin::Mutex::new(Longest {
+                hold_ticks: 0,
+                hold_site: None,
+                wait_ticks: 0,
+                wait_site: None,
+                behind_site: None,
+            }),
+            last_site: spin::Mutex::new(None),
+        }
+    }
+}
+
 /// A spin lock that masks IRQs while held.
 pub struct IrqLock<T> {
     inner: TicketLock<T>,
     probes: Option<LockProbes>,
+    records: Records,
 }
 
 pub struct IrqLockGuard<'a, T> {
     guard: Option<TicketGuard<'a, T>>,
     saved: SavedIrqMask,
     core: usize,
-    /// Timed locks: when the lock was taken, and the hold probe.
-    held_since: Option<(u64, &'static LockProbe)>,
+    /// Timed locks: when the lock was taken, the hold probe, the records
+    /// and where it was taken.
+    held_since: Option<(u64, &'static LockProbe, &'a Records, Site)>,
 }
 
 impl<T> IrqLock<T> {
@@ -65,6 +121,7 @@ impl<T> IrqLock<T> {
         Self {
             inner: TicketLock::new(value),
             probes: None,
+            records: Records::new(),
         }
     }
 
@@ -74,18 +131,29 @@ impl<T> IrqLock<T> {
         Self {
             inner: TicketLock::new(value),
             probes: Some((wait, hold)),
+            records: Records::new(),
         }
     }
 
+    #[track_caller]
     pub fn lock(&self) -> IrqLockGuard<'_, T> {
+        let site = Location::caller();
         let saved = local_irq_mask_save();
         let asked = self.probes.map(|_| timer::ticks());
         let guard = self.inner.lock();
         let held_since = match (self.probes, asked) {
             (Some((wait, hold)), Some(t0)) => {
                 let now = timer::ticks();
-                wait.record_ticks(now.saturating_sub(t0));
-                Some((now, hold))
+                let waited = now.saturating_sub(t0);
+                wait.record_ticks(waited);
+                let r = &self.records;
+                let behind = r.last_site.lock().replace(site);
+                if waited > r.wait_max.load(Ordering::Relaxed) {
+                    r.wait_max.store(waited, Ordering::Relaxed);
+                    let mut l = r.longest.lock();
+                    (l.wait_ticks, l.wait_site, l.behind_site) = (waited, Some(site), behind);
+                }
+                Some((now, hold, r, site))
             }
             _ => None,
         };
@@ -105,6 +173,23 @@ impl<T> IrqLock<T> {
         self.inner.contention()
     }
 
+    /// The longest hold and wait since the last [`reset_longest`]
+    /// (timed locks; an untimed one keeps none).
+    ///
+    /// [`reset_longest`]: Self::reset_longest
+    pub fn longest(&self) -> Longest {
+        *self.records.longest.lock()
+    }
+
+    /// Starts the longest hold and wait again (a hold or wait ending at
+    /// this instant may be kept from before).
+    pub fn reset_longest(&self) {
+        let r = &self.records;
+        *r.longest.lock() = Longest::default();
+        r.hold_max.store(0, Ordering::Relaxed);
+        r.wait_max.store(0, Ordering::Relaxed);
+    }
+
     /// Breaks the lock on a fatal path (nothing will run after).
     ///
     /// # Safety
@@ -117,8 +202,14 @@ impl<T> IrqLock<T> {
 
 impl<T> Drop for IrqLockGuard<'_, T> {
     fn drop(&mut self) {
-        if let Some((since, hold)) = self.held_since {
-            hold.record_ticks(timer::ticks().saturating_sub(since));
+        if let Some((since, hold, r, site)) = self.held_since {
+            let held = timer::ticks().saturating_sub(since);
+            hold.record_ticks(held);
+            if held > r.hold_max.load(Ordering::Relaxed) {
+                r.hold_max.store(held, Ordering::Relaxed);
+                let mut l = r.longest.lock();
+                (l.hold_ticks, l.hold_site) = (held, Some(site));
+            }
         }
         self.guard.take();
         LOCKS_HELD[self.core].fetch_sub(1, Ordering::Relaxed);

@@ -150,6 +150,11 @@ LOCK_FIELDS = (
     CORES,
 )
 LOCK_TIMES = tuple(f"{what}_{q}_us" for what in ("wait", "hold") for q in ("p50", "p99", "max"))
+# The `@locksite` line after an `@lock` line, added to its row: where the
+# run's longest hold took the lock, where its longest wait asked for it,
+# and where the holder it waited behind had taken it (`file:line`; null for
+# "-", none; absent in logs from before the line existed).
+LOCK_SITES = ("hold_max_at", "wait_max_at", "wait_max_behind")
 # The scheduler's placement (`@sched`, once; null when the log has none).
 SCHED_FIELDS = (CORES, ("placement", str))
 
@@ -320,6 +325,18 @@ def record_listed(parsed, rows, schema, tag, line_no, raw):
     parsed.lines_of[id(row)] = line_no
 
 
+def record_lock_sites(parsed, line_no, raw):
+    """`@locksite name=L ...`: the sites go into the last `@lock` row of L."""
+    rows = [r for r in parsed.locks[-2:] if r.get("name") == raw.get("name")]
+    if not rows:
+        parsed.problems.append(f"line {line_no}: @locksite: no @lock line for name={raw.get('name')!r} before it")
+        return
+    for k in LOCK_SITES:
+        if k not in raw:
+            parsed.problems.append(f"line {line_no}: @locksite: missing key '{k}'")
+        rows[-1][k] = None if raw.get(k, "-") == "-" else raw[k]
+
+
 def record_per_page(parsed, line_no, raw):
     if parsed.per_page is not None:
         parsed.problems.append(f"line {line_no}: @perpage: second @perpage line; keeping the last")
@@ -330,7 +347,7 @@ def parse_line(parsed, line_no, line):
     tag, raw, bad = split_fields(line)
     section = TAG_SECTION.get(tag)
     known = section or tag in ("@latency", "@perpage", "@bench", "@exit", "@progress", "@tagstore",
-                                "@interleaved", "@cmawork", "@lock", "@sched")
+                                "@interleaved", "@cmawork", "@lock", "@locksite", "@sched")
     if known and bad:
         shown = " ".join(b[:40] for b in bad[:3])
         parsed.problems.append(f"line {line_no}: {tag}: not key=value: {shown}")
@@ -350,6 +367,8 @@ def parse_line(parsed, line_no, line):
         record_listed(parsed, parsed.cma_work, CMA_WORK_FIELDS, tag, line_no, raw)
     elif tag == "@lock":
         record_listed(parsed, parsed.locks, LOCK_FIELDS, tag, line_no, raw)
+    elif tag == "@locksite":
+        record_lock_sites(parsed, line_no, raw)
     elif tag == "@sched":
         parsed.sched = typed_fields(SCHED_FIELDS, raw, f"line {line_no}: @sched", parsed.problems)
         parsed.lines_of["@sched"] = line_no

@@ -5,8 +5,8 @@ builds on `benchlog` (which calls in here), described in
 tools/bench/README.md.
 """
 
-from benchlog import (ALLOCATORS, CONDITIONS, CORE_SECTIONS, LOCK_FIELDS, LOCK_TIMES, ONE_CORE_CONDITIONS,
-                      SCHED_FIELDS, _num, _row_label, _type_ok, check_cma_work, check_fields, check_section,
+from benchlog import (ALLOCATORS, CONDITIONS, CORE_SECTIONS, LOCK_FIELDS, LOCK_SITES, LOCK_TIMES,
+                      ONE_CORE_CONDITIONS, SCHED_FIELDS, _num, _row_label, _type_ok, check_cma_work, check_fields, check_section,
                       row_cores)
 
 
@@ -109,7 +109,8 @@ def check_lock_row(label, row, n):
     negative, contended <= acquisitions, p50 <= p99 <= max for the wait and
     the hold, cores 1 or N."""
     idle = isinstance(row, dict) and _num(row, "acquisitions") == 0
-    problems = check_fields(label, LOCK_FIELDS, row, LOCK_TIMES if idle else ())
+    problems = check_fields(label, LOCK_FIELDS + tuple((k, str) for k in LOCK_SITES), row,
+                            (LOCK_TIMES if idle else ()) + LOCK_SITES, optional=("cores",) + LOCK_SITES)
     if problems:
         return problems
     negative = [k for k, t in LOCK_FIELDS if t in (int, float) and _num(row, k) is not None and row[k] < 0]

@@ -202,6 +202,28 @@ def lock_summary(v):
             f"waited. Longest wait: {fmt_num(longest['wait_max_us'], ' µs')} ({run(longest)}).")
 
 
+def lock_sites(v):
+    """Per GCMA and carveout run on several cores: where the areas and
+    memsys locks' longest wait and hold came from (the `@locksite` lines),
+    one bullet each; [] for a log without them."""
+    lines = []
+    for r in sorted(v.locks, key=lock_order):
+        if r.get("allocator") not in ("gcma", "carveout") or r.get("cores", 1) < 2 or not r.get("wait_max_at"):
+            continue
+        behind = f", behind a hold taken at `{r['wait_max_behind']}`" if r.get("wait_max_behind") else ""
+        hold = (f"; longest hold {fmt_num(r.get('hold_max_us'), ' µs')} taken at `{r['hold_max_at']}`"
+                if r.get("hold_max_at") else "")
+        lines.append(f"- {NAMES.get(r['allocator'], r['allocator'])}/{r.get('condition')} at "
+                     f"cores={r.get('cores')}, {r.get('name')}: longest wait "
+                     f"{fmt_num(r.get('wait_max_us'), ' µs')} asked at `{r['wait_max_at']}`{behind}{hold}.")
+    if lines:
+        lines.insert(0, "Where the longest waits and holds of GCMA's and the carveout's runs with the load on other "
+                        "cores came from (`@locksite`: the callers that took the lock, `file:line`; a wait is "
+                        "behind the last holder to release before it):")
+        lines.insert(1, "")
+    return lines
+
+
 # --- the page ------------------------------------------------------------------
 
 
@@ -221,5 +243,8 @@ def sections(v):
         summary = lock_summary(v)
         if summary:
             parts += [summary, ""]
+        sites = lock_sites(v)
+        if sites:
+            parts += sites + [""]
     return parts
 

@@ -262,6 +262,36 @@ class CoresPageTest(Workspace):
         self.assertRegex(locks[2], r"^\| GCMA +\| idle +\| +2 \| +5,000 \| +400 \| +8.0% \| +3.00 \| +25.0 \| +4.00 \| +30.0 \|$")
         self.assertIn("Most contended: GCMA under idle at cores=2, 8.0% of 5,000 acquisitions waited.", page)
 
+    def test_lock_sites(self):
+        areas = lock_line("gcma", "pagecache", 2, name="areas")
+        site = ("@locksite name=areas hold_max_us=30.0 hold_max_at=kernel/src/memsys/cleancache_hooks.rs:40 "
+                "wait_max_us=25.0 wait_max_at=kernel/src/memsys/mod.rs:300 "
+                "wait_max_behind=kernel/src/memsys/cleancache_hooks.rs:40")
+        text = make_smp_log(extra=[areas, site])
+        parsed = benchlog.parse_lines(text.splitlines())
+        self.assertEqual(parsed.problems, [])
+        row = next(r for r in parsed.locks if r["name"] == "areas" and r["allocator"] == "gcma"
+                   and r["condition"] == "pagecache" and r["cores"] == 2)
+        self.assertEqual((row["hold_max_at"], row["wait_max_at"], row["wait_max_behind"]),
+                         ("kernel/src/memsys/cleancache_hooks.rs:40", "kernel/src/memsys/mod.rs:300",
+                          "kernel/src/memsys/cleancache_hooks.rs:40"))
+        page = self.page(text)
+        self.assertIn("- GCMA/pagecache at cores=2, areas: longest wait 25.0 µs asked at `kernel/src/memsys/mod.rs:300`, "
+                      "behind a hold taken at `kernel/src/memsys/cleancache_hooks.rs:40`; longest hold 30.0 µs taken "
+                      "at `kernel/src/memsys/cleancache_hooks.rs:40`.", page)
+        self.assertEqual(benchlog.validate(self.bench_json()), [])
+        # "-" is no site; a site line with no @lock before it is a problem.
+        none = site.replace("wait_max_behind=kernel/src/memsys/cleancache_hooks.rs:40", "wait_max_behind=-")
+        parsed = benchlog.parse_lines(make_smp_log(extra=[areas, none]).splitlines())
+        self.assertEqual(next(r for r in parsed.locks if "wait_max_behind" in r)["wait_max_behind"], None)
+        parsed = benchlog.parse_lines(make_smp_log(extra=[site.replace("name=areas", "name=other")]).splitlines())
+        self.assertTrue(any("@locksite: no @lock line for name='other' before it" in p for p in parsed.problems),
+                        parsed.problems)
+        data = self.bench_json()
+        data["locks"][0]["wait_max_at"] = 7
+        self.assertIn("locks[gcma/idle/2].wait_max_at: 7 is not a non-empty string",
+                      "\n".join(benchlog.validate(data)))
+
     def test_lock_section_alone(self):
         # A one-core boot with @lock lines: the lock table, no comparison.
         page = self.page(make_smp_log(cores=1, comparison=False))

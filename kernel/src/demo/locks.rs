@@ -11,7 +11,11 @@
 //! (`Probe::reset` may keep part of a sample recorded at that instant: a
 //! documented loss of at most one sample per core); the distributions are
 //! over the probes' rings, the last `sync::LOCK_PROBE_CAP` acquisitions of
-//! the run, every core's, with `samples=` saying how many that is.
+//! the run, every core's, with `samples=` saying how many that is. After
+//! each `@lock` line an `@locksite` line names where the run's longest
+//! hold took the lock (`hold_max_at=`), where its longest wait asked for
+//! it (`wait_max_at=`) and where the holder it waited behind had taken it
+//! (`wait_max_behind=`), from `sync::IrqLock::longest` (`-` when none).
 
 use alloc::vec;
 
@@ -21,7 +25,7 @@ use crate::arch::timer;
 use crate::memsys::{self, AREAS_HOLD, AREAS_WAIT, LOCK_HOLD, LOCK_WAIT};
 use crate::println;
 use crate::sync::LOCK_PROBE_CAP;
-use crate::sync::LockProbe;
+use crate::sync::{LockProbe, Longest, Site};
 use crate::workload::load::Condition;
 
 /// The locks' ticket counters when the run began.
@@ -35,6 +39,7 @@ pub(super) fn snapshot() -> Snapshot {
     for p in [&LOCK_WAIT, &LOCK_HOLD, &AREAS_WAIT, &AREAS_HOLD] {
         p.reset();
     }
+    memsys::reset_longest();
     Snapshot {
         memsys: memsys::lock_contention(),
         areas: memsys::areas_contention(),
@@ -51,6 +56,7 @@ pub(super) fn print_since(name: &str, cond: Condition, cores: usize, before: &Sn
             memsys::lock_contention(),
             &LOCK_WAIT,
             &LOCK_HOLD,
+            memsys::lock_longest(),
         ),
         (
             "areas",
@@ -58,9 +64,10 @@ pub(super) fn print_since(name: &str, cond: Condition, cores: usize, before: &Sn
             memsys::areas_contention(),
             &AREAS_WAIT,
             &AREAS_HOLD,
+            memsys::areas_longest(),
         ),
     ];
-    for (lock, then, now, wait, hold) in locks {
+    for (lock, then, now, wait, hold, longest) in locks {
         print_lock(
             lock,
             name,
@@ -70,7 +77,42 @@ pub(super) fn print_since(name: &str, cond: Condition, cores: usize, before: &Sn
             (wait, hold),
             &mut scratch,
         );
+        print_sites(lock, &longest);
     }
+}
+
+/// `site` as `file:line`, or `-`.
+struct At(Option<Site>);
+
+impl core::fmt::Display for At {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, "{}:{}", s.file(), s.line()),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// The sites of the run's longest hold and wait: an `@locksite` line and
+/// a table line under the lock's.
+fn print_sites(lock: &str, l: &Longest) {
+    let us = |t: u64| timer::ticks_to_ns(t) as f64 / 1000.0;
+    println!(
+        "@locksite name={lock} hold_max_us={:.1} hold_max_at={} wait_max_us={:.1} wait_max_at={} wait_max_behind={}",
+        us(l.hold_ticks),
+        At(l.hold_site),
+        us(l.wait_ticks),
+        At(l.wait_site),
+        At(l.behind_site)
+    );
+    println!(
+        "         longest hold {:.1} us taken at {}; longest wait {:.1} us at {}, behind a hold taken at {}",
+        us(l.hold_ticks),
+        At(l.hold_site),
+        us(l.wait_ticks),
+        At(l.wait_site),
+        At(l.behind_site)
+    );
 }
 
 fn print_lock(

@@ -182,6 +182,7 @@ static AREAS: IrqLock<Areas<Cleancache>> =
 
 /// The areas and their cleancache, locked (the areas lock: never take the
 /// memsys lock while holding it).
+#[track_caller]
 pub fn areas() -> IrqLockGuard<'static, Areas<Cleancache>> {
     AREAS.lock()
 }
@@ -189,6 +190,23 @@ pub fn areas() -> IrqLockGuard<'static, Areas<Cleancache>> {
 /// The areas lock's ticket counters.
 pub fn areas_contention() -> ticket::Contention {
     AREAS.contention()
+}
+
+/// The areas lock's longest hold and wait since [`reset_longest`], with
+/// their sites.
+pub fn areas_longest() -> crate::sync::Longest {
+    AREAS.longest()
+}
+
+/// The memsys lock's longest hold and wait since [`reset_longest`].
+pub fn lock_longest() -> crate::sync::Longest {
+    MEMSYS.longest()
+}
+
+/// Starts both locks' longest hold and wait again.
+pub fn reset_longest() {
+    AREAS.reset_longest();
+    MEMSYS.reset_longest();
 }
 
 static MEMSYS: IrqLock<MemSys> = IrqLock::timed(
@@ -206,6 +224,7 @@ pub fn lock_contention() -> ticket::Contention {
 }
 
 /// The memory state, locked.
+#[track_caller]
 pub fn lock() -> IrqLockGuard<'static, MemSys> {
     MEMSYS.lock()
 }
@@ -264,6 +283,7 @@ impl MemSys {
 }
 
 /// Runs `f` with the page cache (under the lock); None if not mounted.
+#[track_caller]
 pub fn with<R>(f: impl FnOnce(&mut Pc) -> R) -> Option<R> {
     lock().page_cache_mut().map(f)
 }

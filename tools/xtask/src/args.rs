@@ -14,7 +14,7 @@ pub fn usage() -> &'static str {
      their host examples, builds both boards, boots each under QEMU in self-test and\n\
      fault mode and checks every result line, then runs a quick demo on each board\n\
      (raspi4b: from the self-test SD image) and checks its tables and bench.json\n\
-     fields, and a 2-minute soak on virt (--skip-demo skips the demos and the soak).\n\
+     fields, and a 1-minute soak on virt (--skip-demo skips the demos and the soak).\n\
      structure: fails on an import cycle between the modules of kernel/src or a\n\
      source file over 800 lines outside tests that tools/xtask/structure-allow.txt\n\
      does not list; --graph prints the module graph it reads.\n\

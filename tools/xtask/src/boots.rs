@@ -1,7 +1,7 @@
 //! The QEMU boots of `cargo xtask test` and the checks on their consoles:
 //! self-test boots over a data disk (the second checking what the first
 //! wrote), virt with a zeroed disk and with bad reserved-memory nodes, the
-//! quick demo, the 2-minute soak, and the fault boot. [`boot`] runs one
+//! quick demo, the 1-minute soak, and the fault boot. [`boot`] runs one
 //! kernel through qemu-run.sh and keeps its console under build/logs/.
 
 use std::collections::BTreeMap;
@@ -96,8 +96,9 @@ fn fields(line: &str) -> BTreeMap<&str, &str> {
 }
 
 /// Self-test boots: two over the same data disk (virt: the data image on
-/// virtio-blk; raspi4b: the SD-card image on EMMC2), the first writing a
-/// file, the second checking it survived.
+/// virtio-blk; raspi4b: the SD-card image on EMMC2), the first running
+/// every test and writing a file, the second mounting the disk and checking
+/// that file survived, nothing else.
 pub fn selftest_boots(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
     let disk = if board == "qemu-virt" {
         test_disk(root)
@@ -209,8 +210,9 @@ fn selftest_boot(
             ));
         }
     }
-    if disk.is_some() {
-        // The block-layer fault tests: one console line per injected fault.
+    if disk.is_some() && phase != "check" {
+        // The block-layer fault tests: one console line per injected fault
+        // (the check boot of the persistence pair runs only its check).
         for (what, line) in [
             ("read error", "blk: injected read error at sector "),
             ("write error", "blk: injected write error at sector "),
@@ -602,11 +604,11 @@ fn demo_cores(board: &str) -> &'static [&'static str] {
     if board == "rpi4" { &["smp=1"] } else { &[] }
 }
 
-/// A 2-minute soak on the demo's data set (qemu-run.sh attaches it): the
+/// A 1-minute soak on the demo's data set (qemu-run.sh attaches it): the
 /// summary table and a passing `@soak` line with 0 violations, status 0.
 pub fn soak_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
     let group = "qemu-virt soak";
-    step("qemu-virt: 2-minute soak (demo workloads, invariants every second)");
+    step("qemu-virt: 1-minute soak (demo workloads, invariants every second)");
     let o = Options {
         timeout: o.timeout.max(480),
         inject: None,
@@ -614,19 +616,20 @@ pub fn soak_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
         host: false,
         demo: false,
     };
-    let args = ["mode=soak", "minutes=2"];
+    let args = ["mode=soak", "minutes=1"];
     let (status, out) = boot(root, elf, None, &o, &args, "qemu-virt-soak.log", true);
     let soak = out.lines().find(|l| l.starts_with("@soak ")).unwrap_or("");
     let f = fields(soak);
     report.add(group, "summary table", out.contains("soak summary"), "");
     let passed = f.get("result") == Some(&"pass") && f.get("violations") == Some(&"0");
     let checks: u64 = f.get("checks").and_then(|v| v.parse().ok()).unwrap_or(0);
-    // About one check a second while phases run; phase changes and a loaded
-    // host stretch that, so ask for one every three seconds at least.
+    // About one check a second while phases run (123 in the two-minute
+    // soak CI ran before); phase changes and a loaded host stretch that, so
+    // ask for one every three seconds at least.
     report.add(
         group,
-        "0 violations, at least 40 checks",
-        passed && checks >= 40,
+        "0 violations, at least 20 checks",
+        passed && checks >= 20,
         soak.to_string(),
     );
     report.add(

@@ -11,7 +11,7 @@
 //!    three reserved regions, and exit with status 0 before the timeout;
 //! 4. virt: a boot with a zeroed disk, one with bad reserved-memory nodes,
 //!    a quick demo whose tables and bench.json fields are checked, and a
-//!    2-minute soak (invariants every second) that must end with its
+//!    1-minute soak (invariants every second) that must end with its
 //!    summary, 0 violations and status 0;
 //! 5. each board booted in fault mode: the undefined instruction must be
 //!    reported (exception class, ESR, registers) and the kernel must stop

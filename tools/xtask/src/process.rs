@@ -15,7 +15,9 @@ static STEPS: Mutex<Vec<(String, Instant)>> = Mutex::new(Vec::new());
 pub fn step(msg: &str) {
     let now = Instant::now();
     let mut steps = STEPS.lock().unwrap_or_else(|e| e.into_inner());
-    let since = steps.first().map_or(0, |(_, t0)| now.duration_since(*t0).as_secs());
+    let since = steps
+        .first()
+        .map_or(0, |(_, t0)| now.duration_since(*t0).as_secs());
     steps.push((msg.to_string(), now));
     println!("\n==> [{:02}:{:02}] {msg}", since / 60, since % 60);
     let _ = std::io::stdout().flush();
@@ -24,7 +26,11 @@ pub fn step(msg: &str) {
 /// Every step's heading and duration in seconds, the last one up to now.
 pub fn step_times() -> Vec<(String, f64)> {
     let steps = STEPS.lock().unwrap_or_else(|e| e.into_inner());
-    let ends = steps.iter().skip(1).map(|(_, t)| *t).chain([Instant::now()]);
+    let ends = steps
+        .iter()
+        .skip(1)
+        .map(|(_, t)| *t)
+        .chain([Instant::now()]);
     steps
         .iter()
         .zip(ends)

@@ -67,7 +67,12 @@ pub fn print_summary(report: &Report, secs: f64) {
     times.sort_by(|a, b| b.1.total_cmp(&a.1));
     let _ = writeln!(s, "slowest steps:");
     for (msg, t) in times.iter().take(8) {
-        let _ = writeln!(s, "  {:>3}:{:02}  {msg}", (*t as u64) / 60, (*t as u64) % 60);
+        let _ = writeln!(
+            s,
+            "  {:>3}:{:02}  {msg}",
+            (*t as u64) / 60,
+            (*t as u64) % 60
+        );
     }
     let passed = report.checks.iter().filter(|c| c.ok).count() as u64;
     let failed = report.checks.len() as u64 - passed;

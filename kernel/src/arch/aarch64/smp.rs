@@ -57,7 +57,7 @@ mod work;
 use join::idle_step;
 pub use join::join_scheduler;
 
-pub use work::{Handoff, WORK_SGI, WorkError, run_on_secondaries};
+pub use work::{Handoff, WORK_SGI, WorkError, online_secondaries, run_on_secondaries};
 
 /// The SGI that tells a core in the scheduler that a task of its became
 /// ready on another core (`sched::on_kick`).

@@ -19,7 +19,7 @@
 
 use core::sync::atomic::Ordering;
 
-use super::{CoreSlot, Outcome, SECONDARY_GIC, SLOTS, reports};
+use super::{CoreReport, CoreSlot, Outcome, SECONDARY_GIC, SLOTS, reports};
 use crate::arch::timer;
 
 /// The SGI that wakes a secondary core for work.
@@ -67,19 +67,27 @@ impl Handoff {
     }
 }
 
+/// The slots of the secondary cores that came online.
+fn online_in(reports: &[Option<CoreReport>]) -> impl Iterator<Item = usize> + '_ {
+    reports
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_some_and(|r| r.outcome == Outcome::Online))
+        .map(|(i, _)| i)
+}
+
+/// How many secondary cores [`run_on_secondaries`] hands work to.
+pub fn online_secondaries() -> usize {
+    reports().map_or(0, |(r, _)| online_in(r).count())
+}
+
 /// Hands `f(arg)` to every online secondary core and wakes them; returns
 /// at once (the caller may work meanwhile, then [`Handoff::wait`]).
 pub fn run_on_secondaries(f: fn(usize), arg: usize) -> Result<Handoff, WorkError> {
     let (Some((reports, _)), Some(gic)) = (reports(), SECONDARY_GIC.get()) else {
         return Err(WorkError::NoCores);
     };
-    let online = || {
-        reports
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.is_some_and(|r| r.outcome == Outcome::Online))
-            .map(|(i, _)| i)
-    };
+    let online = || online_in(reports);
     if online().next().is_none() {
         return Err(WorkError::NoCores);
     }
