@@ -51,7 +51,7 @@ done
 
 export DEBIAN_FRONTEND=noninteractive
 LOG="$(mktemp "${TMPDIR:-/tmp}/setup-host.XXXXXX.log")"
-trap 'rm -f "$LOG"' EXIT
+trap 'rm -f "$LOG" "$LOG.rustup" "$LOG.list"' EXIT
 MISSING=0
 
 step() { printf '%s: %-44s %s\n' "$PROG" "$1" "$2"; }
@@ -248,7 +248,11 @@ fi
 # Run rustup from the repository so that rust-toolchain.toml picks the
 # toolchain (and rustup installs that toolchain if it is missing).
 cd "$REPO_ROOT"
-TOOLCHAIN="$(rustup show active-toolchain 2>/dev/null | awk '{print $1; exit}')"
+# (This is where rustup downloads that toolchain, or the targets and
+# components it lists, when they are missing: a failure says why.)
+TOOLCHAIN="$(rustup show active-toolchain 2>"$LOG.rustup" | awk '{print $1; exit}')" ||
+    die "rustup could not install the toolchain rust-toolchain.toml names: $(grep -m1 -i error "$LOG.rustup" || tail -n1 "$LOG.rustup")"
+rm -f "$LOG.rustup"
 if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none; then
     step "rust target aarch64-unknown-none" "present ($TOOLCHAIN)"
 elif todo "rust target aarch64-unknown-none" "rustup target add"; then
