@@ -253,7 +253,12 @@ cd "$REPO_ROOT"
 TOOLCHAIN="$(rustup show active-toolchain 2>"$LOG.rustup" | awk '{print $1; exit}')" ||
     die "rustup could not install the toolchain rust-toolchain.toml names: $(grep -m1 -i error "$LOG.rustup" || tail -n1 "$LOG.rustup")"
 rm -f "$LOG.rustup"
+SYSROOT="$(rustc --print sysroot 2>/dev/null || true)"
 if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none; then
+    # rustup's record is not the files: a target whose files were deleted
+    # still lists as installed, and every build then fails on `core`.
+    compgen -G "$SYSROOT/lib/rustlib/aarch64-unknown-none/lib/libcore-*" >/dev/null ||
+        die "rustup lists aarch64-unknown-none as installed in $TOOLCHAIN, but $SYSROOT/lib/rustlib/aarch64-unknown-none has no libcore: reinstall the toolchain (rustup toolchain uninstall $TOOLCHAIN && rustup toolchain install $TOOLCHAIN)"
     step "rust target aarch64-unknown-none" "present ($TOOLCHAIN)"
 elif todo "rust target aarch64-unknown-none" "rustup target add"; then
     run rustup target add aarch64-unknown-none
