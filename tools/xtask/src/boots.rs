@@ -502,7 +502,7 @@ pub fn bad_dtb_boot(root: &Path, elf: &Path, o: &Options, report: &mut Report) {
 pub fn demo_boot(root: &Path, elf: &Path, board: &str, o: &Options, report: &mut Report) {
     let group = format!("{board} demo");
     let group = group.as_str();
-    let (minutes, timeout) = if board == "rpi4" { (6, 1200) } else { (2, 600) };
+    let (minutes, timeout) = if board == "rpi4" { (6, 1200) } else { (5, 600) };
     step(&format!(
         "{board}: quick demo (about {minutes} minutes under TCG)"
     ));
