@@ -21,9 +21,12 @@
 //! where its waiter asked and where the holder it waited behind (the last
 //! one to release before it) had taken the lock. Sites are the callers of
 //! `lock` (`#[track_caller]`, as are the wrappers that hand a guard on).
-//! Both records are written by the holder, before it releases, so two
-//! cores never write one at once; each sits behind a leaf spin lock taken
-//! with IRQs already masked, so a reader on another core sees a whole one.
+//! The holder's site is kept beside the value, under the ticket lock
+//! itself (the next holder reads it there: no other lock on the way in).
+//! The longest hold and wait are written by the holder, before it
+//! releases, so two cores never write them at once; they sit behind a leaf
+//! spin lock, always taken with IRQs masked, so a reader on another core
+//! sees a whole record and no interrupt finds the leaf taken on its core.
 
 use core::ops::{Deref, DerefMut};
 use core::panic::Location;
@@ -79,8 +82,13 @@ struct Records {
     hold_max: AtomicU64,
     wait_max: AtomicU64,
     longest: spin::Mutex<Longest>,
-    /// Where the current (or last) holder took the lock.
-    last_site: spin::Mutex<Option<Site>>,
+}
+
+/// The value a lock guards, and where its current (or last) holder took
+/// it (timed locks only; `None` before the first).
+struct Held<T> {
+    value: T,
+    site: Option<Site>,
 }
 
 impl Records {
@@ -95,20 +103,19 @@ impl Records {
                 wait_site: None,
                 behind_site: None,
             }),
-            last_site: spin::Mutex::new(None),
         }
     }
 }
 
 /// A spin lock that masks IRQs while held.
 pub struct IrqLock<T> {
-    inner: TicketLock<T>,
+    inner: TicketLock<Held<T>>,
     probes: Option<LockProbes>,
     records: Records,
 }
 
 pub struct IrqLockGuard<'a, T> {
-    guard: Option<TicketGuard<'a, T>>,
+    guard: Option<TicketGuard<'a, Held<T>>>,
     saved: SavedIrqMask,
     core: usize,
     /// Timed locks: when the lock was taken, the hold probe, the records
@@ -119,7 +126,7 @@ pub struct IrqLockGuard<'a, T> {
 impl<T> IrqLock<T> {
     pub const fn new(value: T) -> Self {
         Self {
-            inner: TicketLock::new(value),
+            inner: TicketLock::new(Held { value, site: None }),
             probes: None,
             records: Records::new(),
         }
@@ -129,7 +136,7 @@ impl<T> IrqLock<T> {
     /// and the ticks held in `hold`.
     pub const fn timed(value: T, wait: &'static LockProbe, hold: &'static LockProbe) -> Self {
         Self {
-            inner: TicketLock::new(value),
+            inner: TicketLock::new(Held { value, site: None }),
             probes: Some((wait, hold)),
             records: Records::new(),
         }
@@ -140,14 +147,14 @@ impl<T> IrqLock<T> {
         let site = Location::caller();
         let saved = local_irq_mask_save();
         let asked = self.probes.map(|_| timer::ticks());
-        let guard = self.inner.lock();
+        let mut guard = self.inner.lock();
         let held_since = match (self.probes, asked) {
             (Some((wait, hold)), Some(t0)) => {
                 let now = timer::ticks();
                 let waited = now.saturating_sub(t0);
                 wait.record_ticks(waited);
                 let r = &self.records;
-                let behind = r.last_site.lock().replace(site);
+                let behind = guard.site.replace(site);
                 if waited > r.wait_max.load(Ordering::Relaxed) {
                     r.wait_max.store(waited, Ordering::Relaxed);
                     let mut l = r.longest.lock();
@@ -178,16 +185,21 @@ impl<T> IrqLock<T> {
     ///
     /// [`reset_longest`]: Self::reset_longest
     pub fn longest(&self) -> Longest {
-        *self.records.longest.lock()
+        let saved = local_irq_mask_save();
+        let l = *self.records.longest.lock();
+        local_irq_restore(saved);
+        l
     }
 
     /// Starts the longest hold and wait again (a hold or wait ending at
     /// this instant may be kept from before).
     pub fn reset_longest(&self) {
         let r = &self.records;
+        let saved = local_irq_mask_save();
         *r.longest.lock() = Longest::default();
         r.hold_max.store(0, Ordering::Relaxed);
         r.wait_max.store(0, Ordering::Relaxed);
+        local_irq_restore(saved);
     }
 
     /// Breaks the lock on a fatal path (nothing will run after).
@@ -220,12 +232,12 @@ impl<T> Drop for IrqLockGuard<'_, T> {
 impl<T> Deref for IrqLockGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.guard.as_ref().expect("guard is live until drop")
+        &self.guard.as_ref().expect("guard is live until drop").value
     }
 }
 
 impl<T> DerefMut for IrqLockGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.guard.as_mut().expect("guard is live until drop")
+        &mut self.guard.as_mut().expect("guard is live until drop").value
     }
 }

@@ -179,7 +179,7 @@ fn planned(info: &BootInfo, phase: Option<bootargs::Persist>) -> Vec<&'static Te
     static PERSIST_TEST: Test = ("storage.persist_across_boots", persist);
     let with_persist = phase.is_some();
     let no_disk = info.virtio_mmio.is_empty() && info.sdhci.is_none();
-    if let (Some(bootargs::Persist::Check(_)), false) = (phase, no_disk) {
+    if matches!(phase, Some(bootargs::Persist::Check(_))) && !no_disk {
         // The second boot of the persistence check: the mount, then the check.
         return STORAGE_TESTS
             .iter()

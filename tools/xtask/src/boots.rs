@@ -210,6 +210,20 @@ fn selftest_boot(
             ));
         }
     }
+    if !phase.is_empty() {
+        // Both boots of the pair run the persistence test, the check boot
+        // (two tests) little else: its absence must fail, not pass as a
+        // complete run of fewer tests.
+        let ran = out
+            .lines()
+            .any(|l| l.starts_with("@test name=storage.persist_across_boots "));
+        report.add(
+            &group,
+            "storage.persist_across_boots ran",
+            ran,
+            "no @test line for it",
+        );
+    }
     if disk.is_some() && phase != "check" {
         // The block-layer fault tests: one console line per injected fault
         // (the check boot of the persistence pair runs only its check).
