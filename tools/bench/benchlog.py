@@ -155,6 +155,10 @@ LOCK_TIMES = tuple(f"{what}_{q}_us" for what in ("wait", "hold") for q in ("p50"
 # and where the holder it waited behind had taken it (`file:line`; null for
 # "-", none; absent in logs from before the line existed).
 LOCK_SITES = ("hold_max_at", "wait_max_at", "wait_max_behind")
+# The `@copywait` line after the areas lock's, added to that row: the run's
+# GCMA allocations that waited for a cleancache copy in flight on a page
+# they took back, and the longest such wait (absent in logs from before).
+COPY_WAIT_FIELDS = (("copy_waits", int), ("copy_wait_max_us", float))
 # The scheduler's placement (`@sched`, once; null when the log has none).
 SCHED_FIELDS = (CORES, ("placement", str))
 
@@ -337,6 +341,18 @@ def record_lock_sites(parsed, line_no, raw):
         rows[-1][k] = None if raw.get(k, "-") == "-" else raw[k]
 
 
+def record_copy_waits(parsed, line_no, raw):
+    """`@copywait allocator=A condition=C ...`: into the last areas `@lock` row."""
+    rows = [r for r in parsed.locks[-2:] if r.get("name") == "areas"]
+    if not rows or any(rows[-1].get(k) != raw.get(k) for k in ("allocator", "condition")):
+        parsed.problems.append(f"line {line_no}: @copywait: no areas @lock line of the same run before it")
+        return
+    renamed = {"copy_waits": raw.get("waits"), "copy_wait_max_us": raw.get("wait_max_us")}
+    typed = typed_fields(COPY_WAIT_FIELDS, {k: v for k, v in renamed.items() if v is not None},
+                         f"line {line_no}: @copywait", parsed.problems)
+    rows[-1].update(typed)
+
+
 def record_per_page(parsed, line_no, raw):
     if parsed.per_page is not None:
         parsed.problems.append(f"line {line_no}: @perpage: second @perpage line; keeping the last")
@@ -347,7 +363,7 @@ def parse_line(parsed, line_no, line):
     tag, raw, bad = split_fields(line)
     section = TAG_SECTION.get(tag)
     known = section or tag in ("@latency", "@perpage", "@bench", "@exit", "@progress", "@tagstore",
-                                "@interleaved", "@cmawork", "@lock", "@locksite", "@sched")
+                                "@interleaved", "@cmawork", "@lock", "@locksite", "@copywait", "@sched")
     if known and bad:
         shown = " ".join(b[:40] for b in bad[:3])
         parsed.problems.append(f"line {line_no}: {tag}: not key=value: {shown}")
@@ -369,6 +385,8 @@ def parse_line(parsed, line_no, line):
         record_listed(parsed, parsed.locks, LOCK_FIELDS, tag, line_no, raw)
     elif tag == "@locksite":
         record_lock_sites(parsed, line_no, raw)
+    elif tag == "@copywait":
+        record_copy_waits(parsed, line_no, raw)
     elif tag == "@sched":
         parsed.sched = typed_fields(SCHED_FIELDS, raw, f"line {line_no}: @sched", parsed.problems)
         parsed.lines_of["@sched"] = line_no

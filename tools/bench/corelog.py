@@ -5,7 +5,7 @@ builds on `benchlog` (which calls in here), described in
 tools/bench/README.md.
 """
 
-from benchlog import (ALLOCATORS, CONDITIONS, CORE_SECTIONS, LOCK_FIELDS, LOCK_SITES, LOCK_TIMES,
+from benchlog import (ALLOCATORS, CONDITIONS, CORE_SECTIONS, COPY_WAIT_FIELDS, LOCK_FIELDS, LOCK_SITES, LOCK_TIMES,
                       ONE_CORE_CONDITIONS, SCHED_FIELDS, _num, _row_label, _type_ok, check_cma_work, check_fields, check_section,
                       row_cores)
 
@@ -109,8 +109,9 @@ def check_lock_row(label, row, n):
     negative, contended <= acquisitions, p50 <= p99 <= max for the wait and
     the hold, cores 1 or N."""
     idle = isinstance(row, dict) and _num(row, "acquisitions") == 0
-    problems = check_fields(label, LOCK_FIELDS + tuple((k, str) for k in LOCK_SITES), row,
-                            (LOCK_TIMES if idle else ()) + LOCK_SITES, optional=("cores",) + LOCK_SITES)
+    copy = tuple(k for k, _ in COPY_WAIT_FIELDS)
+    problems = check_fields(label, LOCK_FIELDS + tuple((k, str) for k in LOCK_SITES) + COPY_WAIT_FIELDS, row,
+                            (LOCK_TIMES if idle else ()) + LOCK_SITES, optional=("cores",) + LOCK_SITES + copy)
     if problems:
         return problems
     negative = [k for k, t in LOCK_FIELDS if t in (int, float) and _num(row, k) is not None and row[k] < 0]
@@ -122,6 +123,8 @@ def check_lock_row(label, row, n):
         p50, p99, mx = (row[f"{what}_{q}_us"] for q in ("p50", "p99", "max"))
         if None not in (p50, p99, mx) and not p50 <= p99 <= mx:
             problems.append(f"{label}: {what} p50 <= p99 <= max does not hold ({p50}, {p99}, {mx})")
+    if any(_num(row, k) is not None and row[k] < 0 for k in copy):
+        problems.append(f"{label}: negative copy waits")
     if row.get("cores", 1) not in (1, n):
         problems.append(f"{label}.cores: {row['cores']} is neither 1 nor the run's cores={n}")
     return problems

@@ -213,13 +213,19 @@ def lock_sites(v):
         behind = f", behind a hold taken at `{r['wait_max_behind']}`" if r.get("wait_max_behind") else ""
         hold = (f"; longest hold {fmt_num(r.get('hold_max_us'), ' µs')} taken at `{r['hold_max_at']}`"
                 if r.get("hold_max_at") else "")
+        copy = ""
+        if r.get("allocator") == "gcma" and r.get("copy_waits") is not None:
+            copy = (f"; {fmt_num(r['copy_waits'])} allocations waited for a cleancache copy in flight"
+                    + (f", longest {fmt_num(r.get('copy_wait_max_us'), ' µs')}" if r["copy_waits"] else ""))
         lines.append(f"- {NAMES.get(r['allocator'], r['allocator'])}/{r.get('condition')} at "
                      f"cores={r.get('cores')}, {r.get('name')}: longest wait "
-                     f"{fmt_num(r.get('wait_max_us'), ' µs')} asked at `{r['wait_max_at']}`{behind}{hold}.")
+                     f"{fmt_num(r.get('wait_max_us'), ' µs')} asked at `{r['wait_max_at']}`{behind}{hold}{copy}.")
     if lines:
         lines.insert(0, "Where the longest waits and holds of GCMA's and the carveout's runs with the load on other "
                         "cores came from (`@locksite`: the callers that took the lock, `file:line`; a wait is "
-                        "behind the last holder to release before it):")
+                        "behind the last holder to release before it). A cleancache put or get holds the areas "
+                        "lock for its bookkeeping only and copies its page outside it; a GCMA allocation that "
+                        "takes back a page being copied waits for that copy (`@copywait`):")
         lines.insert(1, "")
     return lines
 

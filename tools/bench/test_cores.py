@@ -292,6 +292,29 @@ class CoresPageTest(Workspace):
         self.assertIn("locks[gcma/idle/2].wait_max_at: 7 is not a non-empty string",
                       "\n".join(benchlog.validate(data)))
 
+    def test_copy_waits(self):
+        areas = lock_line("gcma", "pagecache", 2, name="areas")
+        site = ("@locksite name=areas hold_max_us=30.0 hold_max_at=kernel/src/memsys/cleancache_hooks.rs:40 "
+                "wait_max_us=25.0 wait_max_at=kernel/src/memsys/mod.rs:300 wait_max_behind=-")
+        copy = "@copywait allocator=gcma condition=pagecache cores=2 waits=3 wait_max_us=12.5"
+        parsed = benchlog.parse_lines(make_smp_log(extra=[areas, site, copy]).splitlines())
+        self.assertEqual(parsed.problems, [])
+        row = next(r for r in parsed.locks if r["name"] == "areas" and r["allocator"] == "gcma"
+                   and r["condition"] == "pagecache" and r["cores"] == 2)
+        self.assertEqual((row["copy_waits"], row["copy_wait_max_us"]), (3, 12.5))
+        page = self.page(make_smp_log(extra=[areas, site, copy]))
+        self.assertIn("asked at `kernel/src/memsys/mod.rs:300`; longest hold 30.0 µs taken at "
+                      "`kernel/src/memsys/cleancache_hooks.rs:40`; 3 allocations waited for a cleancache copy "
+                      "in flight, longest 12.5 µs.", page)
+        # Another run's line, or none before it, is a problem; a bad count too.
+        other = copy.replace("condition=pagecache", "condition=anon")
+        parsed = benchlog.parse_lines(make_smp_log(extra=[areas, site, other]).splitlines())
+        self.assertTrue(any("@copywait: no areas @lock line of the same run before it" in p
+                            for p in parsed.problems), parsed.problems)
+        parsed = benchlog.parse_lines(make_smp_log(extra=[areas, site, copy.replace("waits=3", "waits=x")])
+                                      .splitlines())
+        self.assertTrue(any("@copywait" in p for p in parsed.problems), parsed.problems)
+
     def test_lock_section_alone(self):
         # A one-core boot with @lock lines: the lock table, no comparison.
         page = self.page(make_smp_log(cores=1, comparison=False))

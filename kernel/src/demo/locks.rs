@@ -16,6 +16,10 @@
 //! hold took the lock (`hold_max_at=`), where its longest wait asked for
 //! it (`wait_max_at=`) and where the holder it waited behind had taken it
 //! (`wait_max_behind=`), from `sync::IrqLock::longest` (`-` when none).
+//! After the areas lock's, an `@copywait` line counts the run's GCMA
+//! allocations that took back a page a cleancache put or get was copying
+//! outside the lock, and so waited for that copy (`memsys::copy_waits`),
+//! with the longest such wait.
 
 use alloc::vec;
 
@@ -40,6 +44,7 @@ pub(super) fn snapshot() -> Snapshot {
         p.reset();
     }
     memsys::reset_longest();
+    memsys::reset_copy_waits();
     Snapshot {
         memsys: memsys::lock_contention(),
         areas: memsys::areas_contention(),
@@ -79,6 +84,15 @@ pub(super) fn print_since(name: &str, cond: Condition, cores: usize, before: &Sn
         );
         print_sites(lock, &longest);
     }
+    let (waits, max) = memsys::copy_waits();
+    let max_us = timer::ticks_to_ns(max) as f64 / 1000.0;
+    println!(
+        "@copywait allocator={name} condition={} cores={cores} waits={waits} wait_max_us={max_us:.1}",
+        cond.name()
+    );
+    println!(
+        "         allocations that waited for a cleancache copy in flight: {waits}, longest {max_us:.1} us"
+    );
 }
 
 /// `site` as `file:line`, or `-`.

@@ -12,8 +12,18 @@
 //! - While `KernelPages` is detached for a CMA pass these calls do not
 //!   arrive here: `pagecache::Detachable` queues the invalidations and
 //!   replays them (see the memsys rules).
+//! - A put or a get copies its page outside the areas lock, in the
+//!   cleancache's three steps (`begin_*` under the lock, the copy, then
+//!   `finish_*` under the lock; the crate's `flight.rs` rules). IRQs stay
+//!   masked on this core from the first step to the last (the memsys lock,
+//!   held by every caller, masks them already; the mask here makes it not
+//!   depend on that), so the copy is never preempted: a GCMA allocation
+//!   that takes back a page being copied waits for that one copy, on
+//!   another core, and nothing else ([`super::wait_for_copies`]).
 
 use frames::PageBytes;
+
+use crate::arch::exception::asynchronous::{local_irq_mask_save, local_irq_restore};
 use pagecache::{CleancacheHooks, FileId, PageIndex};
 
 use super::KernelPages;
@@ -35,14 +45,30 @@ impl CleancacheHooks for KernelPages {
         if self.cleancache
             && let Some(fs) = self.fs
         {
-            super::areas().backend_mut().put_page(fs, file, index, data);
+            let saved = local_irq_mask_save();
+            let slot = super::areas().backend_mut().begin_put(fs, file, index);
+            if let Some(slot) = slot {
+                let filled = slot.fill(data);
+                super::areas().backend_mut().finish_put(filled);
+            }
+            local_irq_restore(saved);
         }
     }
 
     fn get_page(&mut self, file: FileId, index: PageIndex, out: &mut PageBytes) -> bool {
         match self.fs {
             Some(fs) if self.cleancache => {
-                super::areas().backend_mut().get_page(fs, file, index, out)
+                let saved = local_irq_mask_save();
+                let slot = super::areas().backend_mut().begin_get(fs, file, index);
+                let hit = match slot {
+                    Some(slot) => {
+                        let read = slot.read(out);
+                        super::areas().backend_mut().finish_get(read)
+                    }
+                    None => false,
+                };
+                local_irq_restore(saved);
+                hit
             }
             _ => false,
         }

@@ -21,8 +21,10 @@
 //!   `KernelPages`. Its holds can be long (a 32-page readahead evicts and
 //!   reads 32 pages), which is why it is not the areas lock.
 //! - The areas lock covers the areas and the cleancache. Its holds are
-//!   short: one allocation or free, one page lent, returned, put, got or
-//!   invalidated, one CMA pass.
+//!   short: one allocation or free, one page lent, returned or
+//!   invalidated, the bookkeeping of one cleancache put or get (two holds
+//!   each: the 4 KiB copy runs between them, outside the lock), one CMA
+//!   pass.
 //! - Order: memsys, then areas, then the frame table (`mm::with_frames`);
 //!   never the other way round. Code holding the areas lock takes no
 //!   memsys lock and calls nothing that does.
@@ -31,7 +33,11 @@
 //! - A GCMA or carveout allocation, and every free, is one areas-lock
 //!   hold and takes no memsys lock: it never waits behind page-cache work,
 //!   only behind another hold of the areas lock (for GCMA, the cleancache
-//!   takes the range back or gets it back in one call).
+//!   takes the range back or gets it back in one call; a put or a get holds
+//!   it for bookkeeping only). If a GCMA range it takes back holds a page a
+//!   put or a get is copying right then, the allocation returns once that
+//!   copy is finished ([`wait_for_copies`], outside the lock: one page copy
+//!   on another core at most, counted by [`copy_waits`]).
 //! - Cleancache copies are read only by the page cache (under the memsys
 //!   lock); an allocation that takes copies back only drops them, so no
 //!   copy is ever handed out stale.
@@ -91,6 +97,7 @@ mod report;
 
 use alloc::boxed::Box;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use cleancache::Cleancache;
 use contig::{AllocStep, Allocation, AreaKind, Areas, CmaAlloc, CmaPolicy, ContigError, Select};
@@ -369,9 +376,65 @@ pub fn alloc_with(
         _ => &GCMA_ALLOC,
     };
     let result = kernel_pages::alloc(&mut a, sel, count, align);
+    let busy = result.as_ref().map_or(0, |al| copies_in_flight(&a, al));
     drop(a);
+    if busy > 0 {
+        wait_for_copies(result.as_ref().expect("busy pages of an allocation"));
+    }
     probe.record_ticks(timer::ticks() - t);
     result
+}
+
+/// Copies a put or a get is still making on the pages of GCMA allocation
+/// `al` (0 for a carveout): pages taken back while they were copied.
+fn copies_in_flight(areas: &Areas<Cleancache>, al: &Allocation) -> usize {
+    if areas.kind(al.area) != Some(AreaKind::Gcma) {
+        return 0;
+    }
+    let cc = areas.backend();
+    match cc.locate_pfn(al.pfn) {
+        Some((pool, first)) => cc.copies_in_flight(pool, first, al.count),
+        None => 0,
+    }
+}
+
+/// Times a GCMA allocation waited for copies in flight on its pages, and
+/// the longest such wait (ticks); see [`wait_for_copies`].
+static COPY_WAITS: AtomicU64 = AtomicU64::new(0);
+static COPY_WAIT_MAX: AtomicU64 = AtomicU64::new(0);
+
+/// Waits, outside the areas lock, until no copy is in flight on the pages
+/// of GCMA allocation `al`. By the cleancache's `flight.rs` rules a page
+/// taken back while a put or a get copied it is the copier's until that
+/// copy is finished; the copier runs with IRQs masked on another core (the
+/// hooks' rule: on this core it would have finished before this task ran),
+/// so this waits for at most one page copy per busy page. Each look takes
+/// the areas lock for a bit count; between looks, a short spin.
+pub(crate) fn wait_for_copies(al: &Allocation) {
+    let t = timer::ticks();
+    while copies_in_flight(&areas(), al) > 0 {
+        for _ in 0..64 {
+            core::hint::spin_loop();
+        }
+    }
+    let waited = timer::ticks() - t;
+    COPY_WAITS.fetch_add(1, Ordering::Relaxed);
+    COPY_WAIT_MAX.fetch_max(waited, Ordering::Relaxed);
+}
+
+/// GCMA allocations that waited for a copy in flight since the last
+/// [`reset_copy_waits`], and the longest wait (ticks).
+pub fn copy_waits() -> (u64, u64) {
+    (
+        COPY_WAITS.load(Ordering::Relaxed),
+        COPY_WAIT_MAX.load(Ordering::Relaxed),
+    )
+}
+
+/// Starts [`copy_waits`] again.
+pub fn reset_copy_waits() {
+    COPY_WAITS.store(0, Ordering::Relaxed);
+    COPY_WAIT_MAX.store(0, Ordering::Relaxed);
 }
 
 /// A CMA allocation under `policy`, one migration pass per lock hold with
@@ -410,7 +473,13 @@ fn alloc_cma(
 /// [`free`].
 pub fn alloc_range(pfn: frames::Pfn, count: usize) -> Result<Allocation, ContigError> {
     let t = timer::ticks();
-    let result = kernel_pages::alloc_range(&mut areas(), pfn, count);
+    let mut a = areas();
+    let result = kernel_pages::alloc_range(&mut a, pfn, count);
+    let busy = result.as_ref().map_or(0, |al| copies_in_flight(&a, al));
+    drop(a);
+    if busy > 0 {
+        wait_for_copies(result.as_ref().expect("busy pages of an allocation"));
+    }
     RANGE_ALLOC.record_ticks(timer::ticks() - t);
     result
 }

@@ -45,6 +45,7 @@ macro_rules! check {
 
 mod area_tests;
 mod blk_tests;
+mod copy_tests;
 mod fault_tests;
 mod sched_tests;
 mod sd_tests;
@@ -97,6 +98,10 @@ const BOOT_TESTS: &[Test] = &[
         smp_sched_tests::tasks_run_on_their_core,
     ),
     ("sched.cross_core_joins", smp_sched_tests::cross_core_joins),
+    (
+        "gcma.waits_for_copy_in_flight",
+        copy_tests::alloc_waits_for_copy_in_flight,
+    ),
 ];
 
 /// Tests of the block device, planned on boards whose device tree lists

@@ -46,6 +46,9 @@ pub struct Cleancache {
     pub(crate) cached: Vec<u64>,
     pub(crate) taken: Vec<u64>,
     pub(crate) referenced: Vec<u64>,
+    /// Slots whose page a put or a get is copying outside the lock (see
+    /// `flight.rs`): orthogonal to the three states.
+    pub(crate) busy: Vec<u64>,
     /// The pool of each bitmap word (pools start at a word boundary).
     pub(crate) word_pool: Vec<u32>,
     /// Key of the last copy put into each slot ([`NO_KEY`] if none yet).
@@ -68,6 +71,8 @@ pub struct Cleancache {
     pub(crate) observer: Option<Box<dyn Observer>>,
     /// How pages are copied into and out of the pools.
     pub(crate) copy: PageCopy,
+    /// This cleancache's identity, carried by its slot tickets.
+    pub(crate) id: u64,
 }
 
 /// Copies one whole page (`dst`, `src`): how pages enter and leave the
@@ -100,6 +105,7 @@ impl Cleancache {
             cached: Vec::new(),
             taken: Vec::new(),
             referenced: Vec::new(),
+            busy: Vec::new(),
             word_pool: Vec::new(),
             keys: Vec::new(),
             index: BTreeMap::new(),
@@ -113,6 +119,7 @@ impl Cleancache {
             put_rejected: 0,
             observer: None,
             copy: slice_copy,
+            id: 0,
         }
     }
 
@@ -127,9 +134,13 @@ impl Cleancache {
     /// # Safety
     ///
     /// `base` must be valid for reads and writes of `pages * PAGE_SIZE` bytes
-    /// for as long as this `Cleancache` exists. Nobody else may access a page
+    /// for as long as this `Cleancache`, or a slot ticket it handed out
+    /// ([`PutSlot`](crate::PutSlot), [`GetSlot`](crate::GetSlot)), exists. Nobody else may access a page
     /// of the pool except while it is taken back (between a successful
-    /// `take_back` of that page and the matching `give_back`).
+    /// `take_back` of that page and the matching `give_back`) **and** no
+    /// copy is in flight on it ([`Cleancache::copies_in_flight`] is zero
+    /// for it): a page taken back while a put or a get copies it outside
+    /// the lock is the copier's until that copy is finished.
     // SAFETY (contract): the `# Safety` section above; callers uphold it.
     pub unsafe fn add_pool(
         &mut self,
@@ -158,7 +169,15 @@ impl Cleancache {
         }
         let id = self.pools.len() as u32;
         self.keys.resize(end_slot, NO_KEY);
-        for map in [&mut self.cached, &mut self.taken, &mut self.referenced] {
+        if self.id == 0 {
+            self.id = crate::flight::new_id();
+        }
+        for map in [
+            &mut self.cached,
+            &mut self.taken,
+            &mut self.referenced,
+            &mut self.busy,
+        ] {
             map.resize(end_slot / WORD, 0);
         }
         self.word_pool.resize(end_slot / WORD, id);
@@ -320,77 +339,34 @@ impl Cleancache {
         dropped
     }
 
-    /// Whether a copy of `(fs, file, index)` is held (no copy is made, no
-    /// reference bit set).
+    /// Whether a get of `(fs, file, index)` would hit now: a copy is held
+    /// and no copy is in flight on its slot (no copy is made, no reference
+    /// bit set).
     pub fn contains(&self, fs: FsId, file: FileId, index: PageIndex) -> bool {
         let key = (fs, file, index);
-        self.index
-            .get(&key)
-            .is_some_and(|&s| valid(&self.cached, &self.keys, s as usize, key))
+        self.index.get(&key).is_some_and(|&s| {
+            valid(&self.cached, &self.keys, s as usize, key) && !bits::test(&self.busy, s as usize)
+        })
     }
 
     /// A clean page evicted from the page cache: keep a copy if there is room
     /// (a free slot, or else a cached one CLOCK picks, whose copy is
-    /// dropped). Rejected if `fs` is not registered (unmounted) or every slot
-    /// is taken back.
+    /// dropped). Rejected if `fs` is not registered (unmounted), every slot
+    /// is taken back, or the key's slot is being copied. One
+    /// [`begin_put`](Self::begin_put), fill and
+    /// [`finish_put`](Self::finish_put) with nothing in between.
     pub fn put_page(&mut self, fs: FsId, file: FileId, index: PageIndex, data: &PageBytes) {
-        if !self.mounts.contains(&fs) {
-            self.put_rejected += 1;
-            return;
+        if let Some(slot) = self.begin_put(fs, file, index) {
+            let filled = slot.fill(data);
+            self.finish_put(filled);
         }
-        let key = (fs, file, index);
-        let s = match self.index_find(key) {
-            Some(s) => {
-                // Replace in place; the copy earns its second chance.
-                let (w, b) = bits::at(s);
-                self.referenced[w] |= b;
-                s
-            }
-            None => {
-                let s = if self.free_slots > 0 {
-                    let s = self.take_free_slot();
-                    let (w, b) = bits::at(s);
-                    self.cached[w] |= b;
-                    self.cached_slots += 1;
-                    self.pool_mut(s).stats.cached_now += 1;
-                    s
-                } else if self.cached_slots > 0 {
-                    let s = self.clock_victim();
-                    self.pool_mut(s).stats.evicted += 1;
-                    s
-                } else {
-                    self.put_rejected += 1;
-                    return;
-                };
-                // Reuse of `s`: the entry of its old key goes if it still
-                // names `s` (valid for a victim, stale for a free slot).
-                let old = self.keys[s];
-                if let Entry::Occupied(e) = self.index.entry(old)
-                    && *e.get() == s as u32
-                {
-                    e.remove();
-                }
-                self.keys[s] = key;
-                // No entry for `key` is left: `index_find` removed a stale
-                // one.
-                let prev = self.index.insert(key, s as u32);
-                debug_assert_eq!(prev, None);
-                self.notify(s, PageState::Cached { fs, file, index });
-                s
-            }
-        };
-        let dst = self.page_ptr(s);
-        // SAFETY: `dst` is a pool page of a cached slot, valid for writes
-        // (add_pool's contract) and untouched by others while not taken back;
-        // `data` is a distinct Rust borrow, so the ranges do not overlap.
-        let dst = unsafe { &mut *(dst as *mut PageBytes) };
-        (self.copy)(dst, data);
-        self.pool_mut(s).stats.stored += 1;
     }
 
     /// Miss in the page cache: on a hit copy the page into `out`, drop the
     /// copy (exclusive) and return `true`; on a miss return `false` and leave
-    /// `out` untouched.
+    /// `out` untouched. One [`begin_get`](Self::begin_get), read and
+    /// [`finish_get`](Self::finish_get) with nothing in between, so it never
+    /// loses the copy it began on.
     pub fn get_page(
         &mut self,
         fs: FsId,
@@ -398,20 +374,13 @@ impl Cleancache {
         index: PageIndex,
         out: &mut PageBytes,
     ) -> bool {
-        let Some(s) = self.index_take((fs, file, index)) else {
-            self.missed += 1;
-            return false;
-        };
-        let src = self.page_ptr(s);
-        // SAFETY: `src` is the page of a cached slot (checked by
-        // `index_take`), valid for reads (add_pool's contract) and untouched
-        // by others while not taken back; `out` is an exclusive borrow
-        // outside pool memory.
-        let src = unsafe { &*(src as *const PageBytes) };
-        (self.copy)(out, src);
-        self.drop_copy(s);
-        self.pool_mut(s).stats.restored += 1;
-        true
+        match self.begin_get(fs, file, index) {
+            Some(slot) => {
+                let read = slot.read(out);
+                self.finish_get(read)
+            }
+            None => false,
+        }
     }
 
     /// The copy of `(fs, file, index)`, if any, is stale: drop it.
@@ -424,7 +393,7 @@ impl Cleancache {
 
     /// The slot of `key`'s valid entry; a stale entry is removed and reads
     /// as absent.
-    fn index_find(&mut self, key: Key) -> Option<usize> {
+    pub(crate) fn index_find(&mut self, key: Key) -> Option<usize> {
         match self.index.entry(key) {
             Entry::Occupied(e) => {
                 let s = *e.get() as usize;
@@ -446,7 +415,7 @@ impl Cleancache {
     }
 
     /// A cached slot whose entry is gone becomes free.
-    fn drop_copy(&mut self, s: usize) {
+    pub(crate) fn drop_copy(&mut self, s: usize) {
         let (w, b) = bits::at(s);
         self.cached[w] &= !b;
         self.referenced[w] &= !b;
@@ -458,39 +427,60 @@ impl Cleancache {
         self.notify(s, PageState::Free);
     }
 
-    /// The lowest free slot, its `free` bit cleared. Needs `free_slots > 0`.
-    fn take_free_slot(&mut self) -> usize {
+    /// The lowest free slot no copy is in flight on, its `free` bit
+    /// cleared; `None` if every free slot is busy (or none is free).
+    pub(crate) fn take_free_slot(&mut self) -> Option<usize> {
+        if self.free_slots == 0 {
+            return None;
+        }
+        let words = self.free.len();
         let mut w = self.free_hint;
         while self.free[w] == 0 {
             w += 1;
         }
+        // Still true: no free slot below word `w`.
         self.free_hint = w;
-        let bit = self.free[w].trailing_zeros() as usize;
-        self.free[w] &= !(1 << bit);
-        self.free_slots -= 1;
-        w * WORD + bit
+        while w < words {
+            let avail = self.free[w] & !self.busy[w];
+            if avail != 0 {
+                let bit = avail.trailing_zeros() as usize;
+                self.free[w] &= !(1 << bit);
+                self.free_slots -= 1;
+                return Some(w * WORD + bit);
+            }
+            w += 1;
+        }
+        None
     }
 
     /// CLOCK: the first cached slot from the hand on without its
-    /// `referenced` bit; the referenced ones passed on the way lose the bit.
-    /// The hand stops just after the victim. Needs `cached_slots > 0`; at
-    /// most two turns (after one, no cached slot is referenced).
-    fn clock_victim(&mut self) -> usize {
+    /// `referenced` bit and without a copy in flight; the referenced ones
+    /// passed on the way lose the bit (busy ones too). The hand stops just
+    /// after the victim. `None`, with nothing changed, if no cached slot is
+    /// idle; otherwise at most two turns of the hand (after one, no cached
+    /// slot is referenced).
+    pub(crate) fn clock_victim(&mut self) -> Option<usize> {
+        // Nothing to find (every cached slot busy, or none): the hand and
+        // the reference bits stay as they are.
+        if !self.cached.iter().zip(&self.busy).any(|(c, b)| c & !b != 0) {
+            return None;
+        }
         let words = self.cached.len();
-        loop {
+        for _ in 0..=2 * words {
             let (w, bit) = (self.hand / WORD, self.hand % WORD);
             let ahead = u64::MAX << bit;
-            let candidates = self.cached[w] & !self.referenced[w] & ahead;
+            let candidates = self.cached[w] & !self.referenced[w] & !self.busy[w] & ahead;
             if candidates != 0 {
                 let v = candidates.trailing_zeros() as usize;
                 self.referenced[w] &= !(ahead & !(u64::MAX << v));
                 let s = w * WORD + v;
                 self.hand = if s + 1 == words * WORD { 0 } else { s + 1 };
-                return s;
+                return Some(s);
             }
             self.referenced[w] &= !ahead;
             self.hand = if w + 1 == words { 0 } else { (w + 1) * WORD };
         }
+        None
     }
 
     /// Tells the observer that slot `s` is now in `state`.
@@ -524,7 +514,7 @@ impl Cleancache {
         Ok(p.first_slot + page)
     }
 
-    fn page_ptr(&self, s: usize) -> *mut u8 {
+    pub(crate) fn page_ptr(&self, s: usize) -> *mut u8 {
         let pool = &self.pools[self.word_pool[s / WORD] as usize];
         let page = s - pool.first_slot;
         assert!(page < pool.pages, "slot outside its pool");

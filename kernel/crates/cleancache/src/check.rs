@@ -13,9 +13,14 @@ impl Cleancache {
     /// of the first violation. O(n); for tests and self-tests.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         let words = self.free.len();
-        if [self.cached.len(), self.taken.len(), self.referenced.len()]
-            .iter()
-            .any(|&l| l != words)
+        if [
+            self.cached.len(),
+            self.taken.len(),
+            self.referenced.len(),
+            self.busy.len(),
+        ]
+        .iter()
+        .any(|&l| l != words)
             || self.word_pool.len() != words
             || self.keys.len() != words * WORD
         {
@@ -45,7 +50,7 @@ impl Cleancache {
                     self.taken[w],
                     self.referenced[w],
                 );
-                if (f | c | t | r) & !inside != 0 {
+                if (f | c | t | r | self.busy[w]) & !inside != 0 {
                     return Err("padding slot in a state");
                 }
                 if f & c != 0 || f & t != 0 || c & t != 0 || (f | c | t) != inside {

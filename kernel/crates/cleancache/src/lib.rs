@@ -49,6 +49,9 @@
 //!   Cleancache never reads or writes the page until it is given back.
 //!
 //! Every pool slot has exactly one of the three bits set; padding none.
+//! A fourth bitmap, `busy`, is orthogonal to them: a put or a get is
+//! copying the slot's page outside the lock (`flight.rs` and its rules;
+//! [`Cleancache::begin_put`], [`Cleancache::begin_get`]).
 //! Beside them, `referenced` (CLOCK's second-chance bit, only ever set on a
 //! `cached` slot) and `keys`, one [`Key`] per slot: the key of the last copy
 //! put there. A `keys` entry is left as it is when its copy goes (hit,
@@ -128,10 +131,14 @@
 //!
 //! This type does no locking. The kernel holds **one lock around cleancache
 //! and the GCMA areas together** (`contig::Areas` owns the cleancache for that
-//! reason), so a take-back never races with a put or a get, and the page
-//! cache's hooks and GCMA's allocations are serialized. Every field above
-//! (bitmaps, keys, index, counters, hand, hint) changes only under it,
-//! through `&mut self`. The [`Observer`] runs under it too.
+//! reason), so a take-back never races with the bookkeeping of a put or a
+//! get, and the page cache's hooks and GCMA's allocations are serialized.
+//! Every field above (bitmaps, keys, index, counters, hand, hint) changes
+//! only under it, through `&mut self`. The [`Observer`] runs under it too.
+//! Only the 4 KiB copy of a put or a get may run outside it, between a
+//! `begin_*` and a `finish_*`, on a slot marked busy (`flight.rs`): a GCMA
+//! allocation then waits for no copy at all unless its own range holds a
+//! busy page, and then for that one copy only.
 //!
 //! # Why a hit never returns stale data
 //!
@@ -148,10 +155,13 @@
 //! * Data that changes while the filesystem is not mounted (another disk in
 //!   the slot, the disk rewritten) cannot be seen: the key names the mount,
 //!   a new mount has a new `FsId`, and unmount dropped the old mount's copies.
-//! * Every operation runs under the one lock, so the order of puts and
-//!   invalidations seen here is the order in which they happened: for a key,
-//!   a hit returns the content of the last put, and nothing put before the
-//!   last invalidation of that key.
+//! * Every operation's bookkeeping runs under the one lock, so the order of
+//!   puts and invalidations seen here is the order in which they happened:
+//!   for a key, a hit returns the content of the last put, and nothing put
+//!   before the last invalidation of that key. A copy outside the lock
+//!   changes nothing of this: a put in flight cannot be read (a get of a
+//!   busy slot misses), and a get in flight returns its bytes only if,
+//!   when it finishes under the lock, the copy is still there (`flight.rs`).
 //! * A take-back only drops copies; it never makes an old copy reappear: it
 //!   clears the `cached` bit, so the slot's entry is stale, and a slot only
 //!   becomes `cached` again through a put, which rewrites `keys[s]` and the
@@ -172,11 +182,13 @@
 //! A pool is given as a raw base pointer (the frames are mapped by the kernel,
 //! not allocated by Rust). [`Cleancache::add_pool`] is `unsafe` and its caller
 //! promises that the memory is valid for reads and writes, is used by nobody
-//! else while it is lent (pages not taken back) and outlives the
-//! `Cleancache`. Cleancache only touches a page while its slot is `free` or
-//! `cached`, with a bounds-checked page number, through `&mut self`, so no two
-//! accesses to the same bytes can overlap, and it never hands out a pointer or
-//! reference into a pool.
+//! else while it is lent (pages not taken back, or taken back with a copy
+//! still in flight) and outlives the `Cleancache` and its slot tickets.
+//! Cleancache only touches a page while its slot is `free` or `cached`, with
+//! a bounds-checked page number: through `&mut self`, or through the one
+//! ticket ([`PutSlot`], [`GetSlot`]) of a busy slot, which nothing else
+//! touches. So no two accesses to the same bytes can overlap, and it never
+//! hands out a pointer or reference into a pool.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -186,9 +198,11 @@ extern crate alloc;
 mod bits;
 mod cache;
 mod check;
+mod flight;
 mod range;
 
 pub use cache::{Cleancache, PageCopy};
+pub use flight::{Copied, Filled, GetSlot, PutSlot};
 
 use core::fmt;
 
@@ -330,7 +344,7 @@ pub struct Stats {
     pub stored: u64,
     /// Gets that hit (the page was copied out and dropped).
     pub restored: u64,
-    /// Gets that missed.
+    /// Gets that missed (also a get whose copy was dropped while it read it).
     pub missed: u64,
     /// Copies dropped by `invalidate_page` / `invalidate_file` /
     /// `invalidate_fs`.
@@ -339,8 +353,9 @@ pub struct Stats {
     pub evicted: u64,
     /// Copies dropped because GCMA took their page back.
     pub dropped_by_take_back: u64,
-    /// Puts dropped because every page was taken back, or because they named
-    /// a mount that is not registered (unmounted).
+    /// Puts dropped because every page was taken back (or every idle one:
+    /// busy slots are not reused), because their key's slot was busy, or
+    /// because they named a mount that is not registered (unmounted).
     pub put_rejected: u64,
     /// Pages taken back by GCMA.
     pub taken_back: u64,
@@ -385,6 +400,8 @@ pub trait Observer: Send {
     fn on_range(&mut self, first_pfn: Pfn, count: usize, state: PageState);
 }
 
+#[cfg(test)]
+mod flight_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]

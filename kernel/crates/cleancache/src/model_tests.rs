@@ -4,7 +4,9 @@
 //! documentation states them, and no index at all. After every operation of
 //! a random sequence, the keys the cleancache can return (`contains`, a
 //! get's hit and its bytes) are exactly the keys the model holds, every
-//! page's state is the model's, and the counters agree.
+//! page's state is the model's, and the counters agree. Puts and gets may
+//! also run in three steps with other operations between them (the copies
+//! outside the lock of `flight.rs`): the model marks their slots busy.
 
 extern crate std;
 
@@ -33,8 +35,37 @@ enum Slot {
 /// The reference: slots of pool 0 then pool 1, in the crate's slot order.
 struct Model {
     slots: Vec<Slot>,
+    /// A put or a get is copying the slot's page (`flight.rs`).
+    busy: Vec<bool>,
     hand: usize,
     evicted: u64,
+}
+
+/// A put or a get between its first and its last step.
+enum Flight {
+    Put {
+        ticket: PutSlot,
+        slot: usize,
+        key: (FileId, PageIndex),
+        version: u64,
+    },
+    Get {
+        ticket: GetSlot,
+        slot: usize,
+        key: (FileId, PageIndex),
+        version: u64,
+    },
+}
+
+/// The model's operations: the one-step ones, and the steps of a put or a
+/// get that runs outside the lock.
+#[derive(Clone, Debug)]
+enum Step {
+    One(Op),
+    BeginPut(FileId, PageIndex),
+    BeginGet(FileId, PageIndex),
+    /// Fill or read, then finish, the flight at this position (modulo).
+    Finish(usize),
 }
 
 impl Model {
@@ -48,17 +79,26 @@ impl Model {
             .position(|s| matches!(s, Slot::Cached { key: k, .. } if *k == key))
     }
 
-    /// `Some(held)` if stored (in place if `held`), `None` if rejected.
-    fn put(&mut self, key: (FileId, PageIndex), version: u64) -> Option<bool> {
+    /// The copy a get would return now: held, and its slot not busy.
+    fn find_idle(&self, key: (FileId, PageIndex)) -> Option<usize> {
+        self.find(key).filter(|&i| !self.busy[i])
+    }
+
+    /// The slot stored into (in place if `held`), `None` if rejected.
+    fn put(&mut self, key: (FileId, PageIndex), version: u64) -> Option<usize> {
         if let Some(i) = self.find(key) {
+            if self.busy[i] {
+                return None;
+            }
             self.slots[i] = Slot::Cached {
                 key,
                 version,
                 referenced: true,
             };
-            return Some(true);
+            return Some(i);
         }
-        let i = match self.slots.iter().position(|s| *s == Slot::Free) {
+        let free = (0..self.slots.len()).find(|&i| self.slots[i] == Slot::Free && !self.busy[i]);
+        let i = match free {
             Some(i) => i,
             None => self.clock()?,
         };
@@ -67,12 +107,15 @@ impl Model {
             version,
             referenced: false,
         };
-        Some(false)
+        Some(i)
     }
 
-    /// CLOCK, one slot at a time.
+    /// CLOCK, one slot at a time; busy slots are never victims (but lose
+    /// their reference bit when passed).
     fn clock(&mut self) -> Option<usize> {
-        if !self.slots.iter().any(|s| matches!(s, Slot::Cached { .. })) {
+        let idle_cached = (0..self.slots.len())
+            .any(|i| matches!(self.slots[i], Slot::Cached { .. }) && !self.busy[i]);
+        if !idle_cached {
             return None;
         }
         loop {
@@ -80,7 +123,7 @@ impl Model {
             self.hand = (i + 1) % self.slots.len();
             match &mut self.slots[i] {
                 Slot::Cached { referenced, .. } if *referenced => *referenced = false,
-                Slot::Cached { .. } => {
+                Slot::Cached { .. } if !self.busy[i] => {
                     self.evicted += 1;
                     return Some(i);
                 }
@@ -101,6 +144,16 @@ impl Model {
         }
         n
     }
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let key = (0..FILES, 0..INDEXES);
+    prop_oneof![
+        10 => op().prop_map(Step::One),
+        3 => key.clone().prop_map(|(f, i)| Step::BeginPut(f, i)),
+        2 => key.prop_map(|(f, i)| Step::BeginGet(f, i)),
+        1 => (0usize..8).prop_map(Step::Finish),
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -129,7 +182,7 @@ fn model_state(m: &Model, fs: FsId, p: usize, pg: usize) -> PageState {
     }
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let mut cc = mounted();
     let pools = [
         new_pool(&mut cc, POOLS[0], Pfn(0)),
@@ -137,12 +190,102 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     ];
     let mut m = Model {
         slots: std::vec![Slot::Free; POOLS.iter().sum()],
+        busy: std::vec![false; POOLS.iter().sum()],
         hand: 0,
         evicted: 0,
     };
     let mut fs = super::tests::FS;
     let mut version = 0;
-    for op in ops {
+    let mut flights: Vec<Flight> = Vec::new();
+    // Every flight is finished at the end (as the kernel always does).
+    let finish_all = (0..steps.len()).map(|_| Step::Finish(0));
+    for step in steps.into_iter().chain(finish_all) {
+        let op = match step {
+            Step::One(op) => op,
+            Step::BeginPut(f, i) => {
+                version += 1;
+                let rejected = cc.stats().put_rejected;
+                let ticket = cc.begin_put(fs, f, i);
+                let slot = m.put((f, i), version);
+                prop_assert_eq!(ticket.is_some(), slot.is_some());
+                prop_assert_eq!(
+                    cc.stats().put_rejected,
+                    rejected + u64::from(slot.is_none())
+                );
+                if let (Some(ticket), Some(slot)) = (ticket, slot) {
+                    m.busy[slot] = true;
+                    let key = (f, i);
+                    flights.push(Flight::Put {
+                        ticket,
+                        slot,
+                        key,
+                        version,
+                    });
+                }
+                check(&cc, &m, &pools, fs, &flights)?;
+                continue;
+            }
+            Step::BeginGet(f, i) => {
+                let missed = cc.stats().missed;
+                let ticket = cc.begin_get(fs, f, i);
+                let slot = m.find_idle((f, i));
+                prop_assert_eq!(ticket.is_some(), slot.is_some());
+                prop_assert_eq!(cc.stats().missed, missed + u64::from(slot.is_none()));
+                if let (Some(ticket), Some(slot)) = (ticket, slot) {
+                    let Slot::Cached { version: v, .. } = m.slots[slot] else {
+                        unreachable!()
+                    };
+                    m.busy[slot] = true;
+                    let key = (f, i);
+                    flights.push(Flight::Get {
+                        ticket,
+                        slot,
+                        key,
+                        version: v,
+                    });
+                }
+                check(&cc, &m, &pools, fs, &flights)?;
+                continue;
+            }
+            Step::Finish(_) if flights.is_empty() => continue,
+            Step::Finish(j) => {
+                match flights.remove(j % flights.len()) {
+                    Flight::Put {
+                        ticket,
+                        slot,
+                        key,
+                        version,
+                    } => {
+                        cc.finish_put(ticket.fill(&content(key.0, key.1, version)));
+                        m.busy[slot] = false;
+                    }
+                    Flight::Get {
+                        ticket,
+                        slot,
+                        key,
+                        version,
+                    } => {
+                        let mut out = std::boxed::Box::new([0u8; PAGE_SIZE as usize]);
+                        let missed = cc.stats().missed;
+                        let hit = cc.finish_get(ticket.read(&mut out));
+                        m.busy[slot] = false;
+                        let held = matches!(m.slots[slot], Slot::Cached { key: k, .. } if k == key);
+                        prop_assert_eq!(
+                            hit,
+                            held,
+                            "a get kept a copy dropped in flight, or lost one"
+                        );
+                        prop_assert_eq!(cc.stats().missed, missed + u64::from(!held));
+                        if held {
+                            prop_assert!(*out == *content(key.0, key.1, version), "wrong bytes");
+                            m.slots[slot] = Slot::Free;
+                        }
+                    }
+                }
+                check(&cc, &m, &pools, fs, &flights)?;
+                continue;
+            }
+        };
         match op {
             Op::Put(f, i) => {
                 version += 1;
@@ -153,7 +296,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Get(f, i) => {
                 let got = get_from(&mut cc, fs, f, i);
-                match m.find((f, i)) {
+                match m.find_idle((f, i)) {
                     Some(s) => {
                         let Slot::Cached { version: v, .. } = m.slots[s] else {
                             unreachable!()
@@ -228,35 +371,56 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
         }
-        // Retrievable keys: exactly the model's.
-        for f in 0..FILES {
-            for i in 0..INDEXES {
-                prop_assert_eq!(
-                    cc.contains(fs, f, i),
-                    m.find((f, i)).is_some(),
-                    "key {:?}",
-                    (f, i)
-                );
-            }
+        check(&cc, &m, &pools, fs, &flights)?;
+    }
+    prop_assert_eq!(cc.copies_in_flight_total(), 0);
+    Ok(())
+}
+
+/// After every step: the retrievable keys, page states, busy pages and
+/// counters are the model's, and the invariants hold.
+fn check(
+    cc: &Cleancache,
+    m: &Model,
+    pools: &[PoolId; 2],
+    fs: FsId,
+    flights: &[Flight],
+) -> Result<(), TestCaseError> {
+    // Retrievable keys: exactly the model's.
+    for f in 0..FILES {
+        for i in 0..INDEXES {
+            prop_assert_eq!(
+                cc.contains(fs, f, i),
+                m.find_idle((f, i)).is_some(),
+                "key {:?}",
+                (f, i)
+            );
         }
-        for (p, &pages) in POOLS.iter().enumerate() {
-            for pg in 0..pages {
-                prop_assert_eq!(cc.page_state(pools[p], pg), Ok(model_state(&m, fs, p, pg)));
-            }
+    }
+    for (p, &pages) in POOLS.iter().enumerate() {
+        for pg in 0..pages {
+            prop_assert_eq!(cc.page_state(pools[p], pg), Ok(model_state(m, fs, p, pg)));
         }
-        let cached = m
-            .slots
-            .iter()
-            .filter(|s| matches!(s, Slot::Cached { .. }))
-            .count();
-        let taken = m.slots.iter().filter(|s| **s == Slot::Taken).count();
-        let st = cc.stats();
-        prop_assert_eq!(st.cached_now, cached);
-        prop_assert_eq!(st.lendable_now, m.slots.len() - taken);
-        prop_assert_eq!(st.evicted, m.evicted);
-        prop_assert!(cc.index_len() <= m.slots.len(), "index over its bound");
-        prop_assert_eq!(cc.stale_entries(), cc.index_len() - cached);
-        prop_assert_eq!(cc.check_invariants(), Ok(()));
+    }
+    let cached = m
+        .slots
+        .iter()
+        .filter(|s| matches!(s, Slot::Cached { .. }))
+        .count();
+    let taken = m.slots.iter().filter(|s| **s == Slot::Taken).count();
+    let st = cc.stats();
+    prop_assert_eq!(st.cached_now, cached);
+    prop_assert_eq!(st.lendable_now, m.slots.len() - taken);
+    prop_assert_eq!(st.evicted, m.evicted);
+    prop_assert!(cc.index_len() <= m.slots.len(), "index over its bound");
+    prop_assert_eq!(cc.stale_entries(), cc.index_len() - cached);
+    prop_assert_eq!(cc.check_invariants(), Ok(()));
+    prop_assert_eq!(cc.copies_in_flight_total(), flights.len());
+    for (p, &pages) in POOLS.iter().enumerate() {
+        for pg in 0..pages {
+            let busy = cc.copies_in_flight(pools[p], pg, 1) == 1;
+            prop_assert_eq!(busy, m.busy[Model::at(p, pg)]);
+        }
     }
     Ok(())
 }
@@ -264,9 +428,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 proptest! {
     /// The keys cleancache can return are exactly those of the reference
     /// model, after any sequence of puts, gets, invalidations (page, file,
-    /// mount), take-backs and give-backs (pages and ranges).
+    /// mount), take-backs and give-backs (pages and ranges), with puts and
+    /// gets in flight across any of them.
     #[test]
-    fn index_validity_matches_a_reference_model(ops in proptest::collection::vec(op(), 1..400)) {
-        run(ops)?;
+    fn index_validity_matches_a_reference_model(steps in proptest::collection::vec(step(), 1..400)) {
+        run(steps)?;
     }
 }
