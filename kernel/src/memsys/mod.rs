@@ -34,9 +34,10 @@
 //!   hold and takes no memsys lock: it never waits behind page-cache work,
 //!   only behind another hold of the areas lock (for GCMA, the cleancache
 //!   takes the range back or gets it back in one call; a put or a get holds
-//!   it for bookkeeping only). If a GCMA range it takes back holds a page a
-//!   put or a get is copying right then, the allocation returns once that
-//!   copy is finished ([`wait_for_copies`], outside the lock: one page copy
+//!   it for bookkeeping only). GCMA prefers a fit with no page a put or a
+//!   get is copying right then (`contig::MAX_COPY_SKIPS`); if the range it
+//!   takes back still holds one, the allocation returns once that copy is
+//!   finished ([`wait_for_copies`], outside the lock: one page copy
 //!   on another core at most, counted by [`copy_waits`]).
 //! - Cleancache copies are read only by the page cache (under the memsys
 //!   lock); an allocation that takes copies back only drops them, so no

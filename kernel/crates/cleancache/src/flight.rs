@@ -248,6 +248,18 @@ impl Cleancache {
             .sum()
     }
 
+    /// The first page of `first .. first + count` of `pool` a copy is in
+    /// flight on, if any (`None` outside the pool).
+    pub fn first_copy_in_flight(&self, pool: PoolId, first: usize, count: usize) -> Option<usize> {
+        let p = self.pool(pool).ok()?;
+        let end = first.saturating_add(count).min(p.pages);
+        if first >= end {
+            return None;
+        }
+        let s = bits::find(&self.busy, p.first_slot + first, p.first_slot + end, true)?;
+        Some(s - p.first_slot)
+    }
+
     /// Copies in flight anywhere (busy slots).
     pub fn copies_in_flight_total(&self) -> usize {
         self.busy.iter().map(|w| w.count_ones() as usize).sum()

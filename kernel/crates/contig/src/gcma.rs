@@ -3,6 +3,12 @@
 use crate::book::RangeBook;
 use crate::{AreaKind, AreaStats, ContigError, PageState, Pfn, PoolBackend, PoolError, PoolId};
 
+/// How many busy pages a GCMA allocation skips past, looking for a fit
+/// with no cleancache copy in flight, before it takes its first fit and
+/// waits for the copy. A page is busy only while one put or get copies it
+/// (one per core at most), so a few skips find a free fit when one exists.
+pub const MAX_COPY_SKIPS: usize = 4;
+
 /// A GCMA area over the frames of one cleancache pool.
 ///
 /// Invariant (under the one lock): page `i` of the pool is `TakenBack` in
@@ -43,9 +49,10 @@ impl GcmaArea {
     }
 
     /// Allocates `count` pages aligned to `align` pages (physical pfn):
-    /// first fit in the bitmap, then the range is taken back from cleancache
-    /// in one [`PoolBackend::take_back_range`] (all or nothing: on an error
-    /// no page stays taken back and the bitmap is unchanged).
+    /// first fit in the bitmap, preferring a fit with no cleancache copy in
+    /// flight (see [`MAX_COPY_SKIPS`]), then the range is taken back from
+    /// cleancache in one [`PoolBackend::take_back_range`] (all or nothing:
+    /// on an error no page stays taken back and the bitmap is unchanged).
     pub fn alloc<B: PoolBackend + ?Sized>(
         &mut self,
         backend: &mut B,
@@ -67,14 +74,42 @@ impl GcmaArea {
         align: usize,
     ) -> Result<Pfn, ContigError> {
         self.book.validate(count, align)?;
-        let start = self
+        let first = self
             .book
             .find(0, count, align)
             .ok_or(ContigError::NoSpace { count, align })?;
+        let start = self.fit_without_copies(backend, first, count, align);
         let dropped = backend.take_back_range(self.pool, start, count)?;
         self.book.commit(start, count);
         self.stats.dropped_copies += dropped as u64;
         Ok(self.book.pfn(start))
+    }
+
+    /// From the first fit `first` on, the first fit that holds no page a
+    /// cleancache copy is in flight on: past each such page, at most
+    /// [`MAX_COPY_SKIPS`] times; `first` itself if there is none (the
+    /// caller then waits for the copy, one page copy on another core).
+    fn fit_without_copies<B: PoolBackend + ?Sized>(
+        &self,
+        backend: &B,
+        first: usize,
+        count: usize,
+        align: usize,
+    ) -> usize {
+        let mut start = first;
+        for _ in 0..MAX_COPY_SKIPS {
+            let Some(busy) = backend.first_copy_in_flight(self.pool, start, count) else {
+                return start;
+            };
+            match self.book.find(busy + 1, count, align) {
+                Some(next) => start = next,
+                None => return first,
+            }
+        }
+        match backend.first_copy_in_flight(self.pool, start, count) {
+            None => start,
+            Some(_) => first,
+        }
     }
 
     /// Allocates exactly `pfn .. pfn + count` (inside the area, checked by

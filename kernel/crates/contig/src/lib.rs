@@ -140,7 +140,7 @@ pub use cma::{
     ANDROID_MAX_RETRIES, ANDROID_RETRY_SLEEP_MS, CMA_ALIGNMENT, CmaArea, CmaJob, CmaPolicy,
     CmaStep, DEFAULT_MAX_PASSES, MIGRATE_ATTEMPTS, MIGRATE_PASSES, linux_cma_align_pages,
 };
-pub use gcma::GcmaArea;
+pub use gcma::{GcmaArea, MAX_COPY_SKIPS};
 pub use memreport::{KindReport, MemReport};
 
 use core::fmt;
@@ -336,6 +336,14 @@ pub trait PoolBackend {
     /// Pages of the pool holding a cached copy now.
     fn cached_pages(&self, pool: PoolId) -> Result<usize, PoolError>;
 
+    /// The first page of `first .. first + count` a cleancache put or get
+    /// is copying outside the lock right now, if any (such a page, once
+    /// taken back, is the copier's until that copy is finished; see the
+    /// cleancache's `flight.rs`). Backends that copy under the lock: none.
+    fn first_copy_in_flight(&self, _pool: PoolId, _first: usize, _count: usize) -> Option<usize> {
+        None
+    }
+
     /// Takes back pages `first .. first + count`, all or nothing; returns how
     /// many cached copies were dropped. On an error every page this call
     /// took is given back (the copies it dropped stay dropped).
@@ -408,6 +416,9 @@ impl PoolBackend for Cleancache {
     }
     fn cached_pages(&self, pool: PoolId) -> Result<usize, PoolError> {
         Ok(self.pool_stats(pool)?.cached_now)
+    }
+    fn first_copy_in_flight(&self, pool: PoolId, first: usize, count: usize) -> Option<usize> {
+        Cleancache::first_copy_in_flight(self, pool, first, count)
     }
     fn take_back_range(
         &mut self,

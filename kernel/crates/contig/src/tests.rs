@@ -5,6 +5,7 @@
 extern crate std;
 
 mod cma_linux;
+mod flight;
 mod props;
 mod unit;
 
