@@ -393,6 +393,9 @@ fn copies_in_flight(areas: &Areas<Cleancache>, al: &Allocation) -> usize {
         return 0;
     }
     let cc = areas.backend();
+    if cc.copies_in_flight_total() == 0 {
+        return 0;
+    }
     match cc.locate_pfn(al.pfn) {
         Some((pool, first)) => cc.copies_in_flight(pool, first, al.count),
         None => 0,

@@ -49,6 +49,9 @@ pub struct Cleancache {
     /// Slots whose page a put or a get is copying outside the lock (see
     /// `flight.rs`): orthogonal to the three states.
     pub(crate) busy: Vec<u64>,
+    /// Slots with their `busy` bit set (0 nearly always: the allocation
+    /// path's checks for copies in flight then cost nothing).
+    pub(crate) busy_slots: usize,
     /// The pool of each bitmap word (pools start at a word boundary).
     pub(crate) word_pool: Vec<u32>,
     /// Key of the last copy put into each slot ([`NO_KEY`] if none yet).
@@ -106,6 +109,7 @@ impl Cleancache {
             taken: Vec::new(),
             referenced: Vec::new(),
             busy: Vec::new(),
+            busy_slots: 0,
             word_pool: Vec::new(),
             keys: Vec::new(),
             index: BTreeMap::new(),

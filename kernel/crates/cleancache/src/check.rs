@@ -78,6 +78,10 @@ impl Cleancache {
         {
             return Err("bitmap words not all owned by pools");
         }
+        let busy: usize = self.busy.iter().map(|w| w.count_ones() as usize).sum();
+        if busy != self.busy_slots {
+            return Err("busy slot count wrong");
+        }
         if free_slots != self.free_slots || cached_slots != self.cached_slots {
             return Err("free or cached slot count wrong");
         }

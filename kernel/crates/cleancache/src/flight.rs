@@ -233,6 +233,9 @@ impl Cleancache {
     /// copying now (0 outside the pool). A GCMA owner of taken-back pages
     /// uses them only once this is 0 for them.
     pub fn copies_in_flight(&self, pool: PoolId, first: usize, count: usize) -> usize {
+        if self.busy_slots == 0 {
+            return 0;
+        }
         let Ok(p) = self.pool(pool) else { return 0 };
         let end = first.saturating_add(count).min(p.pages);
         if first >= end {
@@ -251,6 +254,9 @@ impl Cleancache {
     /// The first page of `first .. first + count` of `pool` a copy is in
     /// flight on, if any (`None` outside the pool).
     pub fn first_copy_in_flight(&self, pool: PoolId, first: usize, count: usize) -> Option<usize> {
+        if self.busy_slots == 0 {
+            return None;
+        }
         let p = self.pool(pool).ok()?;
         let end = first.saturating_add(count).min(p.pages);
         if first >= end {
@@ -262,7 +268,7 @@ impl Cleancache {
 
     /// Copies in flight anywhere (busy slots).
     pub fn copies_in_flight_total(&self) -> usize {
-        self.busy.iter().map(|w| w.count_ones() as usize).sum()
+        self.busy_slots
     }
 
     /// Reuse of slot `s` for `key`: the entry of its old key goes if it
@@ -286,6 +292,7 @@ impl Cleancache {
         let (w, b) = bits::at(s);
         debug_assert_eq!(self.busy[w] & b, 0, "slot already busy");
         self.busy[w] |= b;
+        self.busy_slots += 1;
         NonNull::new(self.page_ptr(s).cast::<PageBytes>()).expect("pool pages are not null")
     }
 
@@ -295,5 +302,6 @@ impl Cleancache {
         let (w, b) = bits::at(s);
         assert!(self.busy[w] & b != 0, "finish of a slot that is not busy");
         self.busy[w] &= !b;
+        self.busy_slots -= 1;
     }
 }
